@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * vexfs_fs.h - VexFS on-disk format and ioctl ABI.
+ *
+ * This header is the single source of truth for everything that crosses the
+ * kernel boundary: the on-disk layout (read by the kernel module, written by
+ * mkfs.vexfs, checked by fsck.vexfs) and the ioctl ABI (used by the Python
+ * client).  The Python mirror lives in vexfs/layout.py; tests/host compiles a
+ * C program against this header and compares every sizeof/offsetof with it.
+ *
+ * All multi-byte on-disk fields are little endian.  Every struct has explicit
+ * padding so that its size is the same on every ABI.
+ *
+ * Disk layout (block size 4096, block numbers are 64 bit):
+ *
+ *   block 0                       superblock (struct vexfs_super_block)
+ *   [ibitmap_start, +ibitmap_blocks)  inode bitmap blocks
+ *   [bbitmap_start, +bbitmap_blocks)  block bitmap blocks (one bit per block
+ *                                     of the whole device, metadata included)
+ *   [itable_start, +itable_blocks)    inode table (16 x 256-byte inodes/block)
+ *   [data_start, blocks_count)        data: file/dir/symlink data, extent
+ *                                     blocks, collection data
+ *
+ * Inode numbers start at 1 (VEXFS_ROOT_INO); inode 0 means "no inode" in a
+ * directory entry. Inode N lives in slot N-1 of the inode table and bit N-1 of
+ * the inode bitmap.
+ */
+#ifndef _UAPI_LINUX_VEXFS_FS_H
+#define _UAPI_LINUX_VEXFS_FS_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+#define VEXFS_MAGIC		0x58455656U	/* "VVEX" read as LE bytes */
+#define VEXFS_FORMAT_VERSION	1U
+#define VEXFS_BLOCK_SIZE	4096U
+#define VEXFS_BLOCK_BITS	12U
+#define VEXFS_INODE_SIZE	256U
+#define VEXFS_INODES_PER_BLOCK	(VEXFS_BLOCK_SIZE / VEXFS_INODE_SIZE)
+#define VEXFS_ROOT_INO		1U
+#define VEXFS_NAME_LEN		255U
+#define VEXFS_LABEL_LEN		64U
+#define VEXFS_MIN_BLOCKS	64U	/* 256 KiB: smallest device mkfs accepts */
+
+/*
+ * Checksums: standard CRC-32C (Castagnoli; the value Python's crc32c.crc32c()
+ * returns, i.e. ~__crc32c_le(~0, buf, len) in the kernel), computed over the
+ * whole structure or block with its own checksum field set to zero.
+ */
+
+/* Superblock feature flags. Unknown INCOMPAT bits refuse the mount; unknown
+ * RO_COMPAT bits refuse a read-write mount; unknown COMPAT bits are ignored.
+ */
+#define VEXFS_FEATURE_COMPAT_SUPP	0x0U
+#define VEXFS_FEATURE_INCOMPAT_EXTENTS	0x1U	/* always set in version 1 */
+#define VEXFS_FEATURE_INCOMPAT_SUPP	VEXFS_FEATURE_INCOMPAT_EXTENTS
+#define VEXFS_FEATURE_RO_COMPAT_COLLECTIONS 0x1U /* vector collections */
+#define VEXFS_FEATURE_RO_COMPAT_SUPP	VEXFS_FEATURE_RO_COMPAT_COLLECTIONS
+
+/* s_state */
+#define VEXFS_STATE_CLEAN	0x0001U	/* cleanly unmounted */
+#define VEXFS_STATE_ERROR	0x0002U	/* errors detected; run fsck.vexfs */
+
+struct vexfs_super_block {
+	__le32	s_magic;		/* VEXFS_MAGIC */
+	__le32	s_version;		/* VEXFS_FORMAT_VERSION */
+	__le32	s_feature_compat;
+	__le32	s_feature_incompat;
+	__le32	s_feature_ro_compat;
+	__le32	s_block_size;		/* VEXFS_BLOCK_SIZE */
+	__le64	s_blocks_count;		/* total blocks, device size / 4096 */
+	__le64	s_free_blocks;
+	__le32	s_inodes_count;		/* inode table slots */
+	__le32	s_free_inodes;
+	__le64	s_ibitmap_start;
+	__le64	s_bbitmap_start;
+	__le64	s_itable_start;
+	__le64	s_data_start;		/* first block not used by metadata */
+	__le32	s_ibitmap_blocks;
+	__le32	s_bbitmap_blocks;
+	__le32	s_itable_blocks;
+	__le32	s_root_ino;		/* VEXFS_ROOT_INO */
+	__le16	s_state;		/* VEXFS_STATE_* */
+	__le16	s_inode_size;		/* VEXFS_INODE_SIZE */
+	__le32	s_mount_count;
+	__le64	s_mkfs_time;		/* seconds since the epoch */
+	__le64	s_mount_time;
+	__le64	s_write_time;
+	__u8	s_uuid[16];
+	__u8	s_label[VEXFS_LABEL_LEN];	/* NUL padded, not terminated */
+	__le32	s_reserved[11];
+	__le32	s_checksum;		/* CRC-32C of this struct */
+};					/* 256 bytes; rest of block 0 is zero */
+
+/*
+ * Bitmap blocks: a 16-byte header, then 4080 bytes of bits (bit i of byte j
+ * covers item j*8+i of this block's range). Bitmap block b covers items
+ * [b*VEXFS_BITS_PER_BITMAP, (b+1)*VEXFS_BITS_PER_BITMAP). Bits past the last
+ * item (blocks_count or inodes_count) are set to 1 so they are never handed
+ * out.
+ */
+#define VEXFS_BITMAP_MAGIC	0x504d4256U	/* "VBMP" */
+struct vexfs_bitmap_header {
+	__le32	bh_magic;		/* VEXFS_BITMAP_MAGIC */
+	__le32	bh_checksum;		/* CRC-32C of the whole 4096-byte block */
+	__le64	bh_index;		/* b: which bitmap block of its bitmap */
+};
+#define VEXFS_BITMAP_BYTES	(VEXFS_BLOCK_SIZE - 16U)
+#define VEXFS_BITS_PER_BITMAP	(VEXFS_BITMAP_BYTES * 8U)	/* 32640 */
+
+/*
+ * Extents map file block ranges to disk block ranges. An inode holds
+ * VEXFS_INLINE_EXTENTS extents; when it needs more, i_extent_block points to
+ * the first of a chain of extent blocks. Extents are sorted by ee_logical and
+ * never overlap, in the inode and across the chain; holes (sparse files) are
+ * simply unmapped ranges. ee_len == 0 marks an unused slot; used slots come
+ * first.
+ */
+struct vexfs_extent {
+	__le64	ee_logical;		/* first file block */
+	__le64	ee_start;		/* first disk block */
+	__le32	ee_len;			/* number of blocks, >= 1 */
+	__le32	ee_reserved;
+};					/* 24 bytes */
+
+#define VEXFS_INLINE_EXTENTS	6U
+
+#define VEXFS_EXTENT_BLOCK_MAGIC 0x54584556U	/* "VEXT" */
+struct vexfs_extent_block_header {
+	__le32	eb_magic;		/* VEXFS_EXTENT_BLOCK_MAGIC */
+	__le32	eb_checksum;		/* CRC-32C of the whole 4096-byte block */
+	__le64	eb_next;		/* next extent block, 0 = end of chain */
+	__le32	eb_count;		/* used extents in this block */
+	__le32	eb_ino;			/* owning inode, for fsck */
+	__le64	eb_reserved;
+};					/* 32 bytes, then the extents */
+#define VEXFS_EXTENTS_PER_BLOCK \
+	((VEXFS_BLOCK_SIZE - 32U) / 24U)	/* 169 */
+
+/* i_flags */
+#define VEXFS_INODE_FL_COLLECTION	0x00000001U /* vector collection file */
+
+struct vexfs_inode {
+	__le16	i_mode;			/* S_IF* | permission bits; 0 = free */
+	__le16	i_links_count;
+	__le32	i_uid;
+	__le32	i_gid;
+	__le32	i_flags;		/* VEXFS_INODE_FL_* */
+	__le64	i_size;			/* bytes */
+	__le64	i_blocks;		/* 4 KiB blocks allocated, extent blocks
+					 * included
+					 */
+	__le64	i_atime;		/* seconds since the epoch (signed) */
+	__le64	i_mtime;
+	__le64	i_ctime;
+	__le64	i_crtime;
+	__le32	i_atime_nsec;
+	__le32	i_mtime_nsec;
+	__le32	i_ctime_nsec;
+	__le32	i_crtime_nsec;
+	__le32	i_generation;
+	__le32	i_nr_extents;		/* used inline extents, 0..6 */
+	__le64	i_extent_block;		/* first extent block, 0 = none */
+	__le32	i_rdev;			/* device number for char/block nodes
+					 * (new_encode_dev format)
+					 */
+	__le32	i_reserved0;
+	struct vexfs_extent i_extents[VEXFS_INLINE_EXTENTS];	/* 144 bytes */
+	__le32	i_reserved;
+	__le32	i_checksum;		/* CRC-32C of this 256-byte inode */
+};					/* 256 bytes */
+
+/*
+ * Directory blocks: entries in the style of ext2, each 4-byte aligned, whose
+ * rec_len chain covers bytes [0, VEXFS_DIR_DATA_BYTES) of the block exactly;
+ * an entry with inode 0 is free space. The last 8 bytes are a tail holding
+ * the block's checksum. The first block of every directory starts with "."
+ * and "..". i_size of a directory is a multiple of VEXFS_BLOCK_SIZE.
+ */
+struct vexfs_dir_entry {
+	__le32	d_inode;		/* 0 = unused */
+	__le16	d_rec_len;		/* bytes to the next entry */
+	__u8	d_name_len;
+	__u8	d_file_type;		/* VEXFS_FT_* */
+	char	d_name[];		/* not NUL terminated */
+};
+#define VEXFS_DIR_ENTRY_HEADER	8U
+#define VEXFS_DIR_REC_LEN(name_len) \
+	((VEXFS_DIR_ENTRY_HEADER + (name_len) + 3U) & ~3U)
+
+#define VEXFS_DIR_TAIL_MAGIC	0x52494456U	/* "VDIR" */
+struct vexfs_dir_tail {
+	__le32	dt_magic;		/* VEXFS_DIR_TAIL_MAGIC */
+	__le32	dt_checksum;		/* CRC-32C of the whole 4096-byte block */
+};
+#define VEXFS_DIR_DATA_BYTES	(VEXFS_BLOCK_SIZE - 8U)
+
+enum {
+	VEXFS_FT_UNKNOWN = 0,
+	VEXFS_FT_REG_FILE = 1,
+	VEXFS_FT_DIR = 2,
+	VEXFS_FT_CHRDEV = 3,
+	VEXFS_FT_BLKDEV = 4,
+	VEXFS_FT_FIFO = 5,
+	VEXFS_FT_SOCK = 6,
+	VEXFS_FT_SYMLINK = 7,
+};
+
+/*
+ * Symlinks: the target (without NUL) is the file's data, i_size bytes, in
+ * the data blocks mapped by its extents, like a regular file.
+ */
+
+/*
+ * Vector collections. A collection is a regular file with
+ * VEXFS_INODE_FL_COLLECTION set. Its data, read through the page cache like
+ * any file:
+ *
+ *   bytes [0, 4096)         struct vexfs_collection_header (rest zero)
+ *   bytes [4096, ...)       c_count records of c_record_size bytes, dense
+ *                           (deleting a record moves the last one into its
+ *                           place), each: struct vexfs_vector_record then
+ *                           c_dim float32 values (IEEE 754, little endian),
+ *                           zero padding up to c_record_size.
+ *
+ * c_record_size = 16 + 4 * round_up(c_dim, 4), so every vector is 16-byte
+ * aligned within the file. i_size = 4096 + c_count * c_record_size.
+ */
+#define VEXFS_COLLECTION_MAGIC	0x4c434556U	/* "VECL" */
+#define VEXFS_COLLECTION_VERSION 1U
+#define VEXFS_DATA_OFFSET	4096U
+#define VEXFS_MAX_DIM		4096U
+
+enum vexfs_metric {
+	VEXFS_METRIC_L2 = 0,		/* squared euclidean distance */
+	VEXFS_METRIC_COSINE = 1,	/* 1 - cos(a, b) */
+	VEXFS_METRIC_IP = 2,		/* -dot(a, b): smaller is closer */
+};
+
+struct vexfs_collection_header {
+	__le32	c_magic;		/* VEXFS_COLLECTION_MAGIC */
+	__le32	c_version;		/* VEXFS_COLLECTION_VERSION */
+	__le32	c_dim;			/* 1..VEXFS_MAX_DIM */
+	__le32	c_metric;		/* enum vexfs_metric */
+	__le64	c_count;		/* live records */
+	__le32	c_record_size;		/* bytes per record */
+	__le32	c_flags;		/* reserved, 0 */
+	__le64	c_reserved[4];
+	__le32	c_reserved2;
+	__le32	c_checksum;		/* CRC-32C of this 72-byte struct */
+};
+
+struct vexfs_vector_record {
+	__le64	r_id;			/* caller's id, unique per collection */
+	__le32	r_flags;		/* reserved, 0 */
+	__le32	r_reserved;
+};					/* 16 bytes, then the floats */
+
+/*
+ * ioctl ABI: see the "ioctl ABI" section below, and docs/vector-api.md.
+ */
+#define VEXFS_IOC_MAGIC		'V'
+
+#endif /* _UAPI_LINUX_VEXFS_FS_H */

@@ -1,0 +1,3 @@
+"""VexFS: a vector-native Linux filesystem, its userspace tools and VM harness."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,118 @@
+"""The run report: what a scenario run produced, as plain data.
+
+This is the contract between the harness (which fills it in) and the report
+writers (JSON, JUnit, HTML, compare). `report.json` is `Run.to_dict()`
+serialised; `Run.from_dict()` reads it back. The schema is documented in
+docs/report.md.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class Status(str, enum.Enum):
+    """A scenario's outcome. `error` means the scenario could not finish:
+    the kernel crashed, the VM hung, or the harness itself failed."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class Criterion:
+    """One success criterion of a scenario, checked by code."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class Crash:
+    """A kernel crash or hang seen on the console during a scenario."""
+
+    kind: str  # "panic", "oops", "bug", "warning", "hang", ... (see vexfs.crash)
+    title: str  # one line, like syzkaller's report titles
+    trace: str  # the captured console excerpt
+    log_path: str = ""  # the full console log of that boot, relative to the run dir
+
+
+@dataclass
+class ScenarioResult:
+    id: str  # "S1".."S6", or "X..." for extra scenarios
+    name: str
+    status: Status
+    duration_s: float
+    criteria: list[Criterion] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    crashes: list[Crash] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)  # paths relative to the run dir
+    message: str = ""  # why it failed / errored, in one sentence
+
+    @property
+    def passed(self) -> bool:
+        return self.status == Status.PASSED
+
+
+@dataclass
+class Environment:
+    kernel_version: str  # uname -r of the guest kernel
+    accelerator: str  # "kvm" or "tcg"
+    host: str  # host name and OS
+    qemu_version: str = ""
+    module_path: str = ""
+    module_srcversion: str = ""
+    cpu_model: str = ""  # the -cpu given to QEMU
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    run_id: str
+    started_at: str  # ISO 8601, UTC
+    duration_s: float
+    environment: Environment
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def passed(self) -> bool:
+        return all(s.status in (Status.PASSED, Status.SKIPPED) for s in self.scenarios)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for scenario in data["scenarios"]:
+            scenario["status"] = Status(scenario["status"]).value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Run":
+        scenarios = [
+            ScenarioResult(
+                id=s["id"],
+                name=s["name"],
+                status=Status(s["status"]),
+                duration_s=float(s["duration_s"]),
+                criteria=[Criterion(**c) for c in s.get("criteria", [])],
+                metrics=dict(s.get("metrics", {})),
+                crashes=[Crash(**c) for c in s.get("crashes", [])],
+                logs=list(s.get("logs", [])),
+                message=s.get("message", ""),
+            )
+            for s in data.get("scenarios", [])
+        ]
+        return cls(
+            run_id=data["run_id"],
+            started_at=data["started_at"],
+            duration_s=float(data["duration_s"]),
+            environment=Environment(**data["environment"]),
+            scenarios=scenarios,
+            schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
+        )
