@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Install what VexFS needs on a Debian 12 machine, idempotently.
+
+Run by `make setup` (and so by `make run` and `make test`). Standard library
+only: it runs before the virtualenv exists. It installs missing Debian
+packages (apt-get update only when something is missing), creates `.venv`,
+and installs the package with its test extras when pyproject.toml changed
+since the last install. The guest kernel and its headers are fetched by
+`vexfs` itself (vexfs/vm/kernel.py), which knows the version to use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = REPO / ".venv"
+STAMP = VENV / ".vexfs-installed"
+
+# Debian packages and why each is needed.
+APT_PACKAGES = {
+    "qemu-system-x86": "the test VM",
+    "busybox-static": "the guest's initramfs",
+    "cpio": "packing the initramfs",
+    "kmod": "depmod/modinfo for the guest kernel's modules",
+    "udev": "device nodes for the guest's loop devices",
+    "make": "building the kernel module",
+    "gcc": "building the kernel module and the ABI check programs",
+    "sparse": "static checks of the kernel module (make -C kernel sparse)",
+    "util-linux": "losetup, mount in the guest",
+    "e2fsprogs": "ext4 baseline in the guest",
+    "openssh-server": "sshd in the persistent VM (ssh -p 2222 root@localhost)",
+    "openssh-client": "ssh/scp into the persistent VM",
+    "file": "the spec's `file` step",
+    "bsdextrautils": "the spec's `hexdump` step",
+    "python3-venv": "the virtualenv",
+    "python3-dev": "building Python packages with C extensions",
+    "chromium": "rendering report.html in tests",
+    "dpkg-dev": "dpkg-deb, to unpack the guest kernel package",
+    "xz-utils": "unpacking Debian packages",
+}
+
+log = logging.getLogger("bootstrap")
+
+
+def missing_packages(names: list[str]) -> list[str]:
+    missing = []
+    for name in names:
+        result = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", name],
+            capture_output=True, text=True, check=False,
+        )
+        if "install ok installed" not in result.stdout:
+            missing.append(name)
+    return missing
+
+
+def ensure_apt() -> None:
+    missing = missing_packages(list(APT_PACKAGES))
+    if not missing:
+        log.info("apt: all %d packages present", len(APT_PACKAGES))
+        return
+    log.info("apt: installing %s", " ".join(missing))
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run(sudo + ["apt-get", "-o", "DPkg::Lock::Timeout=900", "update", "-qq"], check=True, env=env)
+    subprocess.run(sudo + ["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y", "-qq",
+                           "--no-install-recommends", *missing],
+                   check=True, env=env)
+
+
+def pyproject_digest() -> str:
+    return hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def ensure_venv() -> None:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        log.info("venv: creating %s", VENV)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    digest = pyproject_digest()
+    if STAMP.exists() and STAMP.read_text().strip() == digest:
+        log.info("venv: up to date")
+        return
+    log.info("venv: installing vexfs[test] (editable)")
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(pip + ["install", "-U", "pip"], check=True)
+    subprocess.run(pip + ["install", "-e", f"{REPO}[test]"], check=True)
+    STAMP.write_text(digest + "\n")
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="bootstrap: %(message)s")
+    if shutil.which("apt-get") is None:
+        log.error("this bootstrap expects Debian (apt-get); install the packages in "
+                  "tools/bootstrap.py by hand")
+        return 1
+    ensure_apt()
+    ensure_venv()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
