@@ -44,6 +44,7 @@ APT_PACKAGES = {
     "chromium": "rendering report.html in tests",
     "dpkg-dev": "dpkg-deb, to unpack the guest kernel package",
     "xz-utils": "unpacking Debian packages",
+    "linux-source-6.1": "scripts/checkpatch.pl for the kernel style check",
 }
 
 log = logging.getLogger("bootstrap")
