@@ -45,6 +45,7 @@ APT_PACKAGES = {
     "dpkg-dev": "dpkg-deb, to unpack the guest kernel package",
     "xz-utils": "unpacking Debian packages",
     "linux-source-6.1": "scripts/checkpatch.pl for the kernel style check",
+    "linux-headers-amd64": "headers of the current Debian kernel, to build vexfs.ko",
 }
 
 log = logging.getLogger("bootstrap")
