@@ -1,0 +1,193 @@
+"""The guest kernel: find Debian's current kernel, fetch and unpack it.
+
+The guest runs the stock Debian kernel the headers package points at
+(`linux-headers-amd64` depends on `linux-headers-<version>`). We download the
+matching `linux-image-<version>` .deb with `apt-get download` (no install: the
+host keeps its own kernel), unpack it under `.cache/kernel/<version>/root`,
+run `depmod -b` so `modprobe` works in the guest, and make sure the matching
+headers are installed so `make -C kernel` builds a module with the right
+vermagic. Every step is skipped when its result is already there.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from vexfs.vm.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+HEADERS_META = "linux-headers-amd64"
+
+
+class KernelError(RuntimeError):
+    """The guest kernel could not be found, fetched or prepared."""
+
+
+@dataclass(frozen=True)
+class GuestKernel:
+    version: str  # uname -r, e.g. 6.1.0-56-amd64
+    root: Path  # unpacked linux-image package
+    package_version: str = ""
+
+    @property
+    def vmlinuz(self) -> Path:
+        return self.root / "boot" / f"vmlinuz-{self.version}"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "boot" / f"config-{self.version}"
+
+    @property
+    def modules_dir(self) -> Path:
+        return self.root / "lib" / "modules" / self.version
+
+    @property
+    def headers_dir(self) -> Path:
+        return Path("/usr/src") / f"linux-headers-{self.version}"
+
+    def find_module(self, name: str) -> Path | None:
+        """The .ko of a module by name (`9pnet_virtio`; `-` and `_` equal)."""
+        wanted = name.replace("-", "_")
+        for path in self.modules_dir.rglob("*.ko*"):
+            base = path.name.split(".ko")[0].replace("-", "_")
+            if base == wanted:
+                return path
+        return None
+
+    def builtin(self, name: str) -> bool:
+        listing = self.modules_dir / "modules.builtin"
+        if not listing.exists():
+            return False
+        wanted = name.replace("-", "_")
+        return any(Path(line.strip()).name.split(".ko")[0].replace("-", "_") == wanted
+                   for line in listing.read_text().splitlines())
+
+
+def parse_headers_depends(apt_cache_output: str) -> str:
+    """The kernel version from `apt-cache depends linux-headers-amd64`.
+
+    The meta package depends on exactly one `linux-headers-<ver>` whose
+    <ver> ends in the flavour (`-amd64`); `|Depends:` alternatives and
+    `<virtual>` entries are ignored.
+    """
+    versions = []
+    for line in apt_cache_output.splitlines():
+        match = re.match(r"\s*\|?Depends:\s*linux-headers-(\d+\.\d+[^\s<>]*-amd64)\s*$", line)
+        if match:
+            versions.append(match.group(1))
+    if not versions:
+        raise KernelError(f"no linux-headers-<version>-amd64 dependency in:\n{apt_cache_output}")
+    # Several candidates can appear with multiple repositories; take the newest.
+    return max(versions, key=_version_key)
+
+
+def _version_key(version: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\-]", version))
+
+
+def parse_policy_candidate(apt_cache_policy_output: str) -> str:
+    """The candidate package version from `apt-cache policy <pkg>`."""
+    match = re.search(r"^\s*Candidate:\s*(\S+)", apt_cache_policy_output, re.MULTILINE)
+    if not match or match.group(1) == "(none)":
+        raise KernelError(f"no installable candidate in:\n{apt_cache_policy_output}")
+    return match.group(1)
+
+
+def _run(cmd: list[str], cwd: Path | None = None) -> str:
+    log.debug("running %s", " ".join(cmd))
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise KernelError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr.strip()}")
+    return proc.stdout
+
+
+def discover_version() -> str:
+    """The Debian kernel version the headers meta package currently points at."""
+    return parse_headers_depends(_run(["apt-cache", "depends", HEADERS_META]))
+
+
+def kernel_dir(version: str) -> Path:
+    return cache_dir() / "kernel" / version
+
+
+def fetch(version: str) -> GuestKernel:
+    """Download and unpack linux-image-<version> into the cache (once)."""
+    base = kernel_dir(version)
+    root = base / "root"
+    kernel = GuestKernel(version=version, root=root)
+    stamp = base / "unpacked.ok"
+    if not stamp.exists():
+        base.mkdir(parents=True, exist_ok=True)
+        pkg = f"linux-image-{version}"
+        debs = sorted(base.glob(f"{pkg}_*.deb"))
+        if not debs:
+            log.info("downloading %s", pkg)
+            _run(["apt-get", "download", pkg], cwd=base)
+            debs = sorted(base.glob(f"{pkg}_*.deb"))
+            if not debs:
+                raise KernelError(f"apt-get download {pkg} produced no .deb in {base}")
+        tmp = base / "root.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        _run(["dpkg-deb", "-x", str(debs[-1]), str(tmp)])
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
+        (base / "package").write_text(debs[-1].name.split("_")[1] + "\n")
+        stamp.write_text(debs[-1].name + "\n")
+    if not kernel.vmlinuz.exists():
+        raise KernelError(f"{kernel.vmlinuz} missing after unpacking; remove {base} and retry")
+    if not (kernel.modules_dir / "modules.dep").exists():
+        # modules.dep makes `modprobe dm-flakey` work inside the guest.
+        _run(["depmod", "-b", str(root), version])
+    pkgfile = base / "package"
+    return GuestKernel(version=version, root=root,
+                       package_version=pkgfile.read_text().strip() if pkgfile.exists() else "")
+
+
+def headers_installed(version: str) -> bool:
+    return (Path("/usr/src") / f"linux-headers-{version}" / "Makefile").exists()
+
+
+def ensure_headers(version: str) -> Path:
+    """Install linux-headers-<version> with apt when it is missing."""
+    path = Path("/usr/src") / f"linux-headers-{version}"
+    if not headers_installed(version):
+        log.info("installing linux-headers-%s", version)
+        _run(["apt-get", "install", "-y", "--no-install-recommends", f"linux-headers-{version}"])
+        if not headers_installed(version):
+            raise KernelError(f"linux-headers-{version} installed but {path} has no Makefile")
+    return path
+
+
+def cached_versions() -> list[str]:
+    base = cache_dir() / "kernel"
+    if not base.is_dir():
+        return []
+    return sorted((p.name for p in base.iterdir() if (p / "unpacked.ok").exists()),
+                  key=_version_key)
+
+
+def ensure_kernel(version: str | None = None, headers: bool = True) -> GuestKernel:
+    """The guest kernel, fetched and prepared; headers installed if asked.
+
+    With no version: apt's current one; if apt cannot answer (offline), the
+    newest one already in the cache.
+    """
+    if version is None:
+        try:
+            version = discover_version()
+        except (KernelError, FileNotFoundError) as exc:
+            cached = cached_versions()
+            if not cached:
+                raise
+            version = cached[-1]
+            log.warning("apt lookup failed (%s); using cached kernel %s", exc, version)
+    kernel = fetch(version)
+    if headers:
+        ensure_headers(version)
+    return kernel
