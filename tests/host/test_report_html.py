@@ -1,0 +1,135 @@
+"""report.html: rendered from a realistic run, then loaded in a real headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vexfs.report.html import render_html
+from vexfs.report.model import Crash, Criterion, Environment, Run, ScenarioResult, Status
+from vexfs.report.sample import sample_run
+from vexfs.report.writers import write_run
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+EVIL = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
+ORANGE = np.array([0xBC, 0x4C, 0x00])  # the unload / umount colour, used only inside plots
+
+
+def _fixture_run(run_dir: Path) -> Run:
+    run = sample_run()
+    # Guest text is hostile by default: it must come out escaped, not executed.
+    run.scenarios[3].criteria[-1].detail = EVIL
+    run.scenarios[5].crashes[0].trace += "\n" + EVIL
+    for s in run.scenarios:
+        for log_path in s.logs:
+            (run_dir / log_path).parent.mkdir(parents=True, exist_ok=True)
+            (run_dir / log_path).write_text(f"[    0.000000] Linux version 6.1.0-56-amd64 ({s.id})\n")
+    return run
+
+
+def _chromium(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--hide-scrollbars", f"--user-data-dir={run_dir / 'chromium-profile'}", *args,
+           (run_dir / "report.html").resolve().as_uri()]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (Debian package `chromium`; the install step adds it)")
+    run_dir = tmp_path_factory.mktemp("run")
+    run = _fixture_run(run_dir)
+    paths = write_run(run, run_dir)
+    shot = run_dir / "shot.png"
+    res = _chromium(run_dir, f"--screenshot={shot}", "--window-size=1280,4000")
+    assert shot.exists(), f"no screenshot; chromium said:\n{res.stderr[-2000:]}"
+    dom = _chromium(run_dir, "--dump-dom", "--window-size=1280,4000")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return {"run": run, "paths": paths, "shot": shot, "dom": dom.stdout, "dir": run_dir}
+
+
+def test_screenshot_is_not_blank_and_shows_plots(rendered: dict) -> None:
+    img = np.asarray(Image.open(rendered["shot"]).convert("RGB")).astype(np.int16)
+    assert img.shape[1] == 1280 and img.shape[0] >= 2000
+    assert img.std() > 20, "screenshot is (nearly) one colour"
+    # The plots drew: orange line/dot pixels only exist inside the plot images.
+    orange = (np.abs(img - ORANGE).sum(axis=2) < 40).sum()
+    assert orange > 300, f"only {orange} plot-coloured pixels: plots did not render"
+
+
+def test_dom_has_plots_and_every_scenario(rendered: dict) -> None:
+    dom = rendered["dom"]
+    imgs = re.findall(r'<img[^>]+src="data:image/svg\+xml;base64,', dom)
+    assert len(imgs) >= 4, "expected S2 times, S2 memory, mount times and benchmark plots"
+    for sid in ("S1", "S2", "S3", "S4", "S5", "S6"):
+        assert f'id="{sid}"' in dom
+        assert f'href="#{sid}"' in dom
+    assert "NULL pointer dereference" in dom
+    assert 'href="console/S6.log"' in dom
+    assert "(file not found)" not in dom  # the fixture wrote every log it links to
+
+
+def test_guest_text_is_escaped(rendered: dict) -> None:
+    dom = rendered["dom"]
+    assert "pwned" not in re.findall(r"<title>(.*?)</title>", dom)[0]
+    assert "&lt;script&gt;" in dom
+    assert "<script>" not in dom
+    assert "onerror=alert" not in dom.replace("&lt;img src=x onerror=alert(1)&gt;", "")
+
+
+def test_self_contained(rendered: dict) -> None:
+    html = rendered["paths"]["html"].read_text()
+    # No network: nothing is fetched from anywhere but data: URIs and relative files.
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert "<link" not in html
+
+
+def _partial_run() -> Run:
+    return Run(
+        run_id="partial", started_at="", duration_s=1.0, environment=Environment("", "", ""),
+        scenarios=[
+            ScenarioResult("S2", "stress", Status.ERROR, 2.0,
+                           metrics={"load_s": [0.1, "oops", None], "unload_s": [],
+                                    "mem_available_kb": [100], "slab_kb": "n/a",
+                                    "module_counters": [{"inodes": 1}, {"inodes": 3}]},
+                           crashes=[Crash("hang", "no output for 30 s", "", log_path="")]),
+            ScenarioResult("S5", "vectors", Status.FAILED, 1.0,
+                           metrics={"bench": {"weird": "x", "n": 3, "nested": {"a": {"b": 1}}}}),
+            ScenarioResult("S4", "fs", Status.SKIPPED, 0.0, message="module has no mount yet"),
+        ])
+
+
+def test_partial_and_odd_metrics_render() -> None:
+    html = render_html(_partial_run())
+    assert 'id="S2"' in html and 'id="S5"' in html and 'id="S4"' in html
+    assert "module has no mount yet" in html
+    assert "counter inodes: 1 → 3" in html  # a counter leak is shown...
+    assert "✘ over" in html or "not measured" in html
+    assert "Module load time" in html
+
+
+def test_counter_leak_fails_memory_verdict() -> None:
+    html = render_html(_partial_run())
+    row = re.search(r"No memory growth.*?</tr>", html, re.S).group(0)
+    assert "counter inodes" in row and "badge failed" in row
+
+
+def test_empty_run_renders() -> None:
+    html = render_html(Run(run_id="e", started_at="", duration_s=0.0, environment=Environment("", "", "")))
+    assert "No scenario ran." in html and "not measured" in html
+
+
+def test_write_run_writes_html(tmp_path: Path) -> None:
+    run = Run(run_id="r", started_at="", duration_s=0.0, environment=Environment("", "", ""),
+              scenarios=[ScenarioResult("S1", "x", Status.PASSED, 1.0, criteria=[Criterion("c", True)])])
+    paths = write_run(run, tmp_path)
+    assert paths["html"] == tmp_path / "report.html"
+    assert 'id="S1"' in paths["html"].read_text()

@@ -1,0 +1,230 @@
+"""What the report knows about scenario metrics: names, units, thresholds, noise.
+
+Scenarios record metrics as plain JSON values (docs/report.md lists the names).
+This module turns them into numbers the HTML report and `vexfs report compare`
+can judge: the spec's performance limits, which direction is better, and how
+big a change must be before it is more than TCG timing noise.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from vexfs.report.model import Run, ScenarioResult
+
+# No memory growth over 20 cycles: MemAvailable may drift by page-cache and
+# per-cpu noise, so "growth" is judged against this tolerance unless the
+# scenario records its own `mem_tolerance_kb`.
+DEFAULT_MEM_TOLERANCE_KB = 1024
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    unit: str
+    better: str  # "lower", "higher" or "" (no direction: report, never a regression)
+    limit: float | None = None  # the spec's limit (value must stay below it)
+    rel_noise: float = 0.20  # a change within this ratio is noise...
+    abs_floor: float = 0.0  # ...and so is any change smaller than this, in `unit`
+    label: str = ""
+
+
+# Known metrics, by name (the last component for nested ones). Timings come
+# from a TCG guest on a shared 2-core host: tens of milliseconds of jitter are
+# normal, hence the absolute floors.
+KNOWN: dict[str, MetricSpec] = {
+    "load_s": MetricSpec("s", "lower", 5.0, 0.20, 0.025, "module load time"),
+    "unload_s": MetricSpec("s", "lower", 2.0, 0.20, 0.025, "module unload time"),
+    "mount_s": MetricSpec("s", "lower", 10.0, 0.20, 0.025, "filesystem mount time"),
+    "umount_s": MetricSpec("s", "lower", None, 0.20, 0.025, "filesystem unmount time"),
+    "mem_growth_kb": MetricSpec("kB", "lower", None, 0.50, 1024, "MemAvailable lost over the cycles"),
+    "slab_growth_kb": MetricSpec("kB", "lower", None, 0.50, 512, "Slab growth over the cycles"),
+    "mem_available_kb": MetricSpec("kB", "", None, 0.20, 16384, "MemAvailable"),
+    "slab_kb": MetricSpec("kB", "", None, 0.20, 4096, "Slab"),
+    "recall": MetricSpec("", "higher", None, 0.01, 0.005, "search recall"),
+}
+
+# The spec's "Performance Metrics" section, as (label, metric name, limit).
+SPEC_LIMITS = [
+    ("Module load time", "load_s", 5.0),
+    ("Module unload time", "unload_s", 2.0),
+    ("Filesystem mount time", "mount_s", 10.0),
+]
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def as_floats(value: Any) -> list[float]:
+    """A metric as a list of numbers: a number, or the numbers in a list (others dropped)."""
+    if is_number(value):
+        return [float(value)]
+    if isinstance(value, (list, tuple)):
+        return [float(v) for v in value if is_number(v)]
+    return []
+
+
+def summary_value(value: Any) -> float | None:
+    """One number standing for a metric: itself, or the median of a list."""
+    nums = as_floats(value)
+    if not nums:
+        return None
+    return nums[0] if is_number(value) else statistics.median(nums)
+
+
+def spec_for(name: str) -> MetricSpec:
+    """The spec of a metric by name; unknown names get a direction guessed from
+    the unit suffix (times: lower is better; rates: higher)."""
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf in KNOWN:
+        return KNOWN[leaf]
+    lowered = name.lower()
+    if any(tag in lowered for tag in ("per_s", "per_sec", "ops", "qps", "throughput", "mb_s", "gbps")):
+        return MetricSpec("/s", "higher", None, 0.20, 0.0)
+    if "recall" in lowered or "accuracy" in lowered:
+        return MetricSpec("", "higher", None, 0.01, 0.005)
+    for suffix, unit, floor in (("_ns", "ns", 50_000.0), ("_us", "us", 50.0), ("_ms", "ms", 5.0),
+                                ("_s", "s", 0.025), ("seconds", "s", 0.025)):
+        if leaf.endswith(suffix) or lowered.endswith(suffix):
+            return MetricSpec(unit, "lower", None, 0.20, floor)
+    if leaf.endswith("_kb"):
+        return MetricSpec("kB", "", None, 0.20, 1024)
+    return MetricSpec("", "", None, 0.20, 0.0)
+
+
+def memory_growth(metrics: dict[str, Any]) -> dict[str, float]:
+    """S2's memory growth: MemAvailable lost and Slab gained from the first to the last cycle.
+
+    Prefers values the scenario computed itself (`mem_growth_kb`, `slab_growth_kb`).
+    """
+    out: dict[str, float] = {}
+    for key, series, sign in (("mem_growth_kb", "mem_available_kb", -1), ("slab_growth_kb", "slab_kb", 1)):
+        if is_number(metrics.get(key)):
+            out[key] = float(metrics[key])
+            continue
+        nums = as_floats(metrics.get(series))
+        if len(nums) >= 2:
+            out[key] = sign * (nums[-1] - nums[0])
+    return out
+
+
+def counters_leak(metrics: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Module live-object counters that differ between the first and last cycle."""
+    counters = metrics.get("module_counters")
+    if not isinstance(counters, list) or len(counters) < 2:
+        return {}
+    first, last = counters[0], counters[-1]
+    if not isinstance(first, dict) or not isinstance(last, dict):
+        return {}
+    return {k: (float(first[k]), float(last.get(k, 0)))
+            for k in first if is_number(first[k]) and is_number(last.get(k)) and first[k] != last[k]}
+
+
+def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts (like `bench`) become dotted names; leaves stay as they are."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def comparable_metrics(scenario: ScenarioResult) -> dict[str, float]:
+    """Every metric of a scenario reduced to one number (lists by median), plus
+    the derived memory growth, keyed by dotted name."""
+    out: dict[str, float] = {}
+    for name, value in flatten(scenario.metrics).items():
+        if name == "module_counters" or name.endswith(".unit"):
+            continue
+        v = summary_value(value)
+        if v is not None:
+            out[name] = v
+    out.update(memory_growth(scenario.metrics))
+    return out
+
+
+@dataclass
+class LimitCheck:
+    label: str
+    scenario_id: str
+    metric: str
+    limit: float
+    worst: float | None  # the largest measured value, None when not measured
+    count: int
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.worst is None else self.worst < self.limit
+
+
+def spec_limit_checks(run: Run) -> list[LimitCheck]:
+    """The spec's time limits checked against every scenario that measured them."""
+    checks = []
+    for label, metric, limit in SPEC_LIMITS:
+        found = False
+        for s in run.scenarios:
+            nums = as_floats(s.metrics.get(metric))
+            if nums:
+                found = True
+                checks.append(LimitCheck(label, s.id, metric, limit, max(nums), len(nums)))
+        if not found:
+            checks.append(LimitCheck(label, "", metric, limit, None, 0))
+    return checks
+
+
+def memory_check(run: Run) -> tuple[ScenarioResult | None, dict[str, float], float]:
+    """The scenario with per-cycle memory (S2, normally), its growth and the tolerance."""
+    for s in sorted(run.scenarios, key=lambda s: s.id != "S2"):
+        if "mem_available_kb" in s.metrics or "mem_growth_kb" in s.metrics:
+            tol = s.metrics.get("mem_tolerance_kb")
+            return s, memory_growth(s.metrics), float(tol) if is_number(tol) else DEFAULT_MEM_TOLERANCE_KB
+    return None, {}, DEFAULT_MEM_TOLERANCE_KB
+
+
+def fmt_value(value: float | None, unit: str = "") -> str:
+    """Numbers for humans: seconds below 1 s in ms, big numbers grouped."""
+    if value is None:
+        return "—"
+    if unit == "s" and abs(value) < 1:
+        return f"{value * 1000:.1f} ms"
+    if unit == "s":
+        return f"{value:.2f} s"
+    if abs(value) >= 10000:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 100 or float(value).is_integer():
+        text = f"{value:.0f}"
+    else:
+        text = f"{value:.3g}"
+    return f"{text} {unit}".strip()
+
+
+def is_regression(spec: MetricSpec, old: float, new: float) -> tuple[bool, bool]:
+    """(beyond_noise, regressed) for a change from `old` to `new`."""
+    delta = new - old
+    if abs(delta) <= spec.abs_floor:
+        return False, False
+    base = abs(old) if old else abs(new)
+    rel = abs(delta) / base if base else math.inf
+    if rel <= spec.rel_noise:
+        return False, False
+    if spec.better == "lower":
+        return True, delta > 0
+    if spec.better == "higher":
+        return True, delta < 0
+    return True, False
+
+
+def ratio(old: float, new: float) -> float | None:
+    if old == 0:
+        return None
+    return new / old
+
+
+def iter_numbers(values: Iterable[Any]) -> list[float]:
+    return [float(v) for v in values if is_number(v)]

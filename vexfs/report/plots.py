@@ -1,0 +1,178 @@
+"""Plots for the HTML report, drawn with matplotlib (Agg) into SVG strings.
+
+Each function takes what it plots and returns SVG text, or None when there is
+nothing to draw, so the report shows what exists and skips the rest.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: must be set before pyplot is imported
+
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+
+from vexfs.report.metrics import as_floats, is_number  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+PASS = "#1a7f37"
+FAIL = "#cf222e"
+BLUE = "#0969da"
+ORANGE = "#bc4c00"
+GREY = "#6e7781"
+
+_STYLE = {
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.titleweight": "bold",
+    "axes.titlesize": 10,
+    "svg.fonttype": "none",  # text stays text: smaller files, crisp at any zoom
+    "svg.hashsalt": "vexfs-report",  # deterministic ids, so identical runs render identically
+}
+
+
+def short(value: float) -> str:
+    """950000 -> 950k, 1820000 -> 1.82M, 4.1 -> 4.1: bar labels that fit."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _to_svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def cycle_times(load_s: Any, unload_s: Any, load_limit: float, unload_limit: float) -> str | None:
+    """Per-cycle module load and unload time, in ms."""
+    load, unload = as_floats(load_s), as_floats(unload_s)
+    if not load and not unload:
+        return None
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 3.0))
+        if load:
+            ax.plot(range(1, len(load) + 1), [v * 1000 for v in load], "o-", color=BLUE, ms=3.5,
+                    label="load (insmod)")
+        if unload:
+            ax.plot(range(1, len(unload) + 1), [v * 1000 for v in unload], "s-", color=ORANGE, ms=3.5,
+                    label="unload (rmmod)")
+        top = max(load + unload) * 1000
+        ax.set_ylim(0, top * 1.25 if top > 0 else 1)
+        ax.set_xlabel("cycle")
+        ax.set_ylabel("ms")
+        ax.set_title("Module load/unload time per cycle")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+        ax.text(0.01, 0.98, f"limits: load < {load_limit:g} s, unload < {unload_limit:g} s",
+                transform=ax.transAxes, va="top", fontsize=8, color=GREY)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        return _to_svg(fig)
+
+
+def memory_per_cycle(mem_available_kb: Any, slab_kb: Any, tolerance_kb: float) -> str | None:
+    """MemAvailable and Slab per cycle, as the change from the first cycle (kB)."""
+    mem, slab = as_floats(mem_available_kb), as_floats(slab_kb)
+    if len(mem) < 2 and len(slab) < 2:
+        return None
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 3.0))
+        if len(mem) >= 2:
+            ax.plot(range(1, len(mem) + 1), [m - mem[0] for m in mem], "o-", color=BLUE, ms=3.5,
+                    label=f"MemAvailable (cycle 1: {mem[0]:,.0f} kB)")
+        if len(slab) >= 2:
+            ax.plot(range(1, len(slab) + 1), [s - slab[0] for s in slab], "s-", color=ORANGE, ms=3.5,
+                    label=f"Slab (cycle 1: {slab[0]:,.0f} kB)")
+        # The tolerance band: growth beyond it is reported as a leak.
+        ax.axhspan(-tolerance_kb, tolerance_kb, color=PASS, alpha=0.07, lw=0)
+        ax.axhline(-tolerance_kb, color=PASS, lw=0.8, ls="--")
+        ax.axhline(tolerance_kb, color=PASS, lw=0.8, ls="--",
+                   label=f"tolerance ±{tolerance_kb:,.0f} kB")
+        ax.set_xlabel("cycle")
+        ax.set_ylabel("change from cycle 1 (kB)")
+        ax.set_title("Guest memory per cycle")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, fontsize=8, frameon=False)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        return _to_svg(fig)
+
+
+def mount_times(series: dict[str, tuple[Any, Any]], limit: float) -> str | None:
+    """Mount and umount times by scenario: {scenario id: (mount_s, umount_s)}, in ms."""
+    rows = [(sid, as_floats(m), as_floats(u)) for sid, (m, u) in series.items()]
+    rows = [r for r in rows if r[1] or r[2]]
+    if not rows:
+        return None
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 2.6))
+        labels: list[str] = []
+        x = 0
+        for sid, mounts, umounts in rows:
+            for kind, values, color in (("mount", mounts, BLUE), ("umount", umounts, ORANGE)):
+                if not values:
+                    continue
+                ms = [v * 1000 for v in values]
+                ax.bar(x, sum(ms) / len(ms), color=color, alpha=0.35, width=0.6)
+                ax.plot([x] * len(ms), ms, "o", color=color, ms=4)
+                labels.append(f"{sid}\n{kind}")
+                x += 1
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_ylabel("ms")
+        ax.set_title("Mount / umount time (bar: mean, dots: each)")
+        ax.text(0.99, 0.98, f"limit: mount < {limit:g} s", transform=ax.transAxes, ha="right",
+                va="top", fontsize=8, color=GREY)
+        return _to_svg(fig)
+
+
+def bench_bars(bench: Any) -> str | None:
+    """Vector benchmark figures: one small panel per figure, VexFS bars beside numpy.
+
+    `bench` is {figure name: {"vexfs": n, "numpy": n, "unit": "..."}}; a figure
+    that is a plain number is drawn as a single bar.
+    """
+    if not isinstance(bench, dict):
+        return None
+    figures: list[tuple[str, list[tuple[str, float]], str]] = []
+    for name, value in bench.items():
+        if isinstance(value, dict):
+            unit = str(value.get("unit", ""))
+            bars = [(str(k), float(v)) for k, v in value.items() if k != "unit" and is_number(v)]
+        elif is_number(value):
+            unit, bars = "", [("vexfs", float(value))]
+        else:
+            continue
+        if bars:
+            figures.append((str(name), bars, unit))
+    if not figures:
+        return None
+    figures = figures[:12]
+    cols = min(3, len(figures))
+    rows = (len(figures) + cols - 1) // cols
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols + 0.6, 2.4 * rows), squeeze=False)
+        for ax in axes.flat[len(figures):]:
+            ax.set_visible(False)
+        for ax, (name, bars, unit) in zip(axes.flat, figures):
+            colors = [BLUE if k.lower().startswith("vexfs") else GREY if k.lower() == "numpy" else ORANGE
+                      for k, _ in bars]
+            ax.bar([k for k, _ in bars], [v for _, v in bars], color=colors, width=0.6)
+            for i, (_, v) in enumerate(bars):
+                ax.annotate(short(v), (i, v), ha="center", va="bottom", fontsize=8,
+                            xytext=(0, 2), textcoords="offset points")
+            ax.set_title(name.replace("_", " "), fontsize=9)
+            ax.set_ylabel(unit)
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: short(v)))
+            ax.margins(y=0.18)
+        fig.suptitle("Vector benchmark: VexFS (in-kernel) vs numpy (user space)", fontsize=10,
+                     fontweight="bold")
+        fig.tight_layout()
+        return _to_svg(fig)
