@@ -1,0 +1,151 @@
+"""`vexfs report compare|show|html` on saved runs (tests/host/data/runs/)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vexfs.report.cli import report
+from vexfs.report.compare import compare_runs, find_runs, load_run
+from vexfs.report.metrics import spec_for
+from vexfs.report.model import Criterion, Environment, Run, ScenarioResult, Status
+
+RUNS = Path(__file__).parent / "data" / "runs"
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(report, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def _run(metrics: dict, status: Status = Status.PASSED, run_id: str = "r", crit_ok: bool = True) -> Run:
+    return Run(run_id=run_id, started_at="", duration_s=1.0, environment=Environment("6.1", "tcg", "h"),
+               scenarios=[ScenarioResult("S2", "stress", status, 1.0, metrics=metrics,
+                                         criteria=[Criterion("cycles", crit_ok)])])
+
+
+def test_regression_exits_1() -> None:
+    code, out = _cli("compare", str(RUNS / "base"), str(RUNS / "regressed"))
+    assert code == 1, out
+    assert "S1 Basic kernel module lifecycle: passed → failed" in out
+    assert "✔→✘ module unloads cleanly" in out
+    assert "S2 load_s:" in out and "worse" in out and "×3." in out
+    assert "new bug: kernel BUG at fs/vexfs/alloc.c:97!" in out
+    assert "REGRESSION" in out
+
+
+def test_improvement_exits_0() -> None:
+    code, out = _cli("compare", str(RUNS / "base"), str(RUNS / "improved"))
+    assert code == 0, out
+    assert "S4 Filesystem registration and mount: failed → passed" in out
+    assert "S6 Error handling and recovery: error → passed" in out
+    assert "bench.search_l2_ms.vexfs: 4.1 ms → 2 ms (×0.49, better)" in out
+    assert "gone: oops: BUG: kernel NULL pointer dereference" in out
+    assert "no regression" in out
+
+
+def test_noise_exits_0_and_reports_nothing() -> None:
+    code, out = _cli("compare", str(RUNS / "base"), str(RUNS / "noise"))
+    assert code == 0, out
+    assert "Regressions" not in out and "Improvements" not in out
+    assert "within noise" in out
+
+
+def test_compare_json_and_report_json_path() -> None:
+    code, out = _cli("compare", "--json", str(RUNS / "base" / "report.json"), str(RUNS / "regressed"))
+    assert code == 1
+    data = json.loads(out)
+    assert data["regressed"] is True
+    kinds = {c["kind"] for c in data["changes"] if c["regression"]}
+    assert kinds == {"scenario", "criterion", "metric", "crash"}
+    load = next(c for c in data["changes"] if "load_s" in c["what"])
+    assert load["ratio"] == pytest.approx(3.5, rel=0.1)
+
+
+def test_default_is_two_newest(tmp_path: Path) -> None:
+    for name in ("improved", "base", "regressed", "noise"):
+        shutil.copytree(RUNS / name, tmp_path / name)
+    (tmp_path / "latest").symlink_to("regressed")
+    (tmp_path / "junk").mkdir()  # not a run: ignored
+    assert [p.name for p in find_runs(tmp_path)] == ["base", "noise", "regressed", "improved"]
+    # regressed (Nov 22) -> improved (Nov 23): S1/S3 recover, S2 load times fall.
+    code, out = _cli("compare", "--results", str(tmp_path))
+    assert code == 0, out
+    assert "20261122-090000-regressed" in out and "20261123-090000-improved" in out
+
+
+def test_compare_usage_errors(tmp_path: Path) -> None:
+    code, out = _cli("compare", "--results", str(tmp_path))
+    assert code == 2 and "need two runs" in out
+    code, out = _cli("compare", str(RUNS / "base"))
+    assert code == 2
+    code, out = _cli("compare", str(RUNS / "base"), str(tmp_path))
+    assert code == 2 and "no report.json" in out
+
+
+def test_spec_limit_crossing_is_a_regression_even_if_small() -> None:
+    # 1.99 s -> 2.01 s is 1% (noise), but it crosses the spec's unload < 2 s.
+    cmp = compare_runs(_run({"unload_s": [1.99]}), _run({"unload_s": [0.1, 2.01, 0.1]}))
+    assert cmp.regressed
+    assert "over the spec limit 2 s" in cmp.regressions[0].what
+
+
+def test_metric_rules() -> None:
+    # 20 ms -> 40 ms: +100% but only 20 ms: under the 25 ms timing floor -> noise.
+    assert not compare_runs(_run({"load_s": 0.020}), _run({"load_s": 0.040})).changes
+    # 100 ms -> 150 ms: +50% and 50 ms: a regression.
+    assert compare_runs(_run({"load_s": 0.100}), _run({"load_s": 0.150})).regressed
+    # Lists are compared by median: one outlier does not move it.
+    assert not compare_runs(_run({"load_s": [0.1] * 19 + [0.1]}),
+                            _run({"load_s": [0.1] * 19 + [0.9]})).changes
+    # Higher is better for rates; numpy reference figures never regress VexFS.
+    assert compare_runs(_run({"bench": {"q_per_s": {"vexfs": 1000}}}),
+                        _run({"bench": {"q_per_s": {"vexfs": 500}}})).regressed
+    assert not compare_runs(_run({"bench": {"q_ms": {"numpy": 1.0}}}),
+                            _run({"bench": {"q_ms": {"numpy": 9.0}}})).regressed
+    # Memory growth derived from per-cycle MemAvailable: 4 MiB lost is a regression.
+    assert compare_runs(_run({"mem_available_kb": [1000000, 999900]}),
+                        _run({"mem_available_kb": [1000000, 995900]})).regressed
+    assert spec_for("bench.search_l2_ms.vexfs").unit == "ms"
+
+
+def test_status_and_criteria_rules() -> None:
+    assert compare_runs(_run({}, Status.FAILED), _run({}, Status.ERROR)).regressed
+    assert not compare_runs(_run({}, Status.ERROR), _run({}, Status.FAILED)).regressed
+    assert not compare_runs(_run({}, Status.PASSED), _run({}, Status.SKIPPED)).regressed
+    # Still failing, but a criterion that passed now fails: that is new breakage.
+    assert compare_runs(_run({}, Status.FAILED, crit_ok=True), _run({}, Status.FAILED, crit_ok=False)).regressed
+    # A new scenario that fails is a regression; one that disappears is not.
+    old = _run({})
+    new = _run({})
+    new.scenarios.append(ScenarioResult("S3", "blk", Status.FAILED, 1.0))
+    assert compare_runs(old, new).regressed
+    assert not compare_runs(new, old).regressed
+    # New kernel warnings recorded as a metric list are regressions too.
+    assert compare_runs(_run({"kernel_warnings": []}),
+                        _run({"kernel_warnings": ["WARNING in vexfs_evict_inode"]})).regressed
+
+
+def test_show_and_html(tmp_path: Path) -> None:
+    shutil.copytree(RUNS / "base", tmp_path / "base")
+    code, out = _cli("show", str(tmp_path / "base"))
+    assert code == 1  # the base run has a failure and an error
+    for sid in ("S1", "S2", "S3", "S4", "S5", "S6"):
+        assert sid in out
+    assert "FAILED" in out and "ERROR" in out
+    code, out = _cli("html", str(tmp_path / "base"))
+    assert code == 0
+    html = (tmp_path / "base" / "report.html").read_text()
+    assert 'id="S6"' in html and "data:image/svg+xml;base64," in html
+    code, out = _cli("show", "--results", str(tmp_path / "nothing"))
+    assert code == 2
+
+
+def test_load_run_round_trip() -> None:
+    run, run_dir = load_run(RUNS / "regressed")
+    assert run_dir == RUNS / "regressed"
+    assert run.scenarios[2].crashes[0].kind == "bug"
