@@ -40,6 +40,16 @@ class GuestKernel:
         return self.root / "boot" / f"vmlinuz-{self.version}"
 
     @property
+    def vmlinux(self) -> Path:
+        """Uncompressed ELF kernel (PVH entry): boots ~3 s faster under TCG
+        than vmlinuz, whose xz decompression runs emulated."""
+        return self.root.parent / f"vmlinux-{self.version}"
+
+    @property
+    def boot_image(self) -> Path:
+        return self.vmlinux if self.vmlinux.exists() else self.vmlinuz
+
+    @property
     def config(self) -> Path:
         return self.root / "boot" / f"config-{self.version}"
 
@@ -144,9 +154,82 @@ def fetch(version: str) -> GuestKernel:
     if not (kernel.modules_dir / "modules.dep").exists():
         # modules.dep makes `modprobe dm-flakey` work inside the guest.
         _run(["depmod", "-b", str(root), version])
+    if not kernel.vmlinux.exists():
+        try:
+            extract_vmlinux(kernel.vmlinuz, kernel.vmlinux)
+        except KernelError as exc:
+            log.warning("%s; booting the compressed vmlinuz", exc)
+    build_link = kernel.modules_dir / "build"
+    if not build_link.is_symlink() and not build_link.exists():
+        # So `make -C /lib/modules/$(uname -r)/build` works inside the guest.
+        build_link.symlink_to(kernel.headers_dir)
     pkgfile = base / "package"
     return GuestKernel(version=version, root=root,
                        package_version=pkgfile.read_text().strip() if pkgfile.exists() else "")
+
+
+_ELF_MAGIC = b"\x7fELF"
+_COMPRESSED = [  # (magic, decompressor) as scripts/extract-vmlinux tries them
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x1f\x8b\x08", "gzip"),
+]
+
+
+def extract_vmlinux(vmlinuz: Path, out: Path) -> None:
+    """Write the ELF vmlinux embedded (compressed) in a bzImage.
+
+    Like scripts/extract-vmlinux: find the compressed payload by its magic,
+    decompress it, keep the result only if it is an ELF with a PVH note
+    (Xen ELF note type 18, XEN_ELFNOTE_PHYS32_ENTRY), which QEMU needs to
+    boot it directly.
+    """
+    import gzip
+    import lzma
+
+    data = vmlinuz.read_bytes()
+    for magic, kind in _COMPRESSED:
+        start = data.find(magic)
+        while start != -1:
+            try:
+                if kind == "xz":
+                    elf = lzma.LZMADecompressor().decompress(data[start:])
+                elif kind == "gzip":
+                    elf = gzip.GzipFile(fileobj=__import__("io").BytesIO(data[start:])).read()
+                else:
+                    break  # zstd: no stdlib decompressor; fall back to vmlinuz
+            except (lzma.LZMAError, OSError, EOFError):
+                elf = b""
+            if elf.startswith(_ELF_MAGIC) and _has_pvh_note(elf):
+                tmp = out.with_suffix(".tmp")
+                tmp.write_bytes(elf)
+                tmp.rename(out)
+                return
+            start = data.find(magic, start + 1)
+    raise KernelError(f"no PVH-bootable ELF vmlinux found inside {vmlinuz}")
+
+
+def _has_pvh_note(elf: bytes) -> bool:
+    """True if the ELF has a "Xen" note of type 18 (PVH 32-bit entry)."""
+    import struct
+
+    if elf[4] != 2:  # ELFCLASS64 only
+        return False
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    for i in range(phnum):
+        p_type, _flags, p_offset, _va, _pa, p_filesz = struct.unpack_from(
+            "<IIQQQQ", elf, phoff + i * phentsize)
+        if p_type != 4:  # PT_NOTE
+            continue
+        pos, end = p_offset, p_offset + p_filesz
+        while pos + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from("<III", elf, pos)
+            name = elf[pos + 12:pos + 12 + namesz].rstrip(b"\0")
+            if name == b"Xen" and ntype == 18:
+                return True
+            pos += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+    return False
 
 
 def headers_installed(version: str) -> bool:

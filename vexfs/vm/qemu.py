@@ -85,7 +85,7 @@ class VMConfig:
             "-m", self.memory, "-smp", str(self.cpus),
             "-display", "none", "-vga", "none",
             "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con",
-            "-kernel", str(self.kernel.vmlinuz), "-initrd", str(self.initramfs),
+            "-kernel", str(self.kernel.boot_image), "-initrd", str(self.initramfs),
             "-append", self.cmdline(),
             "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
