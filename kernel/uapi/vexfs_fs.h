@@ -261,4 +261,93 @@ struct vexfs_vector_record {
  */
 #define VEXFS_IOC_MAGIC		'V'
 
+/*
+ * ---- ioctl ABI (vector collections) ----
+ *
+ * Every struct below has explicit padding and only fixed-size types; user
+ * pointers are __u64. Fields marked "in" are read, fields marked "out" are
+ * written back (with the whole struct: reserved fields come back zero).
+ * Reserved and flags fields that are not defined here must be zero (else
+ * EINVAL). A count of 0 is a valid no-op.
+ *
+ * Pointers must be naturally aligned (ids: 8 bytes, floats: 4 bytes, found
+ * flags: 1 byte), else EINVAL; unreadable or unwritable memory gives EFAULT.
+ * Vectors are float32, row-major, packed: dim floats per vector. Non-finite
+ * values (NaN, +-Inf) in vectors or queries are rejected with EINVAL.
+ */
+#define VEXFS_MAX_K		1024U		/* search: 1 <= k <= this */
+#define VEXFS_MAX_NQ		65536U		/* search: queries per call */
+#define VEXFS_MAX_BATCH		1048576U	/* insert/get/delete per call */
+#define VEXFS_NO_ID		0xffffffffffffffffULL	/* search padding id */
+
+/* VEXFS_IOC_CREATE: turn an empty regular file into a collection. */
+struct vexfs_ioc_create {
+	__u32	dim;			/* in: 1..VEXFS_MAX_DIM */
+	__u32	metric;			/* in: enum vexfs_metric */
+	__u32	flags;			/* in: 0 */
+	__u32	reserved;		/* in: 0 */
+};					/* 16 bytes */
+
+/* VEXFS_IOC_INSERT flags */
+#define VEXFS_INSERT_UPSERT	0x1U	/* overwrite existing ids */
+#define VEXFS_INSERT_FLAGS	VEXFS_INSERT_UPSERT
+
+struct vexfs_ioc_insert {
+	__u64	ids_ptr;		/* in: const __u64 ids[count] */
+	__u64	vectors_ptr;		/* in: const float vectors[count][dim] */
+	__u32	count;			/* in: 0..VEXFS_MAX_BATCH */
+	__u32	flags;			/* in: VEXFS_INSERT_* */
+	__u64	added;			/* out: records appended */
+	__u64	updated;		/* out: records overwritten (upsert) */
+};					/* 40 bytes */
+
+struct vexfs_ioc_get {
+	__u64	ids_ptr;		/* in: const __u64 ids[count] */
+	__u64	vectors_ptr;		/* out: float vectors[count][dim] */
+	__u64	found_ptr;		/* out: __u8 found[count], or 0 */
+	__u32	count;			/* in: 0..VEXFS_MAX_BATCH */
+	__u32	flags;			/* in: 0 */
+	__u64	nfound;			/* out: ids found */
+};					/* 40 bytes */
+
+struct vexfs_ioc_delete {
+	__u64	ids_ptr;		/* in: const __u64 ids[count] */
+	__u32	count;			/* in: 0..VEXFS_MAX_BATCH */
+	__u32	flags;			/* in: 0 */
+	__u64	deleted;		/* out: records removed */
+};					/* 24 bytes */
+
+struct vexfs_ioc_search {
+	__u64	queries_ptr;		/* in: const float queries[nq][dim] */
+	__u64	distances_ptr;		/* out: float distances[nq][k] */
+	__u64	ids_ptr;		/* out: __u64 ids[nq][k] */
+	__u32	nq;			/* in: 0..VEXFS_MAX_NQ */
+	__u32	k;			/* in: 1..VEXFS_MAX_K */
+	__u32	flags;			/* in: 0 */
+	__u32	reserved;		/* in: 0 */
+};					/* 40 bytes */
+
+/* vexfs_ioc_stats.simd: the distance code searches use right now */
+#define VEXFS_SIMD_SCALAR	0U
+#define VEXFS_SIMD_SSE2		1U
+#define VEXFS_SIMD_AVX2		2U
+
+struct vexfs_ioc_stats {
+	__u64	count;			/* out: live records */
+	__u64	bytes;			/* out: i_size */
+	__u64	blocks;			/* out: 4 KiB blocks allocated */
+	__u32	dim;			/* out */
+	__u32	metric;			/* out */
+	__u32	record_size;		/* out */
+	__u32	simd;			/* out: VEXFS_SIMD_* */
+	__u64	reserved[2];		/* out: 0 */
+};					/* 56 bytes */
+
+#define VEXFS_IOC_CREATE _IOW(VEXFS_IOC_MAGIC, 1, struct vexfs_ioc_create)
+#define VEXFS_IOC_INSERT _IOWR(VEXFS_IOC_MAGIC, 2, struct vexfs_ioc_insert)
+#define VEXFS_IOC_GET	 _IOWR(VEXFS_IOC_MAGIC, 3, struct vexfs_ioc_get)
+#define VEXFS_IOC_DELETE _IOWR(VEXFS_IOC_MAGIC, 4, struct vexfs_ioc_delete)
+#define VEXFS_IOC_SEARCH _IOW(VEXFS_IOC_MAGIC, 5, struct vexfs_ioc_search)
+#define VEXFS_IOC_STATS	 _IOR(VEXFS_IOC_MAGIC, 6, struct vexfs_ioc_stats)
+
 #endif /* _UAPI_LINUX_VEXFS_FS_H */

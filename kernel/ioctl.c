@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * VexFS ioctl entry point: copies the argument struct, checks
+ * every field (ranges, flags, reserved fields, alignment, size products),
+ * the file (regular, open mode) and the mount (read-only, write access),
+ * then calls the collection code in vector.c.
+ *
+ * Errors (see docs/vector-api.md): ENOTTY unknown command or not a
+ * collection; EINVAL bad field; EFAULT bad pointer; EBADF fd lacks the
+ * read/write mode the operation needs; EROFS read-only mount; EPERM
+ * immutable/append-only file; EEXIST/ENOTEMPTY create on a collection or a
+ * non-empty file; EUCLEAN corrupt collection; ENOSPC/EFBIG no room.
+ *
+ * All structs have the same layout for 32- and 64-bit callers, so
+ * .compat_ioctl can be compat_ptr_ioctl().
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/fs.h>
+#include <linux/kernel.h>
+#include <linux/mount.h>
+#include <linux/overflow.h>
+#include <linux/uaccess.h>
+
+#include "vector.h"
+
+/* struct sizes are ABI: keep them in step with the uapi header comments */
+static_assert(sizeof(struct vexfs_ioc_create) == 16);
+static_assert(sizeof(struct vexfs_ioc_insert) == 40);
+static_assert(sizeof(struct vexfs_ioc_get) == 40);
+static_assert(sizeof(struct vexfs_ioc_delete) == 24);
+static_assert(sizeof(struct vexfs_ioc_search) == 40);
+static_assert(sizeof(struct vexfs_ioc_stats) == 56);
+
+/* a user buffer pointer must be aligned to its element size */
+static bool uptr_ok(u64 ptr, size_t align)
+{
+	return IS_ALIGNED(ptr, align);
+}
+
+/*
+ * rows * cols * elem bytes must not overflow and must fit in the address
+ * space; the result itself is not used to allocate (work is chunked), only
+ * to reject absurd arguments early.
+ */
+static int size_ok(u64 rows, u64 cols, u64 elem)
+{
+	u64 bytes;
+
+	if (check_mul_overflow(rows, cols, &bytes) ||
+	    check_mul_overflow(bytes, elem, &bytes) || bytes > TASK_SIZE_MAX)
+		return -EINVAL;
+	return 0;
+}
+
+static int need_mode(struct file *filp, fmode_t mode)
+{
+	return (filp->f_mode & mode) == mode ? 0 : -EBADF;
+}
+
+/* mutations: writable fd, writable mount, file neither immutable nor append-only */
+static int begin_write(struct file *filp)
+{
+	struct inode *inode = file_inode(filp);
+	int err;
+
+	err = need_mode(filp, FMODE_WRITE);
+	if (err)
+		return err;
+	if (IS_IMMUTABLE(inode) || IS_APPEND(inode))
+		return -EPERM;
+	return mnt_want_write_file(filp);
+}
+
+static long ioc_create(struct file *filp, void __user *uarg)
+{
+	struct vexfs_ioc_create a;
+	int err;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || a.reserved || a.dim < 1 || a.dim > VEXFS_MAX_DIM ||
+	    a.metric > VEXFS_METRIC_IP)
+		return -EINVAL;
+	err = begin_write(filp);
+	if (err)
+		return err;
+	err = vexfs_coll_create(filp, a.dim, a.metric);
+	mnt_drop_write_file(filp);
+	return err;
+}
+
+/*
+ * The dimension is a property of the collection, so checks that need it
+ * (size of the vectors buffer) happen with the maximum dimension here and
+ * exactly in vector.c, whose copies are bounded per chunk anyway.
+ */
+static long ioc_insert(struct file *filp, void __user *uarg)
+{
+	struct vexfs_ioc_insert a;
+	int err, err2 = 0;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags & ~VEXFS_INSERT_FLAGS || a.count > VEXFS_MAX_BATCH ||
+	    !uptr_ok(a.ids_ptr, 8) || !uptr_ok(a.vectors_ptr, 4) ||
+	    size_ok(a.count, VEXFS_MAX_DIM, 4))
+		return -EINVAL;
+	err = begin_write(filp);
+	if (err)
+		return err;
+	err = vexfs_coll_insert(filp, &a);
+	mnt_drop_write_file(filp);
+	/* report the counts even on error: a failed upsert may be partial */
+	if (copy_to_user(uarg, &a, sizeof(a)))
+		err2 = -EFAULT;
+	return err ? err : err2;
+}
+
+static long ioc_get(struct file *filp, void __user *uarg)
+{
+	struct vexfs_ioc_get a;
+	int err;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || a.count > VEXFS_MAX_BATCH || !uptr_ok(a.ids_ptr, 8) ||
+	    !uptr_ok(a.vectors_ptr, 4) || size_ok(a.count, VEXFS_MAX_DIM, 4))
+		return -EINVAL;
+	err = need_mode(filp, FMODE_READ);
+	if (err)
+		return err;
+	err = vexfs_coll_get(filp, &a);
+	if (err)
+		return err;
+	return copy_to_user(uarg, &a, sizeof(a)) ? -EFAULT : 0;
+}
+
+static long ioc_delete(struct file *filp, void __user *uarg)
+{
+	struct vexfs_ioc_delete a;
+	int err, err2 = 0;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || a.count > VEXFS_MAX_BATCH || !uptr_ok(a.ids_ptr, 8))
+		return -EINVAL;
+	err = begin_write(filp);
+	if (err)
+		return err;
+	err = vexfs_coll_delete(filp, &a);
+	mnt_drop_write_file(filp);
+	if (copy_to_user(uarg, &a, sizeof(a)))
+		err2 = -EFAULT;
+	return err ? err : err2;
+}
+
+static long ioc_search(struct file *filp, void __user *uarg)
+{
+	struct vexfs_ioc_search a;
+	int err;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || a.reserved || a.k < 1 || a.k > VEXFS_MAX_K ||
+	    a.nq > VEXFS_MAX_NQ || !uptr_ok(a.queries_ptr, 4) ||
+	    !uptr_ok(a.distances_ptr, 4) || !uptr_ok(a.ids_ptr, 8) ||
+	    size_ok(a.nq, VEXFS_MAX_DIM, 4) || size_ok(a.nq, a.k, 8))
+		return -EINVAL;
+	err = need_mode(filp, FMODE_READ);
+	if (err)
+		return err;
+	return vexfs_coll_search(filp, &a);
+}
+
+static long ioc_stats(struct file *filp, void __user *uarg)
+{
+	struct vexfs_ioc_stats a;
+	int err;
+
+	memset(&a, 0, sizeof(a));	/* reserved fields go out as zero */
+	err = vexfs_coll_stats(filp, &a);
+	if (err)
+		return err;
+	return copy_to_user(uarg, &a, sizeof(a)) ? -EFAULT : 0;
+}
+
+long vexfs_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	void __user *uarg = (void __user *)arg;
+
+	/* collections are regular files; everything else has no ioctls */
+	if (!S_ISREG(file_inode(filp)->i_mode))
+		return -ENOTTY;
+
+	switch (cmd) {
+	case VEXFS_IOC_CREATE:
+		return ioc_create(filp, uarg);
+	case VEXFS_IOC_INSERT:
+		return ioc_insert(filp, uarg);
+	case VEXFS_IOC_GET:
+		return ioc_get(filp, uarg);
+	case VEXFS_IOC_DELETE:
+		return ioc_delete(filp, uarg);
+	case VEXFS_IOC_SEARCH:
+		return ioc_search(filp, uarg);
+	case VEXFS_IOC_STATS:
+		return ioc_stats(filp, uarg);
+	default:
+		return -ENOTTY;
+	}
+}

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Distance kernels for CPUs with AVX2 and FMA, chosen at
+ * run time by vector.c when boot_cpu_has(X86_FEATURE_AVX2) &&
+ * boot_cpu_has(X86_FEATURE_FMA).
+ *
+ * Built with -mavx2 -mfma (see Kbuild); must only run between
+ * kernel_fpu_begin() and kernel_fpu_end(). GCC contracts a * b + c into FMA
+ * (-ffp-contract=fast is GCC's default in GNU C mode). Same definitions and
+ * key encoding as vec_math_sse2.c.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kernel.h>
+#include "vector.h"
+
+#define v4sf float __attribute__((vector_size(16)))
+#define v8sf float __attribute__((vector_size(32)))
+
+#define QBLOCK 4
+
+static inline u32 f2key(float f)
+{
+	union { float f; u32 u; } v = { .f = f };
+
+	if (f != f)
+		return VEXFS_KEY_NAN;
+	if (f == 0.0f)
+		return 0x80000000U;
+	return (v.u & 0x80000000U) ? ~v.u : (v.u | 0x80000000U);
+}
+
+static inline double sqrt_d(double x)
+{
+	double r;
+
+	asm("vsqrtsd %1, %1, %0" : "=x" (r) : "x" (x));
+	return r;
+}
+
+static inline float finish(u32 metric, float acc, float qn, float rn)
+{
+	switch (metric) {
+	case VEXFS_METRIC_IP:
+		return -acc;
+	case VEXFS_METRIC_COSINE:
+		if (qn == 0.0f || rn == 0.0f)
+			return 1.0f;
+		return (float)(1.0 - (double)acc / sqrt_d((double)qn * rn));
+	default:
+		return acc;
+	}
+}
+
+/* unaligned loads (vmovups): no alignment is assumed anywhere */
+static inline v8sf ld8(const float *p)
+{
+	v8sf v;
+
+	__builtin_memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* unaligned loads (movups): no alignment is assumed anywhere */
+static inline v4sf ld4(const float *p)
+{
+	v4sf v;
+
+	__builtin_memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* fold 8 lanes to 4 */
+static inline v4sf fold(v8sf v)
+{
+	union { v8sf v; v4sf h[2]; } u = { .v = v };
+
+	return u.h[0] + u.h[1];
+}
+
+static inline float hsum4(v4sf v)
+{
+	union { v4sf v; float f[4]; } u = { .v = v };
+
+	return (u.f[0] + u.f[1]) + (u.f[2] + u.f[3]);
+}
+
+static float dot1(const float *a, const float *x, u32 n)
+{
+	v8sf acc0 = { 0 }, acc1 = { 0 };
+	v4sf t;
+	u32 i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		acc0 += ld8(a + i) * ld8(x + i);
+		acc1 += ld8(a + i + 8) * ld8(x + i + 8);
+	}
+	if (i + 8 <= n) {
+		acc0 += ld8(a + i) * ld8(x + i);
+		i += 8;
+	}
+	t = fold(acc0 + acc1);
+	if (i < n)
+		t += ld4(a + i) * ld4(x + i);
+	return hsum4(t);
+}
+
+static float l21(const float *a, const float *x, u32 n)
+{
+	v8sf acc = { 0 };
+	v4sf t;
+	u32 i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		v8sf d = ld8(a + i) - ld8(x + i);
+
+		acc += d * d;
+	}
+	t = fold(acc);
+	if (i < n) {
+		v4sf d = ld4(a + i) - ld4(x + i);
+
+		t += d * d;
+	}
+	return hsum4(t);
+}
+
+/* four queries a[0..3] against one vector x: dot or squared L2 */
+static void block4(const float *const a[QBLOCK], const float *x, u32 n,
+		   bool l2, float out[QBLOCK])
+{
+	v8sf s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
+	v4sf t0, t1, t2, t3;
+	u32 i = 0;
+
+	if (l2) {
+		for (; i + 8 <= n; i += 8) {
+			v8sf xv = ld8(x + i), d0, d1, d2, d3;
+
+			d0 = ld8(a[0] + i) - xv;
+			d1 = ld8(a[1] + i) - xv;
+			d2 = ld8(a[2] + i) - xv;
+			d3 = ld8(a[3] + i) - xv;
+			s0 += d0 * d0;
+			s1 += d1 * d1;
+			s2 += d2 * d2;
+			s3 += d3 * d3;
+		}
+	} else {
+		for (; i + 8 <= n; i += 8) {
+			v8sf xv = ld8(x + i);
+
+			s0 += ld8(a[0] + i) * xv;
+			s1 += ld8(a[1] + i) * xv;
+			s2 += ld8(a[2] + i) * xv;
+			s3 += ld8(a[3] + i) * xv;
+		}
+	}
+	t0 = fold(s0);
+	t1 = fold(s1);
+	t2 = fold(s2);
+	t3 = fold(s3);
+	if (i < n) {	/* dim4 is a multiple of 4: one 4-wide tail */
+		v4sf xv = ld4(x + i), d0, d1, d2, d3;
+
+		if (l2) {
+			d0 = ld4(a[0] + i) - xv;
+			d1 = ld4(a[1] + i) - xv;
+			d2 = ld4(a[2] + i) - xv;
+			d3 = ld4(a[3] + i) - xv;
+			t0 += d0 * d0;
+			t1 += d1 * d1;
+			t2 += d2 * d2;
+			t3 += d3 * d3;
+		} else {
+			t0 += ld4(a[0] + i) * xv;
+			t1 += ld4(a[1] + i) * xv;
+			t2 += ld4(a[2] + i) * xv;
+			t3 += ld4(a[3] + i) * xv;
+		}
+	}
+	out[0] = hsum4(t0);
+	out[1] = hsum4(t1);
+	out[2] = hsum4(t2);
+	out[3] = hsum4(t3);
+}
+
+void vexfs_dist_avx2(const struct vexfs_dist_job *job)
+{
+	const float *queries = job->queries;
+	const char *base = job->base;
+	u32 n = job->dim4, nq = job->nq, metric = job->metric;
+	bool l2 = metric == VEXFS_METRIC_L2;
+	float qn[VEXFS_DIST_MAX_NQ] = { 0 };
+	u32 q, r;
+
+	if (WARN_ON_ONCE(nq > VEXFS_DIST_MAX_NQ))
+		return;
+	if (metric == VEXFS_METRIC_COSINE)
+		for (q = 0; q < nq; q++)
+			qn[q] = dot1(queries + (size_t)q * n,
+				     queries + (size_t)q * n, n);
+
+	for (r = 0; r < job->nr; r++) {
+		const float *x = (const float *)(base + r * job->stride);
+		u32 *keys = job->keys + r;
+		float rn = 0.0f;
+
+		if (metric == VEXFS_METRIC_COSINE)
+			rn = dot1(x, x, n);
+		for (q = 0; q + QBLOCK <= nq; q += QBLOCK) {
+			const float *a[QBLOCK];
+			float s[QBLOCK];
+			int j;
+
+			for (j = 0; j < QBLOCK; j++)
+				a[j] = queries + (size_t)(q + j) * n;
+			block4(a, x, n, l2, s);
+			for (j = 0; j < QBLOCK; j++)
+				keys[(size_t)(q + j) * job->nr] =
+					f2key(finish(metric, s[j], qn[q + j], rn));
+		}
+		for (; q < nq; q++) {
+			const float *a = queries + (size_t)q * n;
+			float s = l2 ? l21(a, x, n) : dot1(a, x, n);
+
+			keys[(size_t)q * job->nr] =
+				f2key(finish(metric, s, qn[q], rn));
+		}
+	}
+}

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Distance kernels: SSE2 (the x86-64 baseline) and the
+ * scalar reference path.
+ *
+ * This file (and vec_math_avx2.c) alone is built with the FPU enabled (see
+ * Kbuild). Its functions must only run between kernel_fpu_begin() and
+ * kernel_fpu_end(); vexfs_dist_run() in vector.c guarantees that. Floats
+ * enter and leave only through memory: queries and stored vectors by
+ * pointer, results as integer keys (see vector.h).
+ *
+ * <immintrin.h> is not usable under kbuild's -nostdinc, so SIMD code uses
+ * GCC vector extensions; GCC turns them into SSE2 instructions here.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kernel.h>
+#include "vector.h"
+
+#define v4sf float __attribute__((vector_size(16)))
+
+#define QBLOCK 4	/* queries computed together against one vector */
+
+static inline u32 f2key(float f)
+{
+	union { float f; u32 u; } v = { .f = f };
+
+	if (f != f)
+		return VEXFS_KEY_NAN;
+	if (f == 0.0f)
+		return 0x80000000U;	/* -0.0 and +0.0 are equal */
+	return (v.u & 0x80000000U) ? ~v.u : (v.u | 0x80000000U);
+}
+
+static inline double sqrt_d(double x)
+{
+	double r;
+
+	asm("sqrtsd %1, %0" : "=x" (r) : "x" (x));
+	return r;
+}
+
+/* 1 - dot / (|a| |b|) where na, nb are squared norms; 1 for a zero vector */
+static inline float cosine_dist(double dot, double na, double nb)
+{
+	if (na == 0.0 || nb == 0.0)
+		return 1.0f;
+	return (float)(1.0 - dot / sqrt_d(na * nb));
+}
+
+static inline float finish(u32 metric, float acc, float qn, float rn)
+{
+	switch (metric) {
+	case VEXFS_METRIC_IP:
+		return -acc;
+	case VEXFS_METRIC_COSINE:
+		return cosine_dist(acc, qn, rn);
+	default:
+		return acc;
+	}
+}
+
+/* ---- scalar path: plain C, accumulates in double ---- */
+
+static double dot_scalar(const float *a, const float *b, u32 n)
+{
+	double s = 0.0;
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		s += (double)a[i] * (double)b[i];
+	return s;
+}
+
+static double l2_scalar(const float *a, const float *b, u32 n)
+{
+	double s = 0.0;
+	u32 i;
+
+	for (i = 0; i < n; i++) {
+		double d = (double)a[i] - (double)b[i];
+
+		s += d * d;
+	}
+	return s;
+}
+
+void vexfs_dist_scalar(const struct vexfs_dist_job *job)
+{
+	const float *queries = job->queries;
+	const char *base = job->base;
+	u32 q, r, n = job->dim4;
+
+	for (r = 0; r < job->nr; r++) {
+		const float *x = (const float *)(base + r * job->stride);
+		double rn = 0.0;
+
+		if (job->metric == VEXFS_METRIC_COSINE)
+			rn = dot_scalar(x, x, n);
+		for (q = 0; q < job->nq; q++) {
+			const float *a = queries + (size_t)q * n;
+			float d;
+
+			switch (job->metric) {
+			case VEXFS_METRIC_L2:
+				d = (float)l2_scalar(a, x, n);
+				break;
+			case VEXFS_METRIC_IP:
+				d = (float)-dot_scalar(a, x, n);
+				break;
+			default:
+				d = cosine_dist(dot_scalar(a, x, n),
+						dot_scalar(a, a, n), rn);
+				break;
+			}
+			job->keys[(size_t)q * job->nr + r] = f2key(d);
+		}
+	}
+}
+
+/* ---- SSE2 path ---- */
+
+/* unaligned loads (movups): no alignment is assumed anywhere */
+static inline v4sf ld4(const float *p)
+{
+	v4sf v;
+
+	__builtin_memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline float hsum4(v4sf v)
+{
+	union { v4sf v; float f[4]; } u = { .v = v };
+
+	return (u.f[0] + u.f[1]) + (u.f[2] + u.f[3]);
+}
+
+static float dot1_sse2(const float *a, const float *x, u32 n)
+{
+	v4sf acc0 = { 0 }, acc1 = { 0 };
+	u32 i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		acc0 += ld4(a + i) * ld4(x + i);
+		acc1 += ld4(a + i + 4) * ld4(x + i + 4);
+	}
+	if (i < n)
+		acc0 += ld4(a + i) * ld4(x + i);
+	return hsum4(acc0 + acc1);
+}
+
+/* four queries a[0..3] against one vector x: dot or squared L2 */
+static void block4_sse2(const float *const a[QBLOCK], const float *x, u32 n,
+			bool l2, float out[QBLOCK])
+{
+	v4sf s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
+	u32 i;
+
+	if (l2) {
+		for (i = 0; i < n; i += 4) {
+			v4sf xv = ld4(x + i), d0, d1, d2, d3;
+
+			d0 = ld4(a[0] + i) - xv;
+			d1 = ld4(a[1] + i) - xv;
+			d2 = ld4(a[2] + i) - xv;
+			d3 = ld4(a[3] + i) - xv;
+			s0 += d0 * d0;
+			s1 += d1 * d1;
+			s2 += d2 * d2;
+			s3 += d3 * d3;
+		}
+	} else {
+		for (i = 0; i < n; i += 4) {
+			v4sf xv = ld4(x + i);
+
+			s0 += ld4(a[0] + i) * xv;
+			s1 += ld4(a[1] + i) * xv;
+			s2 += ld4(a[2] + i) * xv;
+			s3 += ld4(a[3] + i) * xv;
+		}
+	}
+	out[0] = hsum4(s0);
+	out[1] = hsum4(s1);
+	out[2] = hsum4(s2);
+	out[3] = hsum4(s3);
+}
+
+static float l21_sse2(const float *a, const float *x, u32 n)
+{
+	v4sf acc = { 0 };
+	u32 i;
+
+	for (i = 0; i < n; i += 4) {
+		v4sf d = ld4(a + i) - ld4(x + i);
+
+		acc += d * d;
+	}
+	return hsum4(acc);
+}
+
+void vexfs_dist_sse2(const struct vexfs_dist_job *job)
+{
+	const float *queries = job->queries;
+	const char *base = job->base;
+	u32 n = job->dim4, nq = job->nq, metric = job->metric;
+	bool l2 = metric == VEXFS_METRIC_L2;
+	float qn[VEXFS_DIST_MAX_NQ] = { 0 };
+	u32 q, r;
+
+	if (WARN_ON_ONCE(nq > VEXFS_DIST_MAX_NQ))
+		return;
+	if (metric == VEXFS_METRIC_COSINE)
+		for (q = 0; q < nq; q++)
+			qn[q] = dot1_sse2(queries + (size_t)q * n,
+					  queries + (size_t)q * n, n);
+
+	for (r = 0; r < job->nr; r++) {
+		const float *x = (const float *)(base + r * job->stride);
+		u32 *keys = job->keys + r;
+		float rn = 0.0f;
+
+		if (metric == VEXFS_METRIC_COSINE)
+			rn = dot1_sse2(x, x, n);
+		for (q = 0; q + QBLOCK <= nq; q += QBLOCK) {
+			const float *a[QBLOCK];
+			float s[QBLOCK];
+			int j;
+
+			for (j = 0; j < QBLOCK; j++)
+				a[j] = queries + (size_t)(q + j) * n;
+			block4_sse2(a, x, n, l2, s);
+			for (j = 0; j < QBLOCK; j++)
+				keys[(size_t)(q + j) * job->nr] =
+					f2key(finish(metric, s[j], qn[q + j], rn));
+		}
+		for (; q < nq; q++) {
+			const float *a = queries + (size_t)q * n;
+			float s = l2 ? l21_sse2(a, x, n) : dot1_sse2(a, x, n);
+
+			keys[(size_t)q * job->nr] =
+				f2key(finish(metric, s, qn[q], rn));
+		}
+	}
+}

@@ -1,0 +1,991 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * VexFS vector collections: storage of records in the file's
+ * data (through the page cache), batch insert/upsert/get/delete, exact top-k
+ * search, and the choice of distance kernel.
+ *
+ * Layout (kernel/uapi/vexfs_fs.h): header in bytes [0, 4096), then c_count
+ * dense records of c_record_size bytes. All functions here are called from
+ * ioctl.c, which checked the argument ranges and holds no lock; the locking
+ * (i_rwsem: exclusive for mutations, shared for reads) is taken here.
+ *
+ * No float arithmetic in this file: vectors are moved as bytes and checked
+ * for NaN/Inf by their bit patterns; distances come back from vec_math_*.c
+ * as u32 keys whose integer order is the float order (vector.h), so top-k
+ * selection below is plain integer code.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/backing-dev.h>
+#include <linux/crc32.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/kernel.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mount.h>
+#include <linux/overflow.h>
+#include <linux/pagemap.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/uaccess.h>
+#include <linux/uio.h>
+#include <asm/cpufeature.h>
+#include <asm/fpu/api.h>
+
+#include "vexfs.h"
+#include "vector.h"
+
+/* ---- choice of distance kernel ---- */
+
+/*
+ * simd=-1 (default) picks the best the CPU has; 0 forces the scalar path,
+ * 1 SSE2, 2 AVX2 (falls back to SSE2 without AVX2+FMA). Writable at run
+ * time so tests can compare the paths on the same collection.
+ */
+static int simd = -1;
+module_param(simd, int, 0644);
+MODULE_PARM_DESC(simd, "distance code: -1 auto, 0 scalar, 1 sse2, 2 avx2");
+
+static bool cpu_has_avx2_fma(void)
+{
+	return boot_cpu_has(X86_FEATURE_AVX2) && boot_cpu_has(X86_FEATURE_FMA);
+}
+
+u32 vexfs_simd_mode(void)
+{
+	int want = READ_ONCE(simd);
+
+	if (want == 0)
+		return VEXFS_SIMD_SCALAR;
+	if (want == 1 || !cpu_has_avx2_fma())
+		return VEXFS_SIMD_SSE2;
+	return VEXFS_SIMD_AVX2;
+}
+
+/*
+ * Run one distance job in a single FPU section. Callers size jobs so that
+ * nq * nr * dim4 <= VEXFS_FPU_WORK multiply-adds, which keeps each
+ * preemption-disabled section well under a millisecond on real hardware.
+ * ioctls run in process context, where irq_fpu_usable() is always true; if
+ * it is not, we refuse rather than corrupt another context's FPU state.
+ */
+int vexfs_dist_run(const struct vexfs_dist_job *job)
+{
+	u32 mode = vexfs_simd_mode();
+
+	if (WARN_ON_ONCE(!irq_fpu_usable()))
+		return -EBUSY;
+	kernel_fpu_begin();
+	if (mode == VEXFS_SIMD_AVX2)
+		vexfs_dist_avx2(job);
+	else if (mode == VEXFS_SIMD_SSE2)
+		vexfs_dist_sse2(job);
+	else
+		vexfs_dist_scalar(job);
+	kernel_fpu_end();
+	return 0;
+}
+
+/* ---- collection header and record I/O ---- */
+
+#define HDR_SIZE	sizeof(struct vexfs_collection_header)
+#define REC_HDR		sizeof(struct vexfs_vector_record)
+#define IO_CHUNK	(256U * 1024U)	/* bytes of records per kernel buffer */
+#define FPU_WORK	(1U << 20)	/* multiply-adds per FPU section */
+
+struct coll {
+	u32 dim;
+	u32 dim4;
+	u32 metric;
+	u32 rs;			/* record size */
+	u64 count;
+};
+
+static u32 coll_rec_size(u32 dim)
+{
+	return REC_HDR + 4 * round_up(dim, 4);
+}
+
+static loff_t rec_pos(const struct coll *c, u64 slot)
+{
+	return VEXFS_DATA_OFFSET + (loff_t)slot * c->rs;
+}
+
+static u32 hdr_csum(struct vexfs_collection_header *h)
+{
+	__le32 saved = h->c_checksum;
+	u32 crc;
+
+	h->c_checksum = 0;
+	crc = ~__crc32c_le(~0U, (const u8 *)h, HDR_SIZE);
+	h->c_checksum = saved;
+	return crc;
+}
+
+/* Copy len bytes at pos of the file's data into buf, via the page cache. */
+static int coll_read(struct inode *inode, loff_t pos, void *buf, size_t len)
+{
+	char *dst = buf;
+
+	while (len) {
+		pgoff_t index = pos >> PAGE_SHIFT;
+		size_t off = offset_in_page(pos);
+		size_t n = min_t(size_t, len, PAGE_SIZE - off);
+		struct page *page;
+
+		page = read_mapping_page(inode->i_mapping, index, NULL);
+		if (IS_ERR(page))
+			return PTR_ERR(page);
+		memcpy_from_page(dst, page, off, n);
+		put_page(page);
+		dst += n;
+		pos += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Write len bytes of buf at pos through the filesystem's own buffered write
+ * path (write_begin/write_end allocate blocks and extend i_size). The caller
+ * holds the inode lock and mnt_want_write_file(). A short write (ENOSPC,
+ * EDQUOT...) is an error; the caller undoes what it appended.
+ */
+static int coll_write(struct file *filp, loff_t pos, const void *buf,
+		      size_t len)
+{
+	struct inode *inode = file_inode(filp);
+	struct kvec kv = { .iov_base = (void *)buf, .iov_len = len };
+	struct iov_iter iter;
+	struct kiocb kiocb;
+	ssize_t ret;
+
+	if (pos + (loff_t)len > inode->i_sb->s_maxbytes)
+		return -EFBIG;
+	init_sync_kiocb(&kiocb, filp);
+	kiocb.ki_pos = pos;
+	iov_iter_kvec(&iter, WRITE, &kv, 1, len);
+	current->backing_dev_info = inode_to_bdi(inode);
+	ret = generic_perform_write(&kiocb, &iter);
+	current->backing_dev_info = NULL;
+	if (ret < 0)
+		return ret;
+	if (ret != len)
+		return -ENOSPC;
+	return 0;
+}
+
+/* Shrink (or restore) the file to size bytes, freeing blocks past it. */
+static int coll_truncate(struct file *filp, loff_t size)
+{
+	struct iattr ia = {
+		.ia_valid = ATTR_SIZE | ATTR_MTIME | ATTR_CTIME,
+		.ia_size = size,
+	};
+
+	return notify_change(file_mnt_user_ns(filp), filp->f_path.dentry, &ia,
+			     NULL);
+}
+
+/*
+ * Read and check the header. -ENOTTY: not a collection; -EUCLEAN: the flag
+ * is set but the header or the file size is inconsistent.
+ */
+static int coll_load(struct inode *inode, struct coll *c)
+{
+	struct vexfs_collection_header h;
+	u64 need;
+	int err;
+
+	if (!S_ISREG(inode->i_mode) || !vexfs_inode_is_collection(inode))
+		return -ENOTTY;
+	if (i_size_read(inode) < VEXFS_DATA_OFFSET)
+		goto corrupt;
+	err = coll_read(inode, 0, &h, sizeof(h));
+	if (err)
+		return err;
+	if (le32_to_cpu(h.c_magic) != VEXFS_COLLECTION_MAGIC ||
+	    le32_to_cpu(h.c_version) != VEXFS_COLLECTION_VERSION ||
+	    le32_to_cpu(h.c_checksum) != hdr_csum(&h))
+		goto corrupt;
+	c->dim = le32_to_cpu(h.c_dim);
+	c->metric = le32_to_cpu(h.c_metric);
+	c->rs = le32_to_cpu(h.c_record_size);
+	c->count = le64_to_cpu(h.c_count);
+	if (c->dim < 1 || c->dim > VEXFS_MAX_DIM || c->metric > VEXFS_METRIC_IP ||
+	    c->rs != coll_rec_size(c->dim) || h.c_flags)
+		goto corrupt;
+	c->dim4 = round_up(c->dim, 4);
+	/* records past c_count (a batch cut short by a crash) are ignored */
+	if (check_mul_overflow(c->count, (u64)c->rs, &need) ||
+	    check_add_overflow(need, (u64)VEXFS_DATA_OFFSET, &need) ||
+	    need > (u64)i_size_read(inode))
+		goto corrupt;
+	return 0;
+corrupt:
+	pr_warn_ratelimited("inode %lu: corrupt vector collection header\n",
+			    inode->i_ino);
+	return -EUCLEAN;
+}
+
+static int coll_store_header(struct file *filp, const struct coll *c)
+{
+	struct vexfs_collection_header h = {
+		.c_magic = cpu_to_le32(VEXFS_COLLECTION_MAGIC),
+		.c_version = cpu_to_le32(VEXFS_COLLECTION_VERSION),
+		.c_dim = cpu_to_le32(c->dim),
+		.c_metric = cpu_to_le32(c->metric),
+		.c_count = cpu_to_le64(c->count),
+		.c_record_size = cpu_to_le32(c->rs),
+	};
+
+	h.c_checksum = cpu_to_le32(hdr_csum(&h));
+	return coll_write(filp, 0, &h, sizeof(h));
+}
+
+/* ---- batches of ids ---- */
+
+/* One id of a batch: sorted by (id, idx) to find duplicates and matches. */
+struct id_ent {
+	u64 id;
+	u64 slot;		/* U64_MAX: not in the collection */
+	u32 idx;		/* position in the caller's batch */
+	u32 pad;
+};
+
+static int id_ent_cmp(const void *a, const void *b)
+{
+	const struct id_ent *x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	if (x->idx != y->idx)
+		return x->idx < y->idx ? -1 : 1;
+	return 0;
+}
+
+/* first entry with this id, or NULL */
+static struct id_ent *id_find(struct id_ent *ents, u32 n, u64 id)
+{
+	u32 lo = 0, hi = n;
+
+	while (lo < hi) {
+		u32 mid = lo + (hi - lo) / 2;
+
+		if (ents[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (lo < n && ents[lo].id == id) ? &ents[lo] : NULL;
+}
+
+/*
+ * Copy count ids from user memory and return them sorted by (id, idx), with
+ * slot = U64_MAX. count <= VEXFS_MAX_BATCH, so the allocation is bounded.
+ */
+static struct id_ent *ids_load(u64 uptr, u32 count)
+{
+	const u64 __user *uids = u64_to_user_ptr(uptr);
+	struct id_ent *ents;
+	u32 i;
+
+	ents = kvmalloc_array(count, sizeof(*ents), GFP_KERNEL);
+	if (!ents)
+		return ERR_PTR(-ENOMEM);
+	for (i = 0; i < count; i++) {
+		if (get_user(ents[i].id, uids + i)) {
+			kvfree(ents);
+			return ERR_PTR(-EFAULT);
+		}
+		ents[i].idx = i;
+		ents[i].slot = U64_MAX;
+		ents[i].pad = 0;
+		if (!(i & 4095))
+			cond_resched();
+	}
+	sort(ents, count, sizeof(*ents), id_ent_cmp, NULL);
+	return ents;
+}
+
+/*
+ * Scan the ids of records [0, end) and set slot on every batch entry whose
+ * id matches (all entries with that id). Ids of the collection are unique,
+ * so each id matches at most one slot.
+ */
+static int coll_match_ids(struct inode *inode, const struct coll *c, u64 end,
+			  struct id_ent *ents, u32 n)
+{
+	struct page *page = NULL;
+	pgoff_t cur = 0;
+	u64 slot;
+	int err = 0;
+
+	for (slot = 0; slot < end; slot++) {
+		loff_t pos = rec_pos(c, slot);
+		pgoff_t index = pos >> PAGE_SHIFT;
+		struct id_ent *e;
+		__le64 raw;
+		u64 id;
+
+		if (!page || index != cur) {
+			if (page)
+				put_page(page);
+			page = read_mapping_page(inode->i_mapping, index, NULL);
+			if (IS_ERR(page)) {
+				err = PTR_ERR(page);
+				page = NULL;
+				break;
+			}
+			cur = index;
+			cond_resched();
+		}
+		/* 16-byte aligned record headers never straddle a page */
+		memcpy_from_page((char *)&raw, page, offset_in_page(pos),
+				 sizeof(raw));
+		id = le64_to_cpu(raw);
+		for (e = id_find(ents, n, id); e && e < ents + n && e->id == id;
+		     e++)
+			e->slot = slot;
+	}
+	if (page)
+		put_page(page);
+	return err;
+}
+
+/*
+ * Build records [first, first + n) of the batch into buf (n * rs bytes).
+ * Ids come from the kernel copy that was checked; vectors are copied from
+ * user memory now and checked for NaN/Inf.
+ */
+static int records_build(const struct coll *c, const u64 *kids,
+			 const u8 __user *uvecs, u32 first, u32 n, u8 *buf)
+{
+	size_t vbytes = (size_t)c->dim * 4;
+	u32 i, j;
+
+	memset(buf, 0, (size_t)n * c->rs);
+	for (i = 0; i < n; i++) {
+		struct vexfs_vector_record *r = (void *)(buf + (size_t)i * c->rs);
+		const u32 *bits = (const u32 *)(r + 1);
+
+		r->r_id = cpu_to_le64(kids[first + i]);
+		if (copy_from_user(r + 1, uvecs + (size_t)(first + i) * vbytes,
+				   vbytes))
+			return -EFAULT;
+		for (j = 0; j < c->dim; j++)
+			if (vexfs_bits_nonfinite(bits[j]))
+				return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- operations ---- */
+
+int vexfs_coll_create(struct file *filp, u32 dim, u32 metric)
+{
+	struct inode *inode = file_inode(filp);
+	struct coll c = {
+		.dim = dim, .metric = metric, .rs = coll_rec_size(dim),
+	};
+	u8 *zero;
+	int err;
+
+	zero = kzalloc(VEXFS_DATA_OFFSET, GFP_KERNEL);
+	if (!zero)
+		return -ENOMEM;
+	inode_lock(inode);
+	if (vexfs_inode_is_collection(inode)) {
+		err = -EEXIST;
+		goto out;
+	}
+	if (i_size_read(inode) != 0) {
+		err = -ENOTEMPTY;
+		goto out;
+	}
+	/* the zero block first, then the header, then the flag */
+	err = coll_write(filp, 0, zero, VEXFS_DATA_OFFSET);
+	if (!err)
+		err = coll_store_header(filp, &c);
+	if (err) {
+		coll_truncate(filp, 0);
+	} else {
+		vexfs_inode_set_collection(inode, true);
+		file_update_time(filp);
+	}
+out:
+	inode_unlock(inode);
+	kfree(zero);
+	return err;
+}
+
+/*
+ * Insert or upsert a batch (count <= VEXFS_MAX_BATCH).
+ *
+ * Insert: every id must be new and distinct within the batch, else EEXIST
+ * and nothing changes. Upsert: an id already in the collection has its
+ * vector overwritten in place; a new id is appended; an id repeated in the
+ * batch takes its last vector.
+ *
+ * Order of writes, so that a failure leaves the collection as it was:
+ * 1. new records are appended past the last committed record (this is the
+ *    only step that allocates, so the only one that can hit ENOSPC); on any
+ *    error the file is truncated back to its old size;
+ * 2. the header (count) is rewritten: the batch is committed;
+ * 3. (upsert) existing records are overwritten in place; blocks are already
+ *    allocated, so only EFAULT (the caller unmapped its buffer meanwhile) or
+ *    EIO can interrupt this step.
+ */
+int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
+{
+	struct inode *inode = file_inode(filp);
+	const u8 __user *uvecs = u64_to_user_ptr(arg->vectors_ptr);
+	bool upsert = arg->flags & VEXFS_INSERT_UPSERT;
+	u32 n = arg->count, i, per, added = 0, updated = 0;
+	struct id_ent *ents;
+	u64 old_count, end;
+	u64 *kids = NULL;
+	bool *newpos = NULL;
+	struct coll c;
+	u8 *buf = NULL;
+	int err;
+
+	arg->added = 0;
+	arg->updated = 0;
+	if (!n)
+		return 0;
+	ents = ids_load(arg->ids_ptr, n);
+	if (IS_ERR(ents))
+		return PTR_ERR(ents);
+
+	inode_lock(inode);
+	err = coll_load(inode, &c);
+	if (err)
+		goto out_unlock;
+	err = -ENOMEM;
+	per = max_t(u32, 1, IO_CHUNK / c.rs);
+	buf = kvmalloc((size_t)min(per, n) * c.rs, GFP_KERNEL);
+	kids = kvmalloc_array(n, sizeof(*kids), GFP_KERNEL);
+	newpos = kvcalloc(n, sizeof(*newpos), GFP_KERNEL);
+	if (!buf || !kids || !newpos)
+		goto out_unlock;
+
+	old_count = c.count;
+	err = coll_match_ids(inode, &c, old_count, ents, n);
+	if (err)
+		goto out_unlock;
+	/*
+	 * Decide what every batch position does. For insert, any match or
+	 * duplicate is EEXIST. For upsert, among entries with the same id only
+	 * the last position (highest idx, last in sort order) is written.
+	 */
+	for (i = 0; i < n; i++) {
+		bool dup = i + 1 < n && ents[i + 1].id == ents[i].id;
+
+		if (!upsert && (dup || ents[i].slot != U64_MAX)) {
+			err = -EEXIST;
+			goto out_unlock;
+		}
+	}
+	/* check for overflow of the final size before writing anything */
+	end = old_count + n;
+	if (end > (u64)(inode->i_sb->s_maxbytes - VEXFS_DATA_OFFSET) / c.rs) {
+		err = -EFBIG;
+		goto out_unlock;
+	}
+
+	/* step 1: append new ids, in batch order, a buffer-full at a time */
+	end = old_count;
+	for (i = 0; i < n; i++) {
+		bool last = i + 1 == n || ents[i + 1].id != ents[i].id;
+
+		kids[ents[i].idx] = ents[i].id;
+		newpos[ents[i].idx] = last && ents[i].slot == U64_MAX;
+	}
+	i = 0;
+	while (i < n && !err) {
+		u32 first = i, run = 0;
+
+		if (!newpos[i]) {
+			i++;
+			continue;
+		}
+		while (i < n && newpos[i] && run < per) {
+			i++;
+			run++;
+		}
+		err = records_build(&c, kids, uvecs, first, run, buf);
+		if (!err)
+			err = coll_write(filp, rec_pos(&c, end), buf,
+					 (size_t)run * c.rs);
+		if (!err) {
+			end += run;
+			added += run;
+		}
+		if (!err && fatal_signal_pending(current))
+			err = -EINTR;
+	}
+	if (err)
+		goto undo;
+
+	/* step 2: commit */
+	c.count = end;
+	if (end != old_count) {
+		err = coll_store_header(filp, &c);
+		if (err) {
+			c.count = old_count;
+			goto undo;
+		}
+	}
+
+	/* step 3: overwrite existing records in place (upsert only) */
+	for (i = 0; i < n && upsert; i++) {
+		bool last = i + 1 == n || ents[i + 1].id != ents[i].id;
+
+		if (!last || ents[i].slot == U64_MAX)
+			continue;
+		err = records_build(&c, kids, uvecs, ents[i].idx, 1, buf);
+		if (!err)
+			err = coll_write(filp, rec_pos(&c, ents[i].slot), buf,
+					 c.rs);
+		if (err)
+			break;
+		updated++;
+		cond_resched();
+	}
+	if (added || updated)
+		file_update_time(filp);
+	goto out_unlock;
+
+undo:
+	/* nothing committed: drop appended records (restores the old size) */
+	if (end != old_count || i_size_read(inode) > rec_pos(&c, old_count))
+		coll_truncate(filp, rec_pos(&c, old_count));
+	added = 0;
+out_unlock:
+	inode_unlock(inode);
+	kvfree(newpos);
+	kvfree(kids);
+	kvfree(buf);
+	kvfree(ents);
+	arg->added = added;
+	arg->updated = updated;
+	return err;
+}
+
+int vexfs_coll_get(struct file *filp, struct vexfs_ioc_get *arg)
+{
+	struct inode *inode = file_inode(filp);
+	u8 __user *uvecs = u64_to_user_ptr(arg->vectors_ptr);
+	u8 __user *ufound = u64_to_user_ptr(arg->found_ptr);
+	u32 n = arg->count, i, per, nfound = 0;
+	struct id_ent *ents;
+	u64 *slots = NULL;
+	size_t vbytes;
+	u8 *buf = NULL;
+	struct coll c;
+	int err;
+
+	arg->nfound = 0;
+	if (!n)
+		return 0;
+	ents = ids_load(arg->ids_ptr, n);
+	if (IS_ERR(ents))
+		return PTR_ERR(ents);
+
+	inode_lock_shared(inode);
+	err = coll_load(inode, &c);
+	if (err)
+		goto out;
+	err = coll_match_ids(inode, &c, c.count, ents, n);
+	if (err)
+		goto out;
+	err = -ENOMEM;
+	slots = kvmalloc_array(n, sizeof(*slots), GFP_KERNEL);
+	vbytes = (size_t)c.dim * 4;
+	per = max_t(u32, 1, IO_CHUNK / c.rs);
+	buf = kvmalloc((size_t)min(per, n) * vbytes, GFP_KERNEL);
+	if (!slots || !buf)
+		goto out;
+	for (i = 0; i < n; i++)
+		slots[ents[i].idx] = ents[i].slot;
+
+	/* output in batch order, a buffer-full at a time; missing: zeros */
+	err = 0;
+	for (i = 0; i < n && !err; i += per) {
+		u32 m = min(per, n - i), j;
+
+		for (j = 0; j < m && !err; j++) {
+			u8 *dst = buf + (size_t)j * vbytes;
+			u64 slot = slots[i + j];
+
+			if (slot == U64_MAX) {
+				memset(dst, 0, vbytes);
+			} else {
+				err = coll_read(inode, rec_pos(&c, slot) + REC_HDR,
+						dst, vbytes);
+				nfound++;
+			}
+			if (!err && ufound &&
+			    put_user(slot != U64_MAX ? 1 : 0, ufound + i + j))
+				err = -EFAULT;
+		}
+		if (!err && copy_to_user(uvecs + (size_t)i * vbytes, buf,
+					 (size_t)m * vbytes))
+			err = -EFAULT;
+		cond_resched();
+	}
+	if (!err && !ufound && nfound != n)
+		err = -ENOENT;
+out:
+	inode_unlock_shared(inode);
+	kvfree(buf);
+	kvfree(slots);
+	kvfree(ents);
+	arg->nfound = err ? 0 : nfound;
+	return err;
+}
+
+static int u64_desc_cmp(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+
+	return x < y ? 1 : (x > y ? -1 : 0);
+}
+
+/*
+ * Delete a batch of ids (missing ids are skipped). Each deleted slot is
+ * filled with the current last record, from the highest slot down, then the
+ * header count is written and the file truncated. Only in-place overwrites
+ * and a shrink: no allocation, so no ENOSPC.
+ */
+int vexfs_coll_delete(struct file *filp, struct vexfs_ioc_delete *arg)
+{
+	struct inode *inode = file_inode(filp);
+	u32 n = arg->count, i, nslots = 0;
+	struct id_ent *ents;
+	u64 *slots = NULL;
+	u64 old_count;
+	u8 *rec = NULL;
+	struct coll c;
+	int err;
+
+	arg->deleted = 0;
+	if (!n)
+		return 0;
+	ents = ids_load(arg->ids_ptr, n);
+	if (IS_ERR(ents))
+		return PTR_ERR(ents);
+
+	inode_lock(inode);
+	err = coll_load(inode, &c);
+	if (err)
+		goto out;
+	err = coll_match_ids(inode, &c, c.count, ents, n);
+	if (err)
+		goto out;
+	err = -ENOMEM;
+	slots = kvmalloc_array(n, sizeof(*slots), GFP_KERNEL);
+	rec = kvmalloc(c.rs, GFP_KERNEL);
+	if (!slots || !rec)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (ents[i].slot != U64_MAX &&
+		    (i == 0 || ents[i - 1].id != ents[i].id))
+			slots[nslots++] = ents[i].slot;
+	err = 0;
+	if (!nslots)
+		goto out;
+	sort(slots, nslots, sizeof(*slots), u64_desc_cmp, NULL);
+
+	old_count = c.count;
+	for (i = 0; i < nslots && !err; i++) {
+		u64 last = c.count - 1;
+
+		if (slots[i] != last) {
+			err = coll_read(inode, rec_pos(&c, last), rec, c.rs);
+			if (!err)
+				err = coll_write(filp, rec_pos(&c, slots[i]),
+						 rec, c.rs);
+		}
+		if (!err)
+			c.count--;
+		cond_resched();
+	}
+	if (c.count != old_count) {
+		int err2 = coll_store_header(filp, &c);
+
+		if (!err2)
+			err2 = coll_truncate(filp, rec_pos(&c, c.count));
+		if (!err)
+			err = err2;
+		file_update_time(filp);
+	}
+	arg->deleted = old_count - c.count;
+out:
+	inode_unlock(inode);
+	kvfree(rec);
+	kvfree(slots);
+	kvfree(ents);
+	return err;
+}
+
+/* ---- search ---- */
+
+struct topk_ent {
+	u32 key;
+	u32 pad;
+	u64 id;
+};
+
+/* (key, id) order: smaller distance first, ties by smaller id */
+static bool ent_less(const struct topk_ent *a, const struct topk_ent *b)
+{
+	return a->key < b->key || (a->key == b->key && a->id < b->id);
+}
+
+/* max-heap of the k best so far: h[0] is the worst kept */
+static void heap_sift_down(struct topk_ent *h, u32 n, u32 i)
+{
+	for (;;) {
+		u32 l = 2 * i + 1, r = l + 1, m = i;
+		struct topk_ent t;
+
+		if (l < n && ent_less(&h[m], &h[l]))
+			m = l;
+		if (r < n && ent_less(&h[m], &h[r]))
+			m = r;
+		if (m == i)
+			return;
+		t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+static void heap_push(struct topk_ent *h, u32 *n, u32 k, u32 key, u64 id)
+{
+	struct topk_ent e = { .key = key, .id = id };
+	u32 i;
+
+	if (*n == k) {
+		if (!ent_less(&e, &h[0]))
+			return;
+		h[0] = e;
+		heap_sift_down(h, k, 0);
+		return;
+	}
+	i = (*n)++;
+	h[i] = e;
+	while (i && ent_less(&h[(i - 1) / 2], &h[i])) {
+		u32 p = (i - 1) / 2;
+		struct topk_ent t = h[p];
+
+		h[p] = h[i];
+		h[i] = t;
+		i = p;
+	}
+}
+
+static int topk_cmp(const void *a, const void *b)
+{
+	const struct topk_ent *x = a, *y = b;
+
+	if (ent_less(x, y))
+		return -1;
+	return ent_less(y, x) ? 1 : 0;
+}
+
+/*
+ * Exact top-k for one chunk of queries (nq <= VEXFS_DIST_MAX_NQ, already in
+ * the kernel in q, rows of dim4 floats): scan all records a buffer-full at a
+ * time, compute distances in bounded FPU sections, keep a heap per query.
+ */
+static int search_chunk(struct inode *inode, const struct coll *c,
+			const void *q, u32 nq, u32 k, struct topk_ent *heaps,
+			u32 *hn, u8 *rbuf, u32 rper, u32 *keys)
+{
+	u64 slot = 0;
+	int err = 0;
+
+	while (slot < c->count) {
+		u32 nr = min_t(u64, rper, c->count - slot), r, qi;
+		struct vexfs_dist_job job = {
+			.queries = q, .base = rbuf + REC_HDR, .keys = keys,
+			.stride = c->rs, .nq = nq, .nr = nr, .dim4 = c->dim4,
+			.metric = c->metric,
+		};
+
+		err = coll_read(inode, rec_pos(c, slot), rbuf,
+				(size_t)nr * c->rs);
+		if (err)
+			break;
+		/*
+		 * Stored padding is zero by construction; re-zero it anyway so a
+		 * damaged tail can only change that record's own distance.
+		 */
+		if (c->dim != c->dim4)
+			for (r = 0; r < nr; r++)
+				memset(rbuf + (size_t)r * c->rs + REC_HDR +
+				       c->dim * 4, 0, (c->dim4 - c->dim) * 4);
+		err = vexfs_dist_run(&job);
+		if (err)
+			break;
+		for (qi = 0; qi < nq; qi++) {
+			const u32 *kq = keys + (size_t)qi * nr;
+			struct topk_ent *h = heaps + (size_t)qi * k;
+
+			for (r = 0; r < nr; r++) {
+				const __le64 *idp = (const void *)(rbuf +
+							(size_t)r * c->rs);
+
+				heap_push(h, &hn[qi], k, kq[r],
+					  le64_to_cpu(*idp));
+			}
+		}
+		slot += nr;
+		cond_resched();
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			break;
+		}
+	}
+	return err;
+}
+
+int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
+{
+	struct inode *inode = file_inode(filp);
+	const u8 __user *uq = u64_to_user_ptr(arg->queries_ptr);
+	u8 __user *udist = u64_to_user_ptr(arg->distances_ptr);
+	u8 __user *uids = u64_to_user_ptr(arg->ids_ptr);
+	u32 nq = arg->nq, k = arg->k, qper, rper, done, j;
+	struct topk_ent *heaps = NULL;
+	u32 *keys = NULL, *hn = NULL, *obits = NULL;
+	u64 *oids = NULL;
+	u8 *qbuf = NULL, *rbuf = NULL;
+	struct coll c;
+	int err;
+
+	if (!nq)
+		return 0;
+	/* the dimension decides the buffer sizes: peek at the header first */
+	inode_lock_shared(inode);
+	err = coll_load(inode, &c);
+	inode_unlock_shared(inode);
+	if (err)
+		return err;
+
+	/* queries per chunk: bounded by the heap memory, nq * k entries */
+	qper = clamp_t(u32, 16384 / k, 1, VEXFS_DIST_MAX_NQ);
+	qper = min(qper, nq);
+	/* records per FPU section: bounded by work and by buffer size */
+	rper = FPU_WORK / (qper * c.dim4);
+	rper = clamp_t(u32, rper, 1, max_t(u32, 1, IO_CHUNK / c.rs));
+
+	err = -ENOMEM;
+	qbuf = kvcalloc((size_t)qper * c.dim4, 4, GFP_KERNEL);
+	rbuf = kvmalloc((size_t)rper * c.rs, GFP_KERNEL);
+	keys = kvmalloc_array((size_t)qper * rper, sizeof(u32), GFP_KERNEL);
+	heaps = kvmalloc_array((size_t)qper * k, sizeof(*heaps), GFP_KERNEL);
+	hn = kcalloc(qper, sizeof(u32), GFP_KERNEL);
+	obits = kvmalloc_array(k, sizeof(u32), GFP_KERNEL);
+	oids = kvmalloc_array(k, sizeof(u64), GFP_KERNEL);
+	if (!qbuf || !rbuf || !keys || !heaps || !hn || !obits || !oids)
+		goto out;
+
+	err = 0;
+	for (done = 0; done < nq && !err; done += qper) {
+		u32 m = min(qper, nq - done), qi;
+		size_t vbytes = (size_t)c.dim * 4;
+
+		/* copy and check the queries before taking the lock */
+		for (qi = 0; qi < m; qi++) {
+			u8 *row = qbuf + (size_t)qi * c.dim4 * 4;
+			const u32 *bits = (const u32 *)row;
+
+			if (copy_from_user(row, uq + (size_t)(done + qi) * vbytes,
+					   vbytes)) {
+				err = -EFAULT;
+				break;
+			}
+			for (j = 0; j < c.dim; j++)
+				if (vexfs_bits_nonfinite(bits[j]))
+					err = -EINVAL;
+			if (err)
+				break;
+		}
+		if (err)
+			break;
+
+		memset(hn, 0, qper * sizeof(u32));
+		inode_lock_shared(inode);
+		{
+			struct coll now;
+
+			/* the collection may have changed since the peek */
+			err = coll_load(inode, &now);
+			if (!err && (now.dim != c.dim || now.metric != c.metric))
+				err = -ESTALE;
+			if (!err)
+				err = search_chunk(inode, &now, qbuf, m, k, heaps,
+						   hn, rbuf, rper, keys);
+		}
+		inode_unlock_shared(inode);
+		if (err)
+			break;
+
+		/* sort each heap and copy out, padding past the hits */
+		for (qi = 0; qi < m && !err; qi++) {
+			struct topk_ent *h = heaps + (size_t)qi * k;
+			size_t row = (size_t)(done + qi) * k;
+
+			sort(h, hn[qi], sizeof(*h), topk_cmp, NULL);
+			for (j = 0; j < k; j++) {
+				if (j < hn[qi]) {
+					obits[j] = vexfs_key_to_bits(h[j].key);
+					oids[j] = h[j].id;
+				} else {
+					obits[j] = 0x7f800000U;	/* +Inf */
+					oids[j] = VEXFS_NO_ID;
+				}
+			}
+			if (copy_to_user(udist + row * 4, obits, k * 4) ||
+			    copy_to_user(uids + row * 8, oids, k * 8))
+				err = -EFAULT;
+		}
+	}
+out:
+	kvfree(oids);
+	kvfree(obits);
+	kfree(hn);
+	kvfree(heaps);
+	kvfree(keys);
+	kvfree(rbuf);
+	kvfree(qbuf);
+	return err;
+}
+
+int vexfs_coll_stats(struct file *filp, struct vexfs_ioc_stats *arg)
+{
+	struct inode *inode = file_inode(filp);
+	struct coll c;
+	int err;
+
+	inode_lock_shared(inode);
+	err = coll_load(inode, &c);
+	if (!err) {
+		arg->count = c.count;
+		arg->bytes = i_size_read(inode);
+		arg->blocks = inode->i_blocks >> (VEXFS_BLOCK_BITS - 9);
+		arg->dim = c.dim;
+		arg->metric = c.metric;
+		arg->record_size = c.rs;
+		arg->simd = vexfs_simd_mode();
+	}
+	inode_unlock_shared(inode);
+	return err;
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * VexFS vector collections: interface between ioctl.c (argument
+ * checking, locking), vector.c (collection storage, top-k) and the distance
+ * kernels in vec_math_*.c.
+ *
+ * Float rule: only vec_math_*.c are compiled with the FPU enabled. Every
+ * other file sees floats only as memory behind a pointer (void * or u32 *)
+ * and never does float arithmetic or float comparisons. Distances leave the
+ * math code as 32-bit "keys" (see vexfs_key_to_bits()) whose unsigned integer
+ * order is the order of the float values, so that top-k selection in
+ * vector.c is integer-only code.
+ */
+#ifndef _VEXFS_VECTOR_H
+#define _VEXFS_VECTOR_H
+
+#include <linux/types.h>
+#include "vexfs_fs.h"
+
+struct file;
+struct inode;
+
+/* ioctl.c: .unlocked_ioctl of regular files (compat: compat_ptr_ioctl) */
+long vexfs_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
+
+/*
+ * A distance job: nq queries against nr stored vectors.
+ *
+ * queries: nq rows of dim4 floats (dim4 = round_up(dim, 4)), zero padded.
+ * base:    first stored vector; vector i starts stride bytes after vector
+ *          i-1; each has dim4 floats, zero padded. 16-byte aligned.
+ * keys:    out, nq rows of nr keys (row q at keys + q * nr).
+ */
+#define VEXFS_DIST_MAX_NQ	64	/* queries per job */
+
+struct vexfs_dist_job {
+	const void *queries;
+	const void *base;
+	u32 *keys;
+	size_t stride;
+	u32 nq;
+	u32 nr;
+	u32 dim4;
+	u32 metric;		/* enum vexfs_metric */
+};
+
+/*
+ * The distance kernels. Each must be called between kernel_fpu_begin() and
+ * kernel_fpu_end(); vexfs_dist_run() does that in bounded sections.
+ * Metric definitions (a = query, b = stored vector, n = dim):
+ *   L2:     sum_i (a_i - b_i)^2                       (squared euclidean)
+ *   IP:     -sum_i a_i * b_i                          (smaller is closer)
+ *   COSINE: 1 - dot(a, b) / (|a| * |b|), and 1 when |a| or |b| is 0
+ */
+void vexfs_dist_scalar(const struct vexfs_dist_job *job);
+void vexfs_dist_sse2(const struct vexfs_dist_job *job);
+void vexfs_dist_avx2(const struct vexfs_dist_job *job);
+
+/* vector.c */
+int vexfs_dist_run(const struct vexfs_dist_job *job);
+u32 vexfs_simd_mode(void);
+
+/*
+ * Keys: a float f with bit pattern b maps to
+ *   b | 0x80000000   if f >= +0 (so positive floats sort above negatives),
+ *   ~b               if f < 0   (larger magnitude sorts lower),
+ * which makes unsigned comparison of keys equal to float comparison for all
+ * non-NaN floats, infinities included. -0.0 is mapped like +0.0 and every
+ * NaN to 0xffffffff (after +Inf), by the math code that produces the keys.
+ */
+#define VEXFS_KEY_NAN		0xffffffffU
+
+static inline u32 vexfs_key_to_bits(u32 key)
+{
+	if (key == VEXFS_KEY_NAN)
+		return 0x7fc00000U;	/* the canonical quiet NaN */
+	return (key & 0x80000000U) ? (key & 0x7fffffffU) : ~key;
+}
+
+/* true if the float bit pattern b is NaN or +-Inf */
+static inline bool vexfs_bits_nonfinite(u32 b)
+{
+	return (b & 0x7f800000U) == 0x7f800000U;
+}
+
+/* Collection operations (vector.c), called by ioctl.c with arguments that
+ * passed the checks on ranges, flags and alignment.
+ */
+int vexfs_coll_create(struct file *filp, u32 dim, u32 metric);
+int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg);
+int vexfs_coll_get(struct file *filp, struct vexfs_ioc_get *arg);
+int vexfs_coll_delete(struct file *filp, struct vexfs_ioc_delete *arg);
+int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg);
+int vexfs_coll_stats(struct file *filp, struct vexfs_ioc_stats *arg);
+
+#endif /* _VEXFS_VECTOR_H */
