@@ -231,8 +231,39 @@ def _plots(run: Run) -> str:
     return f'<div class="plots">{"".join(figs)}</div>'
 
 
+def _bench_table(bench: dict) -> str:
+    """Benchmark figures as a table: one row per figure, one column per implementation."""
+    impls: list[str] = []
+    for fig in bench.values():
+        if isinstance(fig, dict):
+            impls += [k for k, v in fig.items() if k != "unit" and is_number(v) and k not in impls]
+    if not impls:
+        impls = ["value"]
+    head = "".join(f"<th>{e(i)}</th>" for i in impls)
+    ratio_col = "vexfs" in impls and len(impls) > 1
+    rows = []
+    for figure, fig in bench.items():
+        values = fig if isinstance(fig, dict) else {"value": fig}
+        unit = str(values.get("unit", "")) if isinstance(fig, dict) else ""
+        cells = "".join(f"<td class=num>{e(fmt_value(float(values[i])) if is_number(values.get(i)) else '—')}</td>"
+                        for i in impls)
+        ratio = ""
+        if ratio_col:
+            others = [float(values[i]) for i in impls if i != "vexfs" and is_number(values.get(i))]
+            if is_number(values.get("vexfs")) and others and others[0]:
+                ratio = f"×{float(values['vexfs']) / others[0]:.2f}"
+            ratio = f"<td class=num>{e(ratio)}</td>"
+        rows.append(f"<tr><td>{e(figure)}</td>{cells}<td>{e(unit)}</td>{ratio}</tr>")
+    extra = "<th>vexfs / " + e([i for i in impls if i != "vexfs"][0]) + "</th>" if ratio_col else ""
+    return f"<table><tr><th>figure</th>{head}<th>unit</th>{extra}</tr>{''.join(rows)}</table>"
+
+
 def _metric_row(name: str, value: Any) -> str:
     spec = spec_for(name)
+    if name == "bench" and isinstance(value, dict) and value:
+        return f"<tr><td>{e(name)}</td><td>{_bench_table(value)}</td></tr>"
+    if isinstance(value, list) and len(value) == 1 and is_number(value[0]):
+        return f"<tr><td>{e(name)}</td><td>{e(fmt_value(float(value[0]), spec.unit))}</td></tr>"
     if isinstance(value, list) and value and all(is_number(v) for v in value):
         nums = as_floats(value)
         srt = sorted(nums)

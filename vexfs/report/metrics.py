@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from vexfs.report.model import Run, ScenarioResult
 
@@ -243,7 +243,3 @@ def ratio(old: float, new: float) -> float | None:
     if old == 0:
         return None
     return new / old
-
-
-def iter_numbers(values: Iterable[Any]) -> list[float]:
-    return [float(v) for v in values if is_number(v)]

@@ -42,6 +42,7 @@ class Crash:
     title: str  # one line, like syzkaller's report titles
     trace: str  # the captured console excerpt
     log_path: str = ""  # the full console log of that boot, relative to the run dir
+    corrupted: bool = False  # a title matched but the report is truncated / incomplete
 
 
 @dataclass
