@@ -1,0 +1,313 @@
+"""Streaming kernel crash detector for a guest's serial console.
+
+    det = CrashDetector()
+    for line in console:
+        crash = det.feed(line)       # a Crash when a report has just ended
+        ...
+    crash = det.flush()              # end of stream: the report still open
+
+`parse_log(text)` does the same for a saved log and returns every report.
+
+How it works, per line: strip the printk timestamp / caller id (the
+prefix may also sit in the middle of a line when a kernel message
+interrupts userspace output on the same console); test the cleaned line
+against one precompiled alternation of all header strings (the prefilter:
+most lines cost one regex search); only on a hit try the suppressions and
+the formats of `vexfs.crash.signatures`. A header opens a report; its
+lines are collected until the format's end (`---[ end trace`, `</TASK>`,
+a `====` banner, the panic's `Kernel Offset:`...), a bound of
+`max_lines`, a new header (for reports without end marker), or `flush()`.
+Then the title's `{FUNC}` is resolved from the report's RIP line, header or
+call trace, and the `Crash` is returned.
+
+`Crash.corrupted` is set when a title matched but the report is not whole:
+a part the format needs (usually `Call Trace:`) is missing, or the
+function for the title could not be found. Its title then has no
+" in FUNC" part.
+
+Userspace output on the same console (the harness tees the script's
+output there) must not look like a crash: once a timestamped kernel line
+has been seen, headers are only accepted on timestamped lines
+(`kernel_lines_only=None`, the default, does this automatically).
+
+`feed()` never raises: an internal error is logged and the line dropped.
+At most one Crash completes per `feed()` call.
+
+Hangs print nothing, so the console alone cannot show them: when the
+harness sees no progress for its timeout it calls `hang(seconds)` to get a
+`Crash(kind="hang")` whose trace is the console tail. For a report that
+started but never ended (the VM died mid-report), call `flush()`; the
+`in_report` property says one is open.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import re
+from dataclasses import dataclass, field
+
+from vexfs.crash import signatures as sig
+from vexfs.report.model import Crash
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 4096  # longer lines are cut before matching (regex cost bound)
+CONTEXT_BEFORE = 5  # lines kept before a header, for the reader of the trace
+TAIL_LINES = 60  # console tail kept for hang()
+TASK_REPORT_NO_STACK = 60  # a "task" report with no Call Trace this long is over
+
+_ABS_PATH_RE = re.compile(r"^/(?:[^/]+/)*([^/]+/[^/]+)$")
+
+
+def clean_line(raw: str) -> tuple[str, bool]:
+    """The console line without printk decorations, and whether it had a timestamp."""
+    line = raw.rstrip("\r\n")
+    if "\r" in line:  # a carriage return redraws the line: keep the last part
+        line = line.rsplit("\r", 1)[-1] or line.replace("\r", "")
+    match = sig.TIMESTAMP_RE.search(line)
+    if match:
+        line = line[match.end():]
+        line = sig.CALLER_ID_RE.sub("", line, count=1)
+        return line, True
+    return sig.SYSLOG_PREFIX_RE.sub("", line, count=1), False
+
+
+def normalize_func(name: str) -> str:
+    return sig.FUNC_SUFFIX_RE.sub("", name)
+
+
+def normalize_src(path: str) -> str:
+    """Absolute source paths (out-of-tree modules) differ per checkout:
+    keep the last two components, e.g. kernel/inode.c."""
+    match = _ABS_PATH_RE.match(path)
+    return match.group(1) if match else path
+
+
+@dataclass
+class _Report:
+    fmt: sig.Format
+    match: re.Match[str]
+    lines: list[str]  # raw lines, context first
+    header_index: int
+    clean: list[str] = field(default_factory=list)  # cleaned lines from the header on
+    seen_trace: bool = False
+    seen_panic: bool = False
+    task_done: bool = False  # "</TASK>" seen after the call trace
+
+
+class CrashDetector:
+    def __init__(self, max_lines: int = 300, kernel_lines_only: bool | None = None) -> None:
+        self.max_lines = max_lines
+        self.kernel_lines_only = kernel_lines_only
+        self._timestamps_seen = False
+        self._context: collections.deque[str] = collections.deque(maxlen=CONTEXT_BEFORE)
+        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._report: _Report | None = None
+        self.lines_fed = 0
+
+    # --- public API -------------------------------------------------------------
+    @property
+    def in_report(self) -> bool:
+        return self._report is not None
+
+    def feed(self, line: str) -> Crash | None:
+        try:
+            return self._feed(line)
+        except Exception:  # the harness must keep streaming whatever happens
+            log.exception("crash detector failed on line %r", line[:200])
+            self._report = None
+            return None
+
+    def flush(self) -> Crash | None:
+        try:
+            return self._finish()
+        except Exception:
+            log.exception("crash detector flush failed")
+            self._report = None
+            return None
+
+    def hang(self, seconds: float, what: str = "progress") -> Crash:
+        """A Crash for a guest that made no `what` for `seconds` (the harness's
+        timeout; the console cannot report this itself)."""
+        return Crash(kind="hang", title=f"hang: no {what} for {int(seconds)} s",
+                     trace="\n".join(self._tail))
+
+    # --- internals --------------------------------------------------------------
+    def _feed(self, raw: str) -> Crash | None:
+        self.lines_fed += 1
+        raw = raw.rstrip("\r\n")
+        if len(raw) > MAX_LINE:
+            raw = raw[:MAX_LINE]
+        self._tail.append(raw)
+        text, stamped = clean_line(raw)
+        if stamped:
+            self._timestamps_seen = True
+        kernel_only = self.kernel_lines_only
+        if kernel_only is None:
+            kernel_only = self._timestamps_seen
+        may_start = stamped or not kernel_only
+
+        done: Crash | None = None
+        report = self._report
+        if report is not None:
+            if report.fmt.end == "slub" and report.task_done and not sig.SLUB_TAIL_RE.match(text):
+                done = self._finish()  # the object details are over; this line is not ours
+                report = None
+            elif report.fmt.end == "line" or (
+                    report.fmt.end in ("task", "slub") and may_start and self._match_header(text)):
+                # one-line reports end at once; reports without an end marker
+                # end where the next one begins
+                done = self._finish()
+            else:
+                self._append(report, raw, text)
+                if self._ended(report, text):
+                    done = self._finish()
+                return done
+
+        if may_start:
+            found = self._match_header(text)
+            if found is not None:
+                fmt, match = found
+                lines = list(self._context) + [raw]
+                self._report = _Report(fmt, match, lines, len(lines) - 1, [text])
+                self._context.clear()
+                return done
+        self._context.append(raw)
+        return done
+
+    def _match_header(self, text: str) -> tuple[sig.Format, re.Match[str]] | None:
+        if not sig.HEADER_PREFILTER.search(text):
+            return None
+        for pattern in sig.SUPPRESSIONS:
+            if pattern.search(text):
+                return None
+        for oops in sig.OOPSES:
+            if oops.header not in text:
+                continue
+            if any(p.search(text) for p in oops.suppressions):
+                continue
+            for fmt in oops.formats:
+                match = fmt.title.search(text)
+                if match:
+                    return fmt, match
+        return None
+
+    def _append(self, report: _Report, raw: str, text: str) -> None:
+        report.lines.append(raw)
+        report.clean.append(text)
+        if not report.seen_trace and sig.CALL_TRACE_RE.match(text):
+            report.seen_trace = True
+        if not report.seen_panic and sig.PANIC_LINE_RE.search(text):
+            report.seen_panic = True
+
+    def _ended(self, report: _Report, text: str) -> bool:
+        end = report.fmt.end
+        if len(report.clean) >= self.max_lines:
+            return True
+        if sig.END_TRACE_RE.search(text):
+            return True
+        if (end == "panic" or report.seen_panic) and sig.PANIC_END_RE.match(text):
+            return True
+        if end == "slub":
+            if report.seen_trace and sig.TASK_END_RE.match(text):
+                report.task_done = True
+            return not report.seen_trace and len(report.clean) > TASK_REPORT_NO_STACK
+        if end == "task":
+            if report.seen_trace and sig.TASK_END_RE.match(text):
+                return True
+            return not report.seen_trace and len(report.clean) > TASK_REPORT_NO_STACK
+        if end == "banner":
+            return bool(sig.BANNER_RE.match(text))
+        return False
+
+    def _finish(self) -> Crash | None:
+        report = self._report
+        self._report = None
+        if report is None:
+            return None
+        return build_crash(report)
+
+
+def _captures(report: _Report) -> list[str]:
+    groups = [g or "" for g in report.match.groups()]
+    fmt = report.fmt
+    # titles show a source path the same whatever the checkout directory
+    if "{{SRC}}" in fmt.title.pattern or any(g.endswith((".c", ".h", ".S", ".rs")) for g in groups):
+        groups = [normalize_src(g) for g in groups]
+    return groups
+
+
+def _find_func(report: _Report) -> str | None:
+    fmt = report.fmt
+    skip = sig.SKIP_FRAMES + fmt.skip
+    for source in fmt.stack:
+        if source == "header":
+            groups = [g for g in report.match.groups() if g]
+            if groups:
+                name = normalize_func(groups[-1])
+                if not any(p.search(name) for p in skip):
+                    return name
+        elif source == "rip":
+            for text in report.clean:
+                match = sig.RIP_RE.match(text)
+                if match:
+                    return normalize_func(match.group(1))
+        elif source in ("trace", "hang_trace"):
+            in_trace = False
+            for text in report.clean:
+                if sig.CALL_TRACE_RE.match(text):
+                    in_trace = True
+                    continue
+                if not in_trace:
+                    continue
+                match = sig.FRAME_RE.match(text)
+                if not match or match.group(1):  # "? foo" frames are unreliable guesses
+                    continue
+                name = normalize_func(match.group(2))
+                if any(p.search(name) for p in skip):
+                    continue
+                return name
+    return None
+
+
+def build_crash(report: _Report) -> Crash:
+    fmt = report.fmt
+    groups = _captures(report)
+    title = fmt.fmt
+    for i, value in enumerate(groups, start=1):
+        title = title.replace("{%d}" % i, value)
+    corrupted = fmt.corrupted
+    if "{FUNC}" in title:
+        func = _find_func(report)
+        if func:
+            title = title.replace("{FUNC}", func)
+        else:
+            title = title.replace(" in {FUNC}", "").replace("{FUNC}", "?")
+            if not fmt.func_optional:
+                corrupted = True
+    body = "\n".join(report.clean)
+    for needed in fmt.needs:
+        if needed not in body:
+            corrupted = True
+    return Crash(kind=fmt.kind, title=title.strip(), trace="\n".join(report.lines),
+                 corrupted=corrupted)
+
+
+def parse_log(text: str, **kwargs) -> list[Crash]:
+    """Every crash report in a saved console log, in order."""
+    detector = CrashDetector(**kwargs)
+    crashes: list[Crash] = []
+    for line in text.splitlines():
+        crash = detector.feed(line)
+        if crash is not None:
+            crashes.append(crash)
+    crash = detector.flush()
+    if crash is not None:
+        crashes.append(crash)
+    return crashes
+
+
+def first_crash(text: str) -> Crash | None:
+    crashes = parse_log(text)
+    return crashes[0] if crashes else None
