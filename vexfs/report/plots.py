@@ -12,10 +12,10 @@ from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")  # no display: must be set before pyplot is imported
+matplotlib.use("Agg")  # no display, ever
 
-import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from vexfs.report.metrics import as_floats, is_number  # noqa: E402
 
@@ -51,7 +51,6 @@ def short(value: float) -> str:
 def _to_svg(fig: Any) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -60,8 +59,9 @@ def cycle_times(load_s: Any, unload_s: Any, load_limit: float, unload_limit: flo
     load, unload = as_floats(load_s), as_floats(unload_s)
     if not load and not unload:
         return None
-    with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 3.0))
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(6.4, 3.0))
+        ax = fig.subplots()
         if load:
             ax.plot(range(1, len(load) + 1), [v * 1000 for v in load], "o-", color=BLUE, ms=3.5,
                     label="load (insmod)")
@@ -85,8 +85,9 @@ def memory_per_cycle(mem_available_kb: Any, slab_kb: Any, tolerance_kb: float) -
     mem, slab = as_floats(mem_available_kb), as_floats(slab_kb)
     if len(mem) < 2 and len(slab) < 2:
         return None
-    with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 3.0))
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(6.4, 3.0))
+        ax = fig.subplots()
         if len(mem) >= 2:
             ax.plot(range(1, len(mem) + 1), [m - mem[0] for m in mem], "o-", color=BLUE, ms=3.5,
                     label=f"MemAvailable (cycle 1: {mem[0]:,.0f} kB)")
@@ -112,8 +113,9 @@ def mount_times(series: dict[str, tuple[Any, Any]], limit: float) -> str | None:
     rows = [r for r in rows if r[1] or r[2]]
     if not rows:
         return None
-    with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 2.6))
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(6.4, 2.6))
+        ax = fig.subplots()
         labels: list[str] = []
         x = 0
         for sid, mounts, umounts in rows:
@@ -157,8 +159,9 @@ def bench_bars(bench: Any) -> str | None:
     figures = figures[:12]
     cols = min(3, len(figures))
     rows = (len(figures) + cols - 1) // cols
-    with plt.rc_context(_STYLE):
-        fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols + 0.6, 2.4 * rows), squeeze=False)
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(2.3 * cols + 0.6, 2.4 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
         for ax in axes.flat[len(figures):]:
             ax.set_visible(False)
         for ax, (name, bars, unit) in zip(axes.flat, figures):
