@@ -133,3 +133,39 @@ def test_write_run_writes_html(tmp_path: Path) -> None:
     paths = write_run(run, tmp_path)
     assert paths["html"] == tmp_path / "report.html"
     assert 'id="S1"' in paths["html"].read_text()
+
+
+def test_real_console_captures(tmp_path: Path) -> None:
+    """Crashes as vexfs.crash parses them from real captured consoles render
+    with their titles, traces and log links, and count as JUnit errors."""
+    import xml.etree.ElementTree as ET
+
+    from vexfs.crash.detect import parse_log
+
+    captures = Path(__file__).parent / "data" / "console"
+    scenarios = []
+    for name in ("oops", "warn", "panic", "gpf"):
+        log = captures / f"{name}.log"
+        if not log.exists():
+            continue
+        (tmp_path / "console").mkdir(exist_ok=True)
+        shutil.copy(log, tmp_path / "console" / log.name)
+        crashes = parse_log(log.read_text(errors="replace"))
+        assert crashes, f"{log} has no crash the detector finds"
+        for c in crashes:
+            c.log_path = f"console/{log.name}"
+        scenarios.append(ScenarioResult(f"X{name}", f"crashtest {name}", Status.ERROR, 3.0, crashes=crashes,
+                                        logs=[f"console/{log.name}"]))
+    if not scenarios:
+        pytest.skip("no golden console captures in tests/host/data/console yet")
+    run = Run(run_id="captures", started_at="", duration_s=1.0,
+              environment=Environment("6.1.0-56-amd64", "tcg", "h"), scenarios=scenarios)
+    paths = write_run(run, tmp_path)
+    html = paths["html"].read_text()
+    for s in scenarios:
+        for c in s.crashes:
+            assert html.count(__import__("html").escape(c.title)) >= 1
+        assert f'href="{s.logs[0]}"' in html
+    assert "(file not found)" not in html
+    suite = ET.parse(paths["junit"]).getroot().find("testsuite")
+    assert suite.get("errors") == str(len(scenarios))

@@ -303,7 +303,9 @@ def _scenario_section(s: ScenarioResult, run_dir: Path | None) -> str:
         out.append('<p class="muted">No criteria recorded.</p>')
     for crash in s.crashes:
         link = _log_link(crash.log_path, run_dir)
-        out.append(f'<div class="crash"><h4><span class="badge error">{e(crash.kind)}</span> {e(crash.title)}</h4>'
+        truncated = ' <span class="badge na">report truncated</span>' if getattr(crash, "corrupted", False) else ""
+        out.append(f'<div class="crash"><h4><span class="badge error">{e(crash.kind)}</span> {e(crash.title)}'
+                   f"{truncated}</h4>"
                    f"<pre>{e(crash.trace)}</pre>"
                    + (f"<div>Full console log: {link}</div>" if link else "") + "</div>")
     if s.metrics:

@@ -91,6 +91,8 @@ def _crash_block(scenario: ScenarioResult) -> str:
     parts = []
     for crash in scenario.crashes:
         head = f"--- {crash.kind}: {crash.title}"
+        if getattr(crash, "corrupted", False):
+            head += " [report truncated]"
         if crash.log_path:
             head += f" (full console: {crash.log_path})"
         parts.append(head + "\n" + crash.trace.rstrip())
