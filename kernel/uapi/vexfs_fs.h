@@ -277,7 +277,7 @@ struct vexfs_vector_record {
  */
 #define VEXFS_MAX_K		1024U		/* search: 1 <= k <= this */
 #define VEXFS_MAX_NQ		65536U		/* search: queries per call */
-#define VEXFS_MAX_BATCH		1048576U	/* insert/get/delete per call */
+#define VEXFS_MAX_BATCH		65536U		/* insert/get/delete ids per call */
 #define VEXFS_NO_ID		0xffffffffffffffffULL	/* search padding id */
 
 /* VEXFS_IOC_CREATE: turn an empty regular file into a collection. */

@@ -1,0 +1,147 @@
+"""`vexfs vec`: create, fill, query and inspect vector collections on VexFS."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+import numpy as np
+
+from vexfs.vector import abi
+from vexfs.vector.client import Collection
+from vexfs.vector.vecio import VectorFileError, parse_id_list, read_vectors
+
+log = logging.getLogger(__name__)
+
+
+def _fail(e: Exception) -> None:
+    raise click.ClickException(str(e))
+
+
+@click.group()
+def vec() -> None:
+    """Vector collections: create, insert, search, get, delete, info."""
+
+
+@vec.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--dim", type=click.IntRange(1, abi.VEXFS_MAX_DIM), required=True,
+              help="Vector dimension.")
+@click.option("--metric", type=click.Choice(["l2", "cosine", "ip"]), default="l2",
+              show_default=True, help="l2 = squared euclidean, ip = -dot, cosine = 1 - cos.")
+def create(path: str, dim: int, metric: str) -> None:
+    """Make PATH (new or empty, on VexFS) a collection."""
+    try:
+        Collection.create(path, dim, metric).close()
+    except (OSError, ValueError) as e:
+        _fail(e)
+    click.echo(f"created {path}: dim={dim} metric={metric}")
+
+
+@vec.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--ids", "ids_opt", multiple=True,
+              help="Ids (\"1 2 3\", \"1,2\", ranges \"0-99\"); default: count up from "
+                   "the collection's size, or from --start.")
+@click.option("--start", type=click.IntRange(0), default=None,
+              help="First id when --ids is not given.")
+@click.option("--upsert", is_flag=True, help="Overwrite vectors whose id exists.")
+def insert(path: str, file: str, ids_opt: tuple[str, ...], start: int | None,
+           upsert: bool) -> None:
+    """Insert the vectors of FILE (.npy, .fvecs or text) into PATH."""
+    try:
+        vectors = read_vectors(file)
+        with Collection.open(path) as coll:
+            if ids_opt:
+                ids = parse_id_list(ids_opt)
+            else:
+                first = len(coll) if start is None else start
+                ids = np.arange(first, first + vectors.shape[0], dtype=np.uint64)
+            if ids.shape[0] != vectors.shape[0]:
+                raise ValueError(f"{ids.shape[0]} ids for {vectors.shape[0]} vectors")
+            if upsert:
+                added, updated = coll.upsert(ids, vectors)
+            else:
+                added, updated = coll.insert(ids, vectors), 0
+    except (OSError, ValueError, VectorFileError, TypeError) as e:
+        _fail(e)
+    click.echo(f"{path}: added {added}, updated {updated}")
+
+
+@vec.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("queryfile", type=click.Path(exists=True, dir_okay=False))
+@click.option("-k", type=click.IntRange(1, abi.VEXFS_MAX_K), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per query.")
+def search(path: str, queryfile: str, k: int, as_json: bool) -> None:
+    """The k nearest stored vectors of each vector in QUERYFILE."""
+    try:
+        queries = read_vectors(queryfile)
+        with Collection.open(path, readonly=True) as coll:
+            dist, ids = coll.search(queries, k)
+    except (OSError, ValueError, VectorFileError, TypeError) as e:
+        _fail(e)
+    for qi in range(dist.shape[0]):
+        hits = [(int(i), float(d)) for i, d in zip(ids[qi], dist[qi]) if i >= 0]
+        if as_json:
+            click.echo(json.dumps({"query": qi, "ids": [h[0] for h in hits],
+                                   "distances": [h[1] for h in hits]}))
+        else:
+            click.echo(f"query {qi}: " + " ".join(f"{i}:{d:.6g}" for i, d in hits))
+
+
+@vec.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def info(path: str, as_json: bool) -> None:
+    """Dimension, metric, count and size of a collection."""
+    try:
+        with Collection.open(path, readonly=True) as coll:
+            st = coll.stats()
+    except OSError as e:
+        _fail(e)
+    if as_json:
+        click.echo(json.dumps(st.to_dict()))
+        return
+    for key, value in st.to_dict().items():
+        click.echo(f"{key:12} {value}")
+
+
+@vec.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("ids", nargs=-1, required=True)
+def delete(path: str, ids: tuple[str, ...]) -> None:
+    """Remove IDS (numbers or ranges like 10-19) from PATH."""
+    try:
+        idv = parse_id_list(ids)
+        with Collection.open(path) as coll:
+            n = coll.delete(idv)
+    except (OSError, ValueError) as e:
+        _fail(e)
+    click.echo(f"{path}: deleted {n} of {idv.shape[0]}")
+
+
+@vec.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--npy", "npy_out", type=click.Path(dir_okay=False),
+              help="Write the vectors to this .npy file instead of printing them.")
+def get(path: str, ids: tuple[str, ...], npy_out: str | None) -> None:
+    """Print the vectors stored under IDS."""
+    try:
+        idv = parse_id_list(ids)
+        with Collection.open(path, readonly=True) as coll:
+            vectors, found = coll.get(idv, missing="mask")
+    except (OSError, ValueError) as e:
+        _fail(e)
+    if npy_out:
+        np.save(npy_out, vectors[found])
+    else:
+        for i, ok, v in zip(idv.tolist(), found, vectors):
+            click.echo(f"{i}: " + ("[" + ", ".join(f"{x:.9g}" for x in v) + "]"
+                                   if ok else "not found"))
+    if not found.all():
+        sys.exit(1)
