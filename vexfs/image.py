@@ -289,6 +289,8 @@ class ExtentMap:
     extents: list[ExtentRec] = field(default_factory=list)
     chain: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: chain blocks whose content is valid but whose checksum is not
+    bad_checksum: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -498,7 +500,7 @@ class Image:
                 em.problems.append(f"extent block {blk} has bad magic 0x{head.eb_magic:08x}")
                 break
             if not L.checksum_ok(data, L.EXTENT_BLOCK_CHECKSUM_OFF):
-                em.problems.append(f"extent block {blk}: checksum mismatch")
+                em.bad_checksum.append(blk)
             if head.eb_ino != ino:
                 em.problems.append(f"extent block {blk} belongs to inode {head.eb_ino}, "
                                    f"not {ino}")
@@ -527,8 +529,10 @@ class Image:
     def extents(self, ino: int, inode: L.Inode | None = None) -> ExtentMap:
         inode = inode if inode is not None else self.iget(ino)
         em = self.extent_map(inode, ino)
-        if em.problems:
-            raise ImageError(f"inode {ino}: " + "; ".join(em.problems))
+        problems = em.problems + [f"extent block {b}: checksum mismatch"
+                                  for b in em.bad_checksum]
+        if problems:
+            raise ImageError(f"inode {ino}: " + "; ".join(problems))
         return em
 
     # -- data -------------------------------------------------------------

@@ -1,0 +1,958 @@
+"""fsck.vexfs: check and repair a VexFS filesystem.
+
+    fsck.vexfs [-n] [-y] [-p] [-f] [-v] DEVICE|FILE
+
+  -n  check only; the device is opened read-only and nothing is written
+  -y  repair everything that can be repaired (may remove directory entries,
+      clear corrupt inodes, reconnect orphans to /lost+found)
+  -p  preen: repair only what is safe without a human (counts, bitmaps, link
+      counts, checksums of blocks whose structure is valid, deleted inodes,
+      file types, state); anything else -> exit 4 and "run fsck manually".
+      A filesystem whose state is clean is skipped unless -f.
+  -f  force a full check with -p even if the state is clean
+  -v  verbose: pass headers and statistics
+
+Without -n/-y/-p the check is read-only, as with -n (this tool never asks
+questions).
+
+Exit codes (fsck(8)): 0 no errors, 1 errors corrected, 4 errors left
+uncorrected, 8 operational error (cannot open, not VexFS, unsupported
+version or features), 16 usage error.
+
+How it works: ``Checker.check()`` scans the whole filesystem and returns
+``Problem``s; each problem carries a machine-readable ``code`` (tests assert
+on it), a sentence for people, and, when it can be repaired, a ``fix``
+closure and whether that fix is safe for -p. In repair mode the fixes are
+applied and the whole check runs again (up to ``MAX_ROUNDS`` times: clearing
+an inode in one round creates dangling entries and stale bitmaps that the
+next round repairs), so the exit code always reflects a re-check of what is
+on disk, never a hope.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from vexfs import layout as L
+from vexfs.image import BS, MAX_SYMLINK_LEN, Device, Image, ImageError, \
+    collection_header_problems, make_dir_block, name_problem, parse_dir_block, \
+    superblock_problems, ExtentRec
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_CORRECTED = 1
+EXIT_UNCORRECTED = 4
+EXIT_OPERATIONAL = 8
+EXIT_USAGE = 16
+
+MAX_ROUNDS = 6
+LOST_FOUND = "lost+found"
+#: how many ranges a bitmap message lists before summarising
+MAX_RANGES = 8
+
+
+class FatalError(Exception):
+    """The filesystem cannot be checked at all (exit 8) or its core is broken (exit 4)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_OPERATIONAL) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Problem:
+    code: str
+    message: str
+    fix: Callable[[], None] | None = None
+    #: safe to apply in preen (-p) mode
+    preen: bool = False
+    fixed: bool = False
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class InodeInfo:
+    ino: int
+    inode: L.Inode
+    bit: bool                       # inode bitmap bit
+    valid: bool = True              # structure usable (mode, extents)
+    problems: list[Problem] = field(default_factory=list)
+    extents: list[ExtentRec] = field(default_factory=list)
+    chain: list[int] = field(default_factory=list)
+    refs: int = 0                   # directory entries naming it (not . / ..)
+    subdirs: int = 0                # for directories: child directories
+    parent: int | None = None       # for directories: the dir whose entry we followed
+    reached: bool = False
+    path: str = ""
+    disconnected: bool = False      # a directory tree root not reachable from /
+
+    @property
+    def mode(self) -> int:
+        return self.inode.i_mode
+
+    @property
+    def kind(self) -> str:
+        ft = L.file_type_of_mode(self.mode)
+        if ft == L.VEXFS_FT_REG_FILE and self.inode.i_flags & L.VEXFS_INODE_FL_COLLECTION:
+            return "collection"
+        return L.FT_NAMES.get(ft, "inode") if ft is not None else "inode"
+
+    def describe(self) -> str:
+        where = f" {self.path}" if self.path else ""
+        return f"{self.kind}{where} (inode {self.ino})"
+
+
+def _ranges(items: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted ints -> list of inclusive (first, last) runs."""
+    out: list[tuple[int, int]] = []
+    for x in items.tolist():
+        if out and out[-1][1] + 1 == x:
+            out[-1] = (out[-1][0], x)
+        else:
+            out.append((x, x))
+    return out
+
+
+def _fmt_ranges(items: np.ndarray) -> str:
+    rs = _ranges(items)
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in rs[:MAX_RANGES]]
+    if len(rs) > MAX_RANGES:
+        parts.append(f"... ({len(rs) - MAX_RANGES} more ranges)")
+    return ", ".join(parts)
+
+
+class Checker:
+    """One full check of an image; ``repair`` decides whether fixes get built to write."""
+
+    def __init__(self, img: Image) -> None:
+        self.img = img
+        self.sb = img.sb
+        self.problems: list[Problem] = []
+        self.infos: dict[int, InodeInfo] = {}
+        self.stats: dict[str, int] = {}
+
+    # -- helpers --------------------------------------------------------------
+    def add(self, code: str, message: str, fix: Callable[[], None] | None = None,
+            preen: bool = False) -> Problem:
+        p = Problem(code, message, fix, preen)
+        self.problems.append(p)
+        return p
+
+    def write_block(self, blkno: int, data: bytes | bytearray) -> None:
+        self.img.dev.write_block(blkno, data)
+
+    def patch_inode(self, ino: int, mutate: Callable[[L.Inode], None]) -> Callable[[], None]:
+        """A fix that re-reads inode ``ino``, mutates it and writes it sealed."""
+        def fix() -> None:
+            blk, off = self.img.inode_location(ino)
+            data = bytearray(self.img.dev.read_block(blk))
+            inode = L.Inode.unpack(data, off)
+            mutate(inode)
+            L.seal(inode)
+            data[off:off + L.VEXFS_INODE_SIZE] = bytes(inode)
+            self.write_block(blk, data)
+        return fix
+
+    def clear_inode_fix(self, ino: int) -> Callable[[], None]:
+        def fix() -> None:
+            blk, off = self.img.inode_location(ino)
+            data = bytearray(self.img.dev.read_block(blk))
+            data[off:off + L.VEXFS_INODE_SIZE] = bytes(L.VEXFS_INODE_SIZE)
+            self.write_block(blk, data)
+        return fix
+
+    def patch_dir_block(self, pblk: int, mutate: Callable[[bytearray], None]
+                        ) -> Callable[[], None]:
+        def fix() -> None:
+            block = bytearray(self.img.dev.read_block(pblk))
+            mutate(block)
+            L.seal_block(block, "dir")
+            self.write_block(pblk, block)
+        return fix
+
+    # -- the check ------------------------------------------------------------
+    def check(self) -> list[Problem]:
+        self.check_superblock()
+        ibits, bbits = self.check_bitmap_blocks()
+        self.scan_inodes(ibits)
+        self.walk_directories()
+        self.check_connectivity()
+        self.check_link_counts()
+        self.check_blocks_and_bitmaps(ibits, bbits)
+        return self.problems
+
+    # pass 1 ---------------------------------------------------------------
+    def check_superblock(self) -> None:
+        sb = self.sb
+        if not L.struct_checksum_ok(sb):
+            self.add("sb.checksum",
+                     f"superblock checksum mismatch (stored 0x{sb.s_checksum:08x}, computed "
+                     f"0x{L.struct_checksum(sb):08x}); its fields are consistent, so the "
+                     "checksum will be rewritten", self.rewrite_superblock, preen=True)
+        if sb.s_state & L.VEXFS_STATE_ERROR:
+            def clear_error() -> None:
+                self.sb.s_state &= ~L.VEXFS_STATE_ERROR & 0xFFFF
+                self.rewrite_superblock()
+            self.add("sb.error_state", "the kernel recorded errors on this filesystem "
+                     "(state ERROR)", clear_error, preen=True)
+
+    def rewrite_superblock(self) -> None:
+        L.seal(self.sb)
+        block0 = bytearray(self.img.dev.read_block(0))
+        block0[:len(bytes(self.sb))] = bytes(self.sb)
+        self.write_block(0, block0)
+
+    def check_bitmap_blocks(self) -> tuple[bytearray, bytearray]:
+        sb = self.sb
+        out = []
+        for name, start, count in (("inode", sb.s_ibitmap_start, sb.s_ibitmap_blocks),
+                                   ("block", sb.s_bbitmap_start, sb.s_bbitmap_blocks)):
+            bits = bytearray()
+            for i in range(count):
+                blk = start + i
+                data = self.img.dev.read_block(blk)
+                head = L.BitmapHeader.unpack(data)
+                if head.bh_magic != L.VEXFS_BITMAP_MAGIC:
+                    self.add("bitmap.header", f"{name} bitmap block {i} (block {blk}) has bad "
+                             f"magic 0x{head.bh_magic:08x}; it will be rebuilt",
+                             self.rebuild_bitmaps_fix(), preen=True)
+                elif head.bh_index != i:
+                    self.add("bitmap.header", f"{name} bitmap block {i} (block {blk}) says it "
+                             f"is block {head.bh_index} of its bitmap; it will be rebuilt",
+                             self.rebuild_bitmaps_fix(), preen=True)
+                elif not L.checksum_ok(data, L.BITMAP_CHECKSUM_OFF):
+                    self.add("bitmap.checksum", f"{name} bitmap block {i} (block {blk}): "
+                             "checksum mismatch; it will be rebuilt",
+                             self.rebuild_bitmaps_fix(), preen=True)
+                bits += data[16:]
+            out.append(bits)
+        return out[0], out[1]
+
+    # pass 2 ---------------------------------------------------------------
+    def scan_inodes(self, ibits: bytearray) -> None:
+        sb = self.sb
+        n = sb.s_inodes_count
+        for b in range(sb.s_itable_blocks):
+            data = self.img.dev.read_block(sb.s_itable_start + b)
+            for slot in range(L.VEXFS_INODES_PER_BLOCK):
+                ino = b * L.VEXFS_INODES_PER_BLOCK + slot + 1
+                if ino > n:
+                    break
+                off = slot * L.VEXFS_INODE_SIZE
+                bit = bool(ibits[(ino - 1) >> 3] >> ((ino - 1) & 7) & 1)
+                if data[off] == 0 and data[off + 1] == 0:   # i_mode == 0: free slot
+                    continue
+                inode = L.Inode.unpack(data, off)
+                info = InodeInfo(ino, inode, bit)
+                self.infos[ino] = info
+                self.check_inode(info)
+        root = self.infos.get(L.VEXFS_ROOT_INO)
+        if root is None or not root.valid or not stat.S_ISDIR(root.mode):
+            why = ("is free" if root is None else
+                   "is not a directory" if root.valid and not stat.S_ISDIR(root.mode)
+                   else "is corrupt: " + "; ".join(p.message for p in root.problems))
+            raise FatalError(f"root inode {L.VEXFS_ROOT_INO} {why}; cannot check the "
+                             "directory tree", EXIT_UNCORRECTED)
+
+    def _inode_problem(self, info: InodeInfo, code: str, msg: str,
+                       fix: Callable[[], None] | None = None, preen: bool = False,
+                       fatal: bool = False) -> None:
+        """A problem of one inode; reported later only if the inode is in use.
+        ``fatal``: the inode's structure cannot be trusted -> clear it (-y)."""
+        if fatal:
+            info.valid = False
+            if fix is None and info.ino != L.VEXFS_ROOT_INO:
+                fix = self.clear_inode_fix(info.ino)
+                msg += "; the inode will be cleared"
+        info.problems.append(Problem(code, f"inode {info.ino}: {msg}", fix, preen))
+
+    def check_inode(self, info: InodeInfo) -> None:
+        inode, ino = info.inode, info.ino
+        mode = inode.i_mode
+        if not L.mode_valid(mode):
+            self._inode_problem(info, "inode.mode", f"invalid mode 0o{mode:o} (file type "
+                                f"bits 0o{stat.S_IFMT(mode):o} name no file type)", fatal=True)
+            return
+        ftype = L.file_type_of_mode(mode)
+        unknown = inode.i_flags & ~L.VEXFS_INODE_FL_COLLECTION
+        if unknown:
+            self._inode_problem(info, "inode.flags", f"unknown flags 0x{unknown:x}",
+                                self.patch_inode(ino, lambda i: setattr(
+                                    i, "i_flags", i.i_flags & L.VEXFS_INODE_FL_COLLECTION)))
+        if inode.i_flags & L.VEXFS_INODE_FL_COLLECTION and ftype != L.VEXFS_FT_REG_FILE:
+            self._inode_problem(info, "inode.flags", f"collection flag set on a "
+                                f"{L.FT_NAMES[ftype]}", self.patch_inode(ino, lambda i: setattr(
+                                    i, "i_flags", i.i_flags & ~L.VEXFS_INODE_FL_COLLECTION)))
+        em = self.img.extent_map(inode, ino)
+        if em.problems:
+            for msg in em.problems:
+                code = "inode.extent_chain" if "extent block" in msg else "inode.extent"
+                self._inode_problem(info, code, msg, fatal=True)
+            return
+        info.extents, info.chain = em.extents, em.chain
+        for blk in em.bad_checksum:
+            def reseal(blk=blk) -> None:
+                data = bytearray(self.img.dev.read_block(blk))
+                L.seal_block(data, "extent")
+                self.write_block(blk, data)
+            self._inode_problem(info, "inode.extent_block_checksum",
+                                f"extent block {blk}: checksum mismatch (its extents are "
+                                "valid, the checksum will be rewritten)", reseal, preen=True)
+        checksum_ok = L.struct_checksum_ok(inode)
+        if ftype in (L.VEXFS_FT_CHRDEV, L.VEXFS_FT_BLKDEV, L.VEXFS_FT_FIFO, L.VEXFS_FT_SOCK):
+            if em.extents or inode.i_size:
+                self._inode_problem(info, "inode.size", f"a {L.FT_NAMES[ftype]} has size "
+                                    f"{inode.i_size} and {len(em.extents)} extents",
+                                    fatal=True)
+                return
+        nblocks_size = (inode.i_size + BS - 1) // BS
+        mapped_past = [e for e in em.extents if e.logical + e.length > nblocks_size]
+        if ftype == L.VEXFS_FT_DIR:
+            if inode.i_size == 0 or inode.i_size % BS:
+                self._inode_problem(info, "inode.size", f"directory size {inode.i_size} is "
+                                    "not a positive multiple of 4096", fatal=True)
+                return
+            if mapped_past:
+                self._inode_problem(info, "inode.size", f"directory maps blocks past its "
+                                    f"size {inode.i_size}", fatal=True)
+                return
+        if ftype == L.VEXFS_FT_SYMLINK:
+            if not 1 <= inode.i_size <= MAX_SYMLINK_LEN:
+                self._inode_problem(info, "symlink.size", f"symlink target length "
+                                    f"{inode.i_size} is outside 1..{MAX_SYMLINK_LEN}", fatal=True)
+                return
+            if mapped_past:
+                self._inode_problem(info, "inode.size", "symlink maps blocks past its "
+                                    f"size {inode.i_size}", fatal=True)
+                return
+        if ftype in (L.VEXFS_FT_DIR, L.VEXFS_FT_SYMLINK):
+            mapped = sum(e.length for e in em.extents)
+            if mapped != nblocks_size:
+                self._inode_problem(info, "inode.hole", f"{L.FT_NAMES[ftype]} of "
+                                    f"{inode.i_size} bytes has holes ({mapped} of "
+                                    f"{nblocks_size} blocks mapped)", fatal=True)
+                return
+        expect_blocks = sum(e.length for e in em.extents) + len(em.chain)
+        if inode.i_blocks != expect_blocks:
+            self._inode_problem(info, "inode.i_blocks", f"i_blocks is {inode.i_blocks}, "
+                                f"its extents and extent blocks hold {expect_blocks}",
+                                self.patch_inode(ino, lambda i: setattr(i, "i_blocks",
+                                                                        expect_blocks)),
+                                preen=True)
+        if not checksum_ok:
+            self._inode_problem(info, "inode.checksum",
+                                f"checksum mismatch (stored 0x{inode.i_checksum:08x}, "
+                                f"computed 0x{L.struct_checksum(inode):08x}); the inode is "
+                                "otherwise valid, so the checksum will be rewritten",
+                                self.patch_inode(ino, lambda i: None), preen=True)
+        if ftype == L.VEXFS_FT_SYMLINK:
+            target = self.img.read_data(ino, inode=inode)
+            if b"\0" in target:
+                self._inode_problem(info, "symlink.target", "symlink target contains a NUL "
+                                    "byte", fatal=True)
+        if inode.i_flags & L.VEXFS_INODE_FL_COLLECTION and ftype == L.VEXFS_FT_REG_FILE:
+            self.check_collection(info)
+
+    def check_collection(self, info: InodeInfo) -> None:
+        inode, ino = info.inode, info.ino
+        if not self.sb.s_feature_ro_compat & L.VEXFS_FEATURE_RO_COMPAT_COLLECTIONS:
+            def set_feature() -> None:
+                self.sb.s_feature_ro_compat |= L.VEXFS_FEATURE_RO_COMPAT_COLLECTIONS
+                self.rewrite_superblock()
+            self._inode_problem(info, "collection.feature", "is a collection but the "
+                                "superblock lacks the COLLECTIONS feature", set_feature,
+                                preen=True)
+        if inode.i_size < L.VEXFS_DATA_OFFSET:
+            self._inode_problem(info, "collection.size", f"collection of {inode.i_size} "
+                                "bytes is smaller than its 4096-byte header block")
+            return
+        raw = self.img.read_data(ino, 0, L.COLLECTION_HEADER_SIZE, inode=inode)
+        head = L.CollectionHeader.unpack(raw)
+        problems = collection_header_problems(head)
+        for msg in problems:
+            self._inode_problem(info, "collection.header", f"collection header: {msg}")
+        if problems:
+            return
+        expect = L.VEXFS_DATA_OFFSET + head.c_count * head.c_record_size
+        if inode.i_size != expect:
+            self._inode_problem(info, "collection.size",
+                                f"collection size {inode.i_size} is not 4096 + "
+                                f"{head.c_count} records x {head.c_record_size} bytes = {expect}")
+            return
+        if not L.struct_checksum_ok(head):
+            lblk_start = next((e.start for e in info.extents if e.logical == 0), None)
+
+            def fix_header() -> None:
+                blk = bytearray(self.img.dev.read_block(lblk_start))
+                h = L.CollectionHeader.unpack(blk)
+                L.seal(h)
+                blk[:L.COLLECTION_HEADER_SIZE] = bytes(h)
+                self.write_block(lblk_start, blk)
+            self._inode_problem(info, "collection.checksum",
+                                f"collection header checksum mismatch (stored "
+                                f"0x{head.c_checksum:08x}, computed "
+                                f"0x{L.struct_checksum(head):08x})",
+                                fix_header if lblk_start is not None else None, preen=True)
+        body = self.img.read_data(ino, L.VEXFS_DATA_OFFSET, head.c_count * head.c_record_size,
+                                  inode=inode)
+        recs = np.frombuffer(body, dtype=np.uint8).reshape(head.c_count, head.c_record_size) \
+            if head.c_count else np.zeros((0, head.c_record_size), dtype=np.uint8)
+        ids = recs[:, 0:8].copy().view("<u8").ravel()
+        rflags = recs[:, 8:12].copy().view("<u4").ravel()
+        uniq, counts = np.unique(ids, return_counts=True)
+        dups = uniq[counts > 1]
+        if len(dups):
+            shown = ", ".join(str(int(x)) for x in dups[:8])
+            self._inode_problem(info, "collection.duplicate_id",
+                                f"collection has {len(dups)} duplicate record ids ({shown}"
+                                f"{', ...' if len(dups) > 8 else ''})")
+        bad = np.nonzero(rflags)[0]
+        if len(bad):
+            self._inode_problem(info, "collection.record_flags",
+                                f"{len(bad)} records have non-zero reserved r_flags (first: "
+                                f"record {int(bad[0])}, id {int(ids[bad[0]])}, flags "
+                                f"0x{int(rflags[bad[0]]):x})")
+
+    # pass 3 ---------------------------------------------------------------
+    def walk_directories(self) -> None:
+        root = self.infos[L.VEXFS_ROOT_INO]
+        root.parent = L.VEXFS_ROOT_INO
+        root.path = "/"
+        root.reached = True
+        self._walk_from(root)
+        # directory trees not reachable from / (their parent is gone)
+        for ino in sorted(self.infos):
+            info = self.infos[ino]
+            if info.reached or not info.valid or not stat.S_ISDIR(info.mode):
+                continue
+            if not info.bit:
+                continue          # stale slot nobody references: not in use
+            info.disconnected = True
+            info.reached = True
+            info.parent = 0       # sentinel: any entry naming it is a second parent
+            info.path = f"<disconnected directory {ino}>"
+            self._walk_from(info)
+
+    def _walk_from(self, top: InodeInfo) -> None:
+        todo = [top]
+        while todo:
+            d = todo.pop()
+            for child in self.check_dir(d):
+                todo.append(child)
+
+    def check_dir(self, d: InodeInfo) -> list[InodeInfo]:
+        """Check one directory's blocks and entries; returns subdirectories to visit."""
+        children: list[InodeInfo] = []
+        names: set[bytes] = set()
+        blocks: list[tuple[int, int]] = []
+        for e in d.extents:
+            for i in range(e.length):
+                blocks.append((e.logical + i, e.start + i))
+        for lblk, pblk in blocks:
+            data = self.img.dev.read_block(pblk)
+            where = f"directory {d.path} (inode {d.ino}) block {lblk} (disk block {pblk})"
+            recs, problems = parse_dir_block(data)
+            if problems:
+                keep = [r for r in recs]
+
+                def salvage(pblk=pblk, keep=keep) -> None:
+                    block = bytearray(self.img.dev.read_block(pblk))
+                    # keep the records before the break, stretch the last one
+                    new = bytearray(BS)
+                    if keep:
+                        end = keep[-1].offset
+                        new[:end] = block[:end]
+                        last = keep[-1]
+                        new[end:end + 8] = bytes(L.DirEntry(
+                            d_inode=last.inode, d_rec_len=L.VEXFS_DIR_DATA_BYTES - end,
+                            d_name_len=last.name_len, d_file_type=last.file_type))
+                        new[end + 8:end + 8 + len(last.name)] = last.name
+                    else:
+                        new[:] = make_dir_block([])
+                    new[L.DIR_TAIL_OFF:] = bytes(L.DirTail(dt_magic=L.VEXFS_DIR_TAIL_MAGIC))
+                    L.seal_block(new, "dir")
+                    self.write_block(pblk, new)
+                code = "dir.tail" if all("tail magic" in p for p in problems) else "dir.chain"
+                self.add(code, f"{where}: {'; '.join(problems)}; the block will be "
+                         f"rebuilt keeping its first {len(keep)} entries", salvage,
+                         preen=(code == "dir.tail"))
+            elif not L.checksum_ok(data, L.DIR_TAIL_CHECKSUM_OFF):
+                self.add("dir.checksum", f"{where}: checksum mismatch (the entries are "
+                         "valid, the checksum will be rewritten)",
+                         self.patch_dir_block(pblk, lambda b: None), preen=True)
+            for idx, r in enumerate(recs):
+                if lblk == 0 and idx < 2:
+                    self.check_dot(d, r, idx, pblk, where)
+                    continue
+                if not r.inode:
+                    continue
+                child = self.check_entry(d, r, pblk, where, names)
+                if child is not None:
+                    children.append(child)
+        return children
+
+    def _clear_entry_fix(self, pblk: int, off: int) -> Callable[[], None]:
+        # inode 0 marks the record as free space; neighbours are untouched, so
+        # several entries of one block can be cleared in the same round
+        def mutate(b: bytearray) -> None:
+            b[off:off + 4] = b"\0\0\0\0"
+        return self.patch_dir_block(pblk, mutate)
+
+    def check_dot(self, d: InodeInfo, r, idx: int, pblk: int, where: str) -> None:
+        want_name = b"." if idx == 0 else b".."
+        want_ino = d.ino if idx == 0 else d.parent
+        if r.name != want_name or not r.inode:
+            self.add("dir.dot", f"{where}: entry {idx} should be {want_name.decode()!r} but "
+                     f"is {r.name!r} (inode {r.inode})")
+            return
+        if d.disconnected and idx == 1:
+            return   # fixed when the tree is reconnected to /lost+found
+        if r.inode != want_ino:
+            def mutate(b: bytearray, off=r.offset, v=want_ino) -> None:
+                b[off:off + 4] = v.to_bytes(4, "little")
+            self.add("dir.dot", f"{where}: {want_name.decode()!r} points to inode "
+                     f"{r.inode}, should be {want_ino}",
+                     self.patch_dir_block(pblk, mutate), preen=(idx == 0))
+        if r.file_type != L.VEXFS_FT_DIR:
+            def mutate_ft(b: bytearray, off=r.offset) -> None:
+                b[off + 7] = L.VEXFS_FT_DIR
+            self.add("dir.file_type", f"{where}: {want_name.decode()!r} has file type "
+                     f"{r.file_type}, should be {L.VEXFS_FT_DIR} (directory)",
+                     self.patch_dir_block(pblk, mutate_ft), preen=True)
+
+    def check_entry(self, d: InodeInfo, r, pblk: int, where: str,
+                    names: set[bytes]) -> InodeInfo | None:
+        shown = r.name.decode("utf-8", "backslashreplace")
+        clear = self._clear_entry_fix(pblk, r.offset)
+        bad_name = name_problem(r.name)
+        if bad_name is None and r.name in (b".", b".."):
+            bad_name = f"{shown!r} is only allowed as the first two entries"
+        if bad_name:
+            self.add("dir.name", f"{where}: entry {shown!r} -> inode {r.inode}: {bad_name}; "
+                     "the entry will be removed", clear)
+            return None
+        if r.name in names:
+            self.add("dir.duplicate_name", f"{where}: name {shown!r} appears twice; the "
+                     "second entry will be removed", clear)
+            return None
+        if not 1 <= r.inode <= self.sb.s_inodes_count:
+            self.add("dir.entry_inode", f"{where}: entry {shown!r} points to inode "
+                     f"{r.inode}, outside 1..{self.sb.s_inodes_count}; the entry will be "
+                     "removed", clear)
+            return None
+        info = self.infos.get(r.inode)
+        if info is None:
+            self.add("dir.entry_inode", f"{where}: entry {shown!r} points to free inode "
+                     f"{r.inode}; the entry will be removed", clear)
+            return None
+        if not info.valid:
+            self.add("dir.entry_inode", f"{where}: entry {shown!r} points to corrupt inode "
+                     f"{r.inode}; the entry will be removed with the inode", clear)
+            return None
+        names.add(r.name)
+        path = (d.path.rstrip("/") + "/" + shown) if not d.disconnected else \
+            f"{d.path}/{shown}"
+        ftype = L.file_type_of_mode(info.mode)
+        if r.file_type != ftype:
+            def mutate(b: bytearray, off=r.offset, v=ftype) -> None:
+                b[off + 7] = v
+            self.add("dir.file_type", f"{where}: entry {shown!r} has file type "
+                     f"{r.file_type} ({L.FT_NAMES.get(r.file_type, 'invalid')}) but inode "
+                     f"{r.inode} is a {L.FT_NAMES[ftype]}", self.patch_dir_block(pblk, mutate),
+                     preen=True)
+        if stat.S_ISDIR(info.mode):
+            if info.reached or info.parent is not None:
+                self.add("dir.multiple_parents", f"{where}: entry {shown!r} is a second link "
+                         f"to directory inode {r.inode} (already at {info.path or '?'}); "
+                         "the entry will be removed", clear)
+                return None
+            info.parent = d.ino
+            info.reached = True
+            info.path = path
+            info.refs += 1
+            d.subdirs += 1
+            return info
+        info.refs += 1
+        if not info.reached:
+            info.reached = True
+            info.path = path
+        return None
+
+    # pass 4 ---------------------------------------------------------------
+    def in_use(self, info: InodeInfo) -> bool:
+        return info.bit or info.reached
+
+    def check_connectivity(self) -> None:
+        # report inode problems for every inode that is in use
+        for info in self.infos.values():
+            if self.in_use(info):
+                self.problems.extend(info.problems)
+        self.orphans: list[InodeInfo] = []
+        for ino in sorted(self.infos):
+            info = self.infos[ino]
+            if not info.valid or not self.in_use(info):
+                continue
+            if info.disconnected:
+                self.orphans.append(info)
+                self.add("orphan.directory", f"directory inode {ino} is not reachable from "
+                         f"/ (its parent is gone); it will be moved to /{LOST_FOUND}",
+                         self.reconnect_fix(info))
+            elif not info.reached:
+                desc = f"{info.kind} inode {ino} ({info.inode.i_size} bytes)"
+                if info.inode.i_links_count == 0:
+                    self.add("orphan.deleted", f"{desc} was deleted (link count 0) but is "
+                             "still in use; it will be freed", self.clear_inode_fix(ino),
+                             preen=True)
+                    info.valid = False      # its blocks are not in use any more
+                else:
+                    self.orphans.append(info)
+                    self.add("orphan.unreferenced", f"{desc} with link count "
+                             f"{info.inode.i_links_count} is in no directory; it will be "
+                             f"moved to /{LOST_FOUND}", self.reconnect_fix(info))
+
+    def reconnect_fix(self, info: InodeInfo) -> Callable[[], None]:
+        def fix() -> None:
+            self.pending_reconnect.append(info.ino)
+        return fix
+
+    def check_link_counts(self) -> None:
+        for ino, info in sorted(self.infos.items()):
+            if not info.valid or not info.reached or info.disconnected:
+                continue
+            if stat.S_ISDIR(info.mode):
+                want = 2 + info.subdirs
+            else:
+                want = info.refs
+            have = info.inode.i_links_count
+            if have != want:
+                self.add("inode.links", f"{info.describe()}: link count is {have}, should "
+                         f"be {want}", self.patch_inode(ino, lambda i, w=want: setattr(
+                             i, "i_links_count", w)), preen=True)
+
+    # pass 5 ---------------------------------------------------------------
+    def check_blocks_and_bitmaps(self, ibits: bytearray, bbits: bytearray) -> None:
+        sb = self.sb
+        nblocks, ninodes = sb.s_blocks_count, sb.s_inodes_count
+        owner = np.zeros(nblocks, dtype=np.int64)      # inode number, 0 = nobody
+        owner[:sb.s_data_start] = -1                   # metadata
+        want_i = np.zeros(sb.s_ibitmap_blocks * L.VEXFS_BITS_PER_BITMAP, dtype=bool)
+        want_i[ninodes:] = True
+        used_inodes = 0
+        for ino in sorted(self.infos):
+            info = self.infos[ino]
+            if not info.valid or not self.in_use(info):
+                continue
+            want_i[ino - 1] = True
+            used_inodes += 1
+            claims = [(f"extent {k} (disk blocks {e.start}-{e.end - 1})", e.start, e.end)
+                      for k, e in enumerate(info.extents)]
+            claims += [(f"extent block {b}", b, b + 1) for b in info.chain]
+            for desc, lo, hi in claims:
+                seg = owner[lo:hi]
+                taken = np.nonzero(seg)[0]
+                if len(taken):
+                    blk = lo + int(taken[0])
+                    other = int(seg[taken[0]])
+                    self.add("block.multiply_claimed",
+                             f"inode {ino}: {desc} overlaps {self.claim_desc(other, blk)} "
+                             f"({len(taken)} shared blocks, first {blk})")
+                    seg[seg == 0] = ino
+                else:
+                    seg[:] = ino
+        want_b = np.zeros(sb.s_bbitmap_blocks * L.VEXFS_BITS_PER_BITMAP, dtype=bool)
+        want_b[:nblocks] = owner != 0
+        want_b[nblocks:] = True
+        have_i = np.unpackbits(np.frombuffer(bytes(ibits), dtype=np.uint8),
+                               bitorder="little").astype(bool)
+        have_b = np.unpackbits(np.frombuffer(bytes(bbits), dtype=np.uint8),
+                               bitorder="little").astype(bool)
+        bitmap_bad = False
+        fix = self.rebuild_bitmaps_fix()
+        for name, have, want, limit in (("block", have_b, want_b, nblocks),
+                                        ("inode", have_i, want_i, ninodes)):
+            label = "blocks" if name == "block" else "inodes"
+            base = 0 if name == "block" else 1
+            lost = np.nonzero(want[:limit] & ~have[:limit])[0] + base
+            leak = np.nonzero(have[:limit] & ~want[:limit])[0] + base
+            tail = np.nonzero(~have[limit:])[0]
+            if len(lost):
+                bitmap_bad = True
+                self.add(f"bitmap.{name}_marked_free", f"{name} bitmap: {len(lost)} {label} "
+                         f"in use are marked free ({_fmt_ranges(lost)})", fix, preen=True)
+            if len(leak):
+                bitmap_bad = True
+                self.add(f"bitmap.{name}_marked_used", f"{name} bitmap: {len(leak)} {label} "
+                         f"marked in use are not used by anything ({_fmt_ranges(leak)})",
+                         fix, preen=True)
+            if len(tail):
+                bitmap_bad = True
+                self.add("bitmap.tail", f"{name} bitmap: {len(tail)} bits past the last "
+                         f"{name} are clear (they must be set)", fix, preen=True)
+        self.want_bits = (want_i, want_b)
+        free_b = int(nblocks - np.count_nonzero(want_b[:nblocks]))
+        free_i = int(ninodes - used_inodes)
+        self.stats = {"inodes_used": used_inodes, "inodes": ninodes,
+                      "blocks_used": nblocks - free_b, "blocks": nblocks}
+        for what, have_n, want_n, attr in (("blocks", sb.s_free_blocks, free_b, "s_free_blocks"),
+                                           ("inodes", sb.s_free_inodes, free_i, "s_free_inodes")):
+            if have_n != want_n:
+                def fix_count(attr=attr, want_n=want_n) -> None:
+                    setattr(self.sb, attr, want_n)
+                    self.rewrite_superblock()
+                self.add(f"sb.free_{what}", f"superblock free {what} count is {have_n}, "
+                         f"counted {want_n}", fix_count, preen=True)
+        _ = bitmap_bad
+
+    def claim_desc(self, owner: int, blk: int) -> str:
+        if owner == -1:
+            return "filesystem metadata"
+        info = self.infos[owner]
+        for k, e in enumerate(info.extents):
+            if e.start <= blk < e.end:
+                return f"inode {owner}'s extent {k} (disk blocks {e.start}-{e.end - 1})"
+        if blk in info.chain:
+            return f"inode {owner}'s extent block {blk}"
+        return f"inode {owner}"
+
+    def rebuild_bitmaps_fix(self) -> Callable[[], None]:
+        def fix() -> None:
+            if self.bitmaps_rebuilt:
+                return
+            self.bitmaps_rebuilt = True
+            want_i, want_b = self.want_bits
+            sb = self.sb
+            for start, count, want in ((sb.s_ibitmap_start, sb.s_ibitmap_blocks, want_i),
+                                       (sb.s_bbitmap_start, sb.s_bbitmap_blocks, want_b)):
+                packed = np.packbits(want, bitorder="little").tobytes()
+                for i in range(count):
+                    block = bytearray(BS)
+                    block[:16] = bytes(L.BitmapHeader(bh_magic=L.VEXFS_BITMAP_MAGIC,
+                                                      bh_index=i))
+                    block[16:] = packed[i * L.VEXFS_BITMAP_BYTES:(i + 1) * L.VEXFS_BITMAP_BYTES]
+                    L.seal_block(block, "bitmap")
+                    self.write_block(start + i, block)
+        return fix
+
+    bitmaps_rebuilt = False
+    pending_reconnect: list[int]
+
+    # -- repairs needing allocation -------------------------------------------
+    def reconnect_orphans(self, inos: list[int]) -> None:
+        """Link orphaned inodes into /lost+found as '#<ino>' (creating it)."""
+        from vexfs.imagebuild import ImageBuilder   # builder imports mkfs; keep it lazy
+        b = ImageBuilder(self.img)
+        try:
+            lf = self.img.lookup("/" + LOST_FOUND)
+        except FileNotFoundError:
+            lf = b.mkdir("/" + LOST_FOUND, 0o700)
+        for ino in inos:
+            info = self.infos[ino]
+            ftype = L.file_type_of_mode(info.mode)
+            b.add_entry(lf, f"#{ino}".encode(), ino, ftype)
+            if stat.S_ISDIR(info.mode):
+                # point its '..' at lost+found and count the new subdirectory
+                first = next(e for e in info.extents if e.logical == 0)
+                block = bytearray(self.img.dev.read_block(first.start))
+                recs, _ = parse_dir_block(block)
+                if len(recs) > 1 and recs[1].name == b"..":
+                    block[recs[1].offset:recs[1].offset + 4] = lf.to_bytes(4, "little")
+                    L.seal_block(block, "dir")
+                    self.write_block(first.start, block)
+                b._bump_links(lf, 1)
+        b.commit()
+        self.sb = self.img.sb
+
+
+def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
+             out=sys.stdout) -> int:
+    """Check (and in mode 'y'/'p' repair) the filesystem; returns the exit code.
+    mode: 'n' read-only, 'y' repair all, 'p' preen."""
+    writable = mode in ("y", "p")
+    from vexfs.mkfs import mounted_at
+    try:
+        mnt = mounted_at(path)
+    except OSError as e:
+        print(f"fsck.vexfs: cannot open {path}: {e.strerror}", file=sys.stderr)
+        return EXIT_OPERATIONAL
+    if mnt is not None:
+        if writable:
+            print(f"fsck.vexfs: {path} is mounted on {mnt}; cannot repair a mounted "
+                  "filesystem", file=sys.stderr)
+            return EXIT_OPERATIONAL
+        print(f"fsck.vexfs: warning: {path} is mounted on {mnt}; results may be stale",
+              file=sys.stderr)
+    try:
+        with Device(path) as dev:
+            size = dev.size
+            raw = dev.read(0, min(BS, size)) if size else b""
+    except OSError as e:
+        print(f"fsck.vexfs: cannot open {path}: {e.strerror}", file=sys.stderr)
+        return EXIT_OPERATIONAL
+    if len(raw) < 256:
+        print(f"fsck.vexfs: {path}: too small ({size} bytes) to hold a VexFS filesystem",
+              file=sys.stderr)
+        return EXIT_OPERATIONAL
+    sb = L.SuperBlock.unpack(raw)
+    problems = superblock_problems(sb, size // BS)
+    if problems:
+        fatal_op = sb.s_magic != L.VEXFS_MAGIC or sb.s_version != L.VEXFS_FORMAT_VERSION or \
+            sb.s_feature_incompat & ~L.VEXFS_FEATURE_INCOMPAT_SUPP or \
+            sb.s_feature_ro_compat & ~L.VEXFS_FEATURE_RO_COMPAT_SUPP
+        print(f"fsck.vexfs: {path}: superblock is unusable: " + "; ".join(problems),
+              file=out)
+        if not fatal_op:
+            print("fsck.vexfs: the geometry is corrupt and there is no backup superblock; "
+                  "cannot check further", file=out)
+        return EXIT_OPERATIONAL if fatal_op else EXIT_UNCORRECTED
+    if mode == "p" and not force and sb.s_state == L.VEXFS_STATE_CLEAN and \
+            L.struct_checksum_ok(sb):
+        used_i = sb.s_inodes_count - sb.s_free_inodes
+        used_b = sb.s_blocks_count - sb.s_free_blocks
+        print(f"{path}: clean, {used_i}/{sb.s_inodes_count} files, "
+              f"{used_b}/{sb.s_blocks_count} blocks", file=out)
+        return EXIT_OK
+
+    fixed_any = False
+    reported: list[Problem] = []
+    remaining: list[Problem] = []
+    stats: dict[str, int] = {}
+    try:
+        img = Image(path, writable=writable, require_checksum=False)
+    except (OSError, ImageError) as e:
+        print(f"fsck.vexfs: {path}: {e}", file=sys.stderr)
+        return EXIT_OPERATIONAL
+    with img:
+        if verbose:
+            print("Pass 1: superblock and bitmap blocks\nPass 2: inodes, extents, "
+                  "collections\nPass 3: directory structure\nPass 4: connectivity and "
+                  "link counts\nPass 5: block ownership, bitmaps, free counts", file=out)
+        for rnd in range(MAX_ROUNDS + 1):
+            img.sb = L.SuperBlock.unpack(img.dev.read_block(0))
+            checker = Checker(img)
+            checker.pending_reconnect = []
+            try:
+                problems = checker.check()
+            except FatalError as e:
+                print(f"fsck.vexfs: {path}: {e}", file=out)
+                return e.exit_code
+            except ImageError as e:
+                print(f"fsck.vexfs: {path}: {e}", file=out)
+                return EXIT_UNCORRECTED
+            stats = checker.stats
+            if not problems:
+                remaining = []
+                break
+            reported += problems
+            if not writable or rnd == MAX_ROUNDS:
+                remaining = problems
+                break
+            if verbose:
+                print(f"Round {rnd + 1}: {len(problems)} problems, repairing", file=out)
+            bitmaps_bad = any(q.code.startswith("bitmap.") for q in problems)
+            for p in problems:
+                if not p.fix or not (mode == "y" or p.preen):
+                    continue
+                # reconnecting orphans allocates blocks: wait for correct bitmaps
+                if p.code in ("orphan.directory", "orphan.unreferenced") and bitmaps_bad:
+                    continue
+                try:
+                    p.fix()
+                    p.fixed = True
+                except (OSError, ImageError) as e:
+                    print(f"fsck.vexfs: could not repair ({p.message}): {e}", file=out)
+            if checker.pending_reconnect:
+                try:
+                    checker.reconnect_orphans(checker.pending_reconnect)
+                except (OSError, ImageError) as e:
+                    print(f"fsck.vexfs: could not reconnect orphans: {e}", file=out)
+                    for p in problems:
+                        if p.code in ("orphan.directory", "orphan.unreferenced"):
+                            p.fixed = False
+            img.dev.flush()
+            if not any(p.fixed for p in problems):
+                remaining = problems
+                break
+            fixed_any = True
+        if writable and not remaining:
+            sbn = L.SuperBlock.unpack(img.dev.read_block(0))
+            if sbn.s_state != L.VEXFS_STATE_CLEAN:
+                sbn.s_state = L.VEXFS_STATE_CLEAN
+                L.seal(sbn)
+                block0 = bytearray(img.dev.read_block(0))
+                block0[:256] = bytes(sbn)
+                img.dev.write_block(0, block0)
+            img.dev.flush()
+    still = {p.message for p in remaining}
+    seen: set[str] = set()
+    for p in reported:
+        if p.message in seen:
+            continue
+        seen.add(p.message)
+        if mode == "n":
+            tag = ""
+        elif p.message in still:
+            tag = " [NOT FIXED]"
+        else:
+            tag = " [FIXED]"
+        print(f"{path}: {p.message}{tag}", file=out)
+    if stats:
+        print(f"{path}: {stats['inodes_used']}/{stats['inodes']} files, "
+              f"{stats['blocks_used']}/{stats['blocks']} blocks", file=out)
+    if remaining:
+        if mode == "p":
+            print(f"{path}: UNEXPECTED INCONSISTENCY; RUN fsck.vexfs MANUALLY "
+                  "(without -p)", file=out)
+        elif mode == "n":
+            print(f"{path}: {len(still)} problems found; run fsck.vexfs -y to repair",
+                  file=out)
+        else:
+            print(f"{path}: errors remain that fsck.vexfs cannot repair", file=out)
+        return EXIT_UNCORRECTED
+    if fixed_any:
+        print(f"{path}: ***** FILE SYSTEM WAS MODIFIED *****", file=out)
+        return EXIT_CORRECTED
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fsck.vexfs", description="Check and repair VexFS.",
+                                epilog="Exit: 0 clean, 1 corrected, 4 uncorrected, "
+                                       "8 operational error, 16 usage error.")
+    p.add_argument("-n", action="store_true", help="check only, open read-only")
+    p.add_argument("-y", action="store_true", help="repair everything repairable")
+    p.add_argument("-p", "-a", dest="p", action="store_true", help="preen: safe repairs only")
+    p.add_argument("-f", action="store_true", help="check even if the state is clean")
+    p.add_argument("-v", action="store_true", help="verbose")
+    p.add_argument("device")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="fsck.vexfs: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:
+        return EXIT_OK if e.code == 0 else EXIT_USAGE
+    if sum((args.n, args.y, args.p)) > 1:
+        print("fsck.vexfs: only one of -n, -y and -p may be given", file=sys.stderr)
+        return EXIT_USAGE
+    mode = "y" if args.y else "p" if args.p else "n"
+    if not os.path.exists(args.device):
+        print(f"fsck.vexfs: {args.device}: no such file or device", file=sys.stderr)
+        return EXIT_OPERATIONAL
+    return run_fsck(args.device, mode, force=args.f, verbose=args.v)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
