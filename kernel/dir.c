@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dir.c - directory blocks: validation, lookup, insertion, deletion and
+ * readdir.
+ *
+ * Directory blocks are read through the block device buffer cache after
+ * mapping the directory's logical block with its extent map; every block
+ * is verified (tail magic, CRC-32C, the whole rec_len chain) before its
+ * entries are used, and its checksum is recomputed after every change.
+ * Callers hold the directory's i_rwsem (the VFS takes it), which serializes
+ * all changes to one directory.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/pagemap.h>
+#include "vexfs.h"
+
+#define VEXFS_DE_HDR	VEXFS_DIR_ENTRY_HEADER
+
+static inline struct vexfs_dir_entry *vexfs_de(struct buffer_head *bh, u32 off)
+{
+	return (struct vexfs_dir_entry *)(bh->b_data + off);
+}
+
+static inline u64 vexfs_dir_blocks(struct inode *dir)
+{
+	return i_size_read(dir) >> VEXFS_BLOCK_BITS;
+}
+
+unsigned char vexfs_ft(umode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:	return VEXFS_FT_REG_FILE;
+	case S_IFDIR:	return VEXFS_FT_DIR;
+	case S_IFCHR:	return VEXFS_FT_CHRDEV;
+	case S_IFBLK:	return VEXFS_FT_BLKDEV;
+	case S_IFIFO:	return VEXFS_FT_FIFO;
+	case S_IFSOCK:	return VEXFS_FT_SOCK;
+	case S_IFLNK:	return VEXFS_FT_SYMLINK;
+	}
+	return VEXFS_FT_UNKNOWN;
+}
+
+static unsigned char vexfs_dt(u8 ft)
+{
+	static const unsigned char map[] = {
+		[VEXFS_FT_UNKNOWN] = DT_UNKNOWN, [VEXFS_FT_REG_FILE] = DT_REG,
+		[VEXFS_FT_DIR] = DT_DIR, [VEXFS_FT_CHRDEV] = DT_CHR,
+		[VEXFS_FT_BLKDEV] = DT_BLK, [VEXFS_FT_FIFO] = DT_FIFO,
+		[VEXFS_FT_SOCK] = DT_SOCK, [VEXFS_FT_SYMLINK] = DT_LNK,
+	};
+
+	return ft < ARRAY_SIZE(map) ? map[ft] : DT_UNKNOWN;
+}
+
+static bool vexfs_dir_check(struct inode *dir, struct buffer_head *bh, u64 n)
+{
+	struct super_block *sb = dir->i_sb;
+	const struct vexfs_dir_tail *t = (const void *)(bh->b_data + VEXFS_DIR_DATA_BYTES);
+	u32 off = 0, idx = 0;
+	const char *why = NULL;
+
+	if (le32_to_cpu(t->dt_magic) != VEXFS_DIR_TAIL_MAGIC) {
+		why = "bad tail magic";
+		goto bad;
+	}
+	if (!vexfs_dirblk_csum_ok(bh->b_data)) {
+		why = "checksum mismatch";
+		goto bad;
+	}
+	while (off < VEXFS_DIR_DATA_BYTES) {
+		struct vexfs_dir_entry *de = vexfs_de(bh, off);
+		u32 rec_len, ino;
+
+		if (off + VEXFS_DE_HDR > VEXFS_DIR_DATA_BYTES) {
+			why = "entry header crosses the block end";
+			goto bad;
+		}
+		rec_len = le16_to_cpu(de->d_rec_len);
+		ino = le32_to_cpu(de->d_inode);
+		if (rec_len < VEXFS_DE_HDR || rec_len % 4 ||
+		    rec_len > VEXFS_DIR_DATA_BYTES - off) {
+			why = "bad rec_len";
+			goto bad;
+		}
+		if (ino && (!de->d_name_len ||
+			    VEXFS_DIR_REC_LEN(de->d_name_len) > rec_len)) {
+			why = "bad name length";
+			goto bad;
+		}
+		if (ino > VEXFS_SB(sb)->s_inodes_count) {
+			why = "inode number out of range";
+			goto bad;
+		}
+		if (n == 0 && idx < 2) {
+			bool dot = idx == 0;
+
+			if (!ino || de->d_name_len != (dot ? 1 : 2) ||
+			    memcmp(de->d_name, "..", de->d_name_len) ||
+			    (dot && ino != dir->i_ino)) {
+				why = dot ? "first entry is not \".\"" :
+					    "second entry is not \"..\"";
+				goto bad;
+			}
+		}
+		off += rec_len;
+		idx++;
+	}
+	if (n == 0 && idx < 2) {
+		why = "missing \".\" or \"..\"";
+		goto bad;
+	}
+	return true;
+bad:
+	vexfs_error(sb, "directory inode %lu block %llu (disk block %llu): %s",
+		    dir->i_ino, n, (u64)bh->b_blocknr, why);
+	return false;
+}
+
+/* Read and verify directory block @n of @dir. */
+static struct buffer_head *vexfs_dir_bread(struct inode *dir, u64 n)
+{
+	struct vexfs_inode_info *ei = VEXFS_I(dir);
+	struct buffer_head *bh;
+	u64 pblk, len;
+	int mapped;
+
+	down_read(&ei->i_ext_sem);
+	mapped = vexfs_ext_map(dir, n, &pblk, &len);
+	up_read(&ei->i_ext_sem);
+	if (mapped != 1) {
+		vexfs_error(dir->i_sb, "directory inode %lu: block %llu is a hole",
+			    dir->i_ino, n);
+		return ERR_PTR(-EUCLEAN);
+	}
+	bh = vexfs_bread(dir->i_sb, pblk);
+	if (!bh) {
+		vexfs_error(dir->i_sb, "directory inode %lu: unable to read block %llu",
+			    dir->i_ino, pblk);
+		return ERR_PTR(-EIO);
+	}
+	if (!buffer_vexfs_verified(bh)) {
+		if (!vexfs_dir_check(dir, bh, n)) {
+			vexfs_brelse(bh);
+			return ERR_PTR(-EUCLEAN);
+		}
+		set_buffer_vexfs_verified(bh);
+	}
+	return bh;
+}
+
+static void vexfs_dir_dirty(struct inode *dir, struct buffer_head *bh)
+{
+	vexfs_dirblk_csum_set(bh->b_data);
+	mark_buffer_dirty(bh);
+	if (IS_DIRSYNC(dir))
+		sync_dirty_buffer(bh);
+}
+
+static bool vexfs_match(const struct qstr *name, struct vexfs_dir_entry *de)
+{
+	return de->d_inode && de->d_name_len == name->len &&
+	       !memcmp(de->d_name, name->name, name->len);
+}
+
+/*
+ * Find @name in @dir. Returns the entry with *bhp holding its block, NULL
+ * if absent, or an ERR_PTR.
+ */
+struct vexfs_dir_entry *vexfs_find_entry(struct inode *dir,
+					 const struct qstr *name,
+					 struct buffer_head **bhp)
+{
+	u64 n, nblocks = vexfs_dir_blocks(dir);
+
+	for (n = 0; n < nblocks; n++) {
+		struct buffer_head *bh = vexfs_dir_bread(dir, n);
+		u32 off = 0;
+
+		if (IS_ERR(bh))
+			return ERR_CAST(bh);
+		while (off < VEXFS_DIR_DATA_BYTES) {
+			struct vexfs_dir_entry *de = vexfs_de(bh, off);
+
+			if (vexfs_match(name, de)) {
+				*bhp = bh;
+				return de;
+			}
+			off += le16_to_cpu(de->d_rec_len);
+		}
+		vexfs_brelse(bh);
+	}
+	return NULL;
+}
+
+struct vexfs_dir_entry *vexfs_dotdot(struct inode *dir, struct buffer_head **bhp)
+{
+	struct buffer_head *bh = vexfs_dir_bread(dir, 0);
+	struct vexfs_dir_entry *de;
+
+	if (IS_ERR(bh))
+		return ERR_CAST(bh);
+	de = vexfs_de(bh, 0);
+	de = vexfs_de(bh, le16_to_cpu(de->d_rec_len));
+	*bhp = bh;
+	return de;
+}
+
+static void vexfs_fill_de(struct vexfs_dir_entry *de, struct inode *inode,
+			  const char *name, u8 len)
+{
+	de->d_inode = cpu_to_le32(inode->i_ino);
+	de->d_name_len = len;
+	de->d_file_type = vexfs_ft(inode->i_mode);
+	memcpy(de->d_name, name, len);
+}
+
+/* Fill a fresh directory block: one free entry spanning it, and the tail. */
+static void vexfs_init_dir_block(struct buffer_head *bh)
+{
+	struct vexfs_dir_entry *de = vexfs_de(bh, 0);
+
+	memset(bh->b_data, 0, VEXFS_BLOCK_SIZE);
+	de->d_rec_len = cpu_to_le16(VEXFS_DIR_DATA_BYTES);
+}
+
+/* Allocate directory block @n (== current number of blocks) of @dir. */
+static struct buffer_head *vexfs_dir_grow(struct inode *dir, u64 n)
+{
+	struct vexfs_inode_info *ei = VEXFS_I(dir);
+	struct buffer_head *bh;
+	u64 pblk;
+	u32 got;
+	int err;
+
+	down_write(&ei->i_ext_sem);
+	err = vexfs_ext_alloc(dir, n, 1, &pblk, &got);
+	up_write(&ei->i_ext_sem);
+	if (err)
+		return ERR_PTR(err);
+	bh = vexfs_getblk(dir->i_sb, pblk);
+	lock_buffer(bh);
+	vexfs_init_dir_block(bh);
+	set_buffer_uptodate(bh);
+	set_buffer_vexfs_verified(bh);
+	unlock_buffer(bh);
+	i_size_write(dir, (n + 1) << VEXFS_BLOCK_BITS);
+	mark_inode_dirty(dir);
+	return bh;
+}
+
+int vexfs_add_link(struct dentry *dentry, struct inode *inode)
+{
+	struct inode *dir = d_inode(dentry->d_parent);
+	const struct qstr *name = &dentry->d_name;
+	u32 need = VEXFS_DIR_REC_LEN(name->len);
+	u64 n, nblocks = vexfs_dir_blocks(dir);
+	struct vexfs_dir_entry *de = NULL;
+	struct buffer_head *bh = NULL;
+
+	if (name->len > VEXFS_NAME_LEN)
+		return -ENAMETOOLONG;
+	for (n = 0; n < nblocks; n++) {
+		u32 off = 0;
+
+		bh = vexfs_dir_bread(dir, n);
+		if (IS_ERR(bh))
+			return PTR_ERR(bh);
+		while (off < VEXFS_DIR_DATA_BYTES) {
+			u32 rec_len, used;
+
+			de = vexfs_de(bh, off);
+			rec_len = le16_to_cpu(de->d_rec_len);
+			if (vexfs_match(name, de)) {
+				vexfs_brelse(bh);
+				return -EEXIST;
+			}
+			used = de->d_inode ? VEXFS_DIR_REC_LEN(de->d_name_len) : 0;
+			if (rec_len >= used + need)
+				goto found;
+			off += rec_len;
+		}
+		vexfs_brelse(bh);
+	}
+	bh = vexfs_dir_grow(dir, nblocks);
+	if (IS_ERR(bh))
+		return PTR_ERR(bh);
+	de = vexfs_de(bh, 0);
+found:
+	lock_buffer(bh);
+	if (de->d_inode) {
+		u32 used = VEXFS_DIR_REC_LEN(de->d_name_len);
+		struct vexfs_dir_entry *nde = (void *)de + used;
+
+		nde->d_rec_len = cpu_to_le16(le16_to_cpu(de->d_rec_len) - used);
+		de->d_rec_len = cpu_to_le16(used);
+		de = nde;
+	}
+	vexfs_fill_de(de, inode, name->name, name->len);
+	vexfs_dir_dirty(dir, bh);
+	unlock_buffer(bh);
+	vexfs_brelse(bh);
+	dir->i_mtime = current_time(dir);
+	dir->i_ctime = dir->i_mtime;
+	mark_inode_dirty(dir);
+	return 0;
+}
+
+/* Remove @de (in @bh, which this releases) from @dir. */
+int vexfs_delete_entry(struct inode *dir, struct vexfs_dir_entry *de,
+		       struct buffer_head *bh)
+{
+	u32 off = 0, target = (char *)de - bh->b_data;
+	struct vexfs_dir_entry *prev = NULL;
+
+	while (off < target) {
+		prev = vexfs_de(bh, off);
+		off += le16_to_cpu(prev->d_rec_len);
+	}
+	lock_buffer(bh);
+	if (prev)
+		prev->d_rec_len = cpu_to_le16(le16_to_cpu(prev->d_rec_len) +
+					      le16_to_cpu(de->d_rec_len));
+	else
+		de->d_inode = 0;
+	vexfs_dir_dirty(dir, bh);
+	unlock_buffer(bh);
+	vexfs_brelse(bh);
+	dir->i_mtime = current_time(dir);
+	dir->i_ctime = dir->i_mtime;
+	mark_inode_dirty(dir);
+	return 0;
+}
+
+/* Point @de (in @bh, which this releases) at @inode. */
+int vexfs_set_link(struct inode *dir, struct vexfs_dir_entry *de,
+		   struct buffer_head *bh, struct inode *inode)
+{
+	lock_buffer(bh);
+	de->d_inode = cpu_to_le32(inode->i_ino);
+	de->d_file_type = vexfs_ft(inode->i_mode);
+	vexfs_dir_dirty(dir, bh);
+	unlock_buffer(bh);
+	vexfs_brelse(bh);
+	dir->i_mtime = current_time(dir);
+	dir->i_ctime = dir->i_mtime;
+	mark_inode_dirty(dir);
+	return 0;
+}
+
+/* First block of a new directory: "." and "..". */
+int vexfs_make_empty(struct inode *inode, struct inode *parent)
+{
+	struct vexfs_dir_entry *de;
+	struct buffer_head *bh;
+	u32 dot = VEXFS_DIR_REC_LEN(1);
+
+	bh = vexfs_dir_grow(inode, 0);
+	if (IS_ERR(bh))
+		return PTR_ERR(bh);
+	lock_buffer(bh);
+	de = vexfs_de(bh, 0);
+	vexfs_fill_de(de, inode, ".", 1);
+	de->d_rec_len = cpu_to_le16(dot);
+	de = vexfs_de(bh, dot);
+	vexfs_fill_de(de, parent, "..", 2);
+	de->d_rec_len = cpu_to_le16(VEXFS_DIR_DATA_BYTES - dot);
+	vexfs_dir_dirty(inode, bh);
+	unlock_buffer(bh);
+	vexfs_brelse(bh);
+	return 0;
+}
+
+/* 1 if @inode holds only "." and "..", 0 if not, -errno on error. */
+int vexfs_empty_dir(struct inode *inode)
+{
+	u64 n, nblocks = vexfs_dir_blocks(inode);
+
+	for (n = 0; n < nblocks; n++) {
+		struct buffer_head *bh = vexfs_dir_bread(inode, n);
+		u32 off = 0, idx = 0;
+
+		if (IS_ERR(bh))
+			return PTR_ERR(bh);
+		while (off < VEXFS_DIR_DATA_BYTES) {
+			struct vexfs_dir_entry *de = vexfs_de(bh, off);
+
+			if (de->d_inode && !(n == 0 && idx < 2)) {
+				vexfs_brelse(bh);
+				return 0;
+			}
+			off += le16_to_cpu(de->d_rec_len);
+			idx++;
+		}
+		vexfs_brelse(bh);
+	}
+	return 1;
+}
+
+/*
+ * readdir: ctx->pos is block * 4096 + byte offset of the next entry. Each
+ * block is walked from its start, so a position left inside an entry that
+ * was merged away by a deletion simply resumes at the next entry.
+ */
+static int vexfs_readdir(struct file *file, struct dir_context *ctx)
+{
+	struct inode *dir = file_inode(file);
+	u64 nblocks = vexfs_dir_blocks(dir);
+	u64 n = ctx->pos >> VEXFS_BLOCK_BITS;
+	u32 skip = ctx->pos & (VEXFS_BLOCK_SIZE - 1);
+
+	for (; n < nblocks; n++, skip = 0) {
+		struct buffer_head *bh = vexfs_dir_bread(dir, n);
+		u32 off = 0;
+
+		if (IS_ERR(bh))
+			return PTR_ERR(bh);
+		while (off < VEXFS_DIR_DATA_BYTES) {
+			struct vexfs_dir_entry *de = vexfs_de(bh, off);
+
+			if (off >= skip && de->d_inode) {
+				ctx->pos = (n << VEXFS_BLOCK_BITS) + off;
+				if (!dir_emit(ctx, de->d_name, de->d_name_len,
+					      le32_to_cpu(de->d_inode),
+					      vexfs_dt(de->d_file_type))) {
+					vexfs_brelse(bh);
+					return 0;
+				}
+			}
+			off += le16_to_cpu(de->d_rec_len);
+		}
+		vexfs_brelse(bh);
+		ctx->pos = (n + 1) << VEXFS_BLOCK_BITS;
+	}
+	return 0;
+}
+
+const struct file_operations vexfs_dir_operations = {
+	.llseek		= generic_file_llseek,
+	.read		= generic_read_dir,
+	.iterate_shared	= vexfs_readdir,
+	.fsync		= vexfs_fsync,
+};

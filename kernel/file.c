@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * file.c - regular file operations: everything goes through the page
+ * cache with the generic helpers; page_mkwrite allocates blocks at fault
+ * time so ENOSPC reaches the writer; fsync also flushes the metadata
+ * blocks; fallocate allocates zeroed blocks.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/blkdev.h>
+#include <linux/falloc.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include "vexfs.h"
+
+int vexfs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
+{
+	struct inode *inode = file->f_mapping->host;
+	struct super_block *sb = inode->i_sb;
+	int err;
+
+	err = __generic_file_fsync(file, start, end, datasync);
+	if (err)
+		return err;
+	/* bitmaps, extent and directory blocks live in the bdev cache */
+	err = sync_blockdev(sb->s_bdev);
+	if (err)
+		return err;
+	return blkdev_issue_flush(sb->s_bdev);
+}
+
+static vm_fault_t vexfs_page_mkwrite(struct vm_fault *vmf)
+{
+	struct inode *inode = file_inode(vmf->vma->vm_file);
+	vm_fault_t ret;
+
+	sb_start_pagefault(inode->i_sb);
+	file_update_time(vmf->vma->vm_file);
+	filemap_invalidate_lock_shared(inode->i_mapping);
+	ret = block_page_mkwrite_return(block_page_mkwrite(vmf->vma, vmf,
+							   vexfs_get_block));
+	filemap_invalidate_unlock_shared(inode->i_mapping);
+	sb_end_pagefault(inode->i_sb);
+	return ret;
+}
+
+static const struct vm_operations_struct vexfs_file_vm_ops = {
+	.fault		= filemap_fault,
+	.map_pages	= filemap_map_pages,
+	.page_mkwrite	= vexfs_page_mkwrite,
+};
+
+static int vexfs_file_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	file_accessed(file);
+	vma->vm_ops = &vexfs_file_vm_ops;
+	return 0;
+}
+
+/* Allocate and zero blocks for the holes in [lblk, lblk + count). */
+static int vexfs_alloc_range(struct inode *inode, u64 lblk, u64 count)
+{
+	struct vexfs_inode_info *ei = VEXFS_I(inode);
+	struct super_block *sb = inode->i_sb;
+	u64 end = lblk + count;
+	int err = 0;
+
+	while (lblk < end) {
+		u64 pblk, len;
+		u32 got;
+		int mapped;
+
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		down_write(&ei->i_ext_sem);
+		mapped = vexfs_ext_map(inode, lblk, &pblk, &len);
+		if (mapped) {
+			up_write(&ei->i_ext_sem);
+			lblk += min(len, end - lblk);
+			continue;
+		}
+		len = min3(len, end - lblk, (u64)U32_MAX);
+		err = vexfs_ext_alloc(inode, lblk, len, &pblk, &got);
+		if (!err) {
+			/* no unwritten extents in format v1: zero on disk */
+			clean_bdev_aliases(sb->s_bdev, pblk, got);
+			err = sb_issue_zeroout(sb, pblk, got, GFP_NOFS);
+		}
+		up_write(&ei->i_ext_sem);
+		if (err)
+			return err;
+		lblk += got;
+		cond_resched();
+	}
+	return 0;
+}
+
+static long vexfs_fallocate(struct file *file, int mode, loff_t offset,
+			    loff_t len)
+{
+	struct inode *inode = file_inode(file);
+	loff_t end;
+	int err;
+
+	if (mode & ~FALLOC_FL_KEEP_SIZE)
+		return -EOPNOTSUPP;
+	if (!S_ISREG(inode->i_mode))
+		return -ENODEV;
+	if (offset < 0 || len <= 0 || check_add_overflow(offset, len, &end))
+		return -EINVAL;
+	inode_lock(inode);
+	err = inode_newsize_ok(inode, end);
+	if (err)
+		goto out;
+	err = file_modified(file);
+	if (err)
+		goto out;
+	err = vexfs_alloc_range(inode, offset >> VEXFS_BLOCK_BITS,
+				DIV_ROUND_UP_ULL(end, VEXFS_BLOCK_SIZE) -
+				(offset >> VEXFS_BLOCK_BITS));
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && end > i_size_read(inode)) {
+		/* extend over what was allocated, even after a partial ENOSPC */
+		if (!err)
+			i_size_write(inode, end);
+	}
+	inode->i_ctime = current_time(inode);
+	mark_inode_dirty(inode);
+out:
+	inode_unlock(inode);
+	return err;
+}
+
+const struct file_operations vexfs_file_operations = {
+	.llseek		= generic_file_llseek,
+	.read_iter	= generic_file_read_iter,
+	.write_iter	= generic_file_write_iter,
+	.mmap		= vexfs_file_mmap,
+	.open		= generic_file_open,
+	.fsync		= vexfs_fsync,
+	.splice_read	= generic_file_splice_read,
+	.splice_write	= iter_file_splice_write,
+	.fallocate	= vexfs_fallocate,
+	.unlocked_ioctl	= vexfs_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+};
+
+const struct inode_operations vexfs_file_inode_operations = {
+	.getattr	= vexfs_getattr,
+	.setattr	= vexfs_setattr,
+};

@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * inode.c - reading, writing, creating and deleting inodes; the address
+ * space operations of regular files and symlinks; setattr/getattr.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/buffer_head.h>
+#include <linux/mpage.h>
+#include <linux/pagemap.h>
+#include <linux/random.h>
+#include <linux/writeback.h>
+#include <linux/uio.h>
+#include "vexfs.h"
+
+static int vexfs_read_folio(struct file *file, struct folio *folio)
+{
+	return mpage_read_folio(folio, vexfs_get_block);
+}
+
+static void vexfs_readahead(struct readahead_control *rac)
+{
+	mpage_readahead(rac, vexfs_get_block);
+}
+
+static int vexfs_writepage(struct page *page, struct writeback_control *wbc)
+{
+	return block_write_full_page(page, vexfs_get_block, wbc);
+}
+
+static int vexfs_writepages(struct address_space *mapping,
+			    struct writeback_control *wbc)
+{
+	return mpage_writepages(mapping, wbc, vexfs_get_block);
+}
+
+/* A failed write may have allocated blocks past i_size: give them back. */
+static void vexfs_write_failed(struct address_space *mapping, loff_t to)
+{
+	struct inode *inode = mapping->host;
+
+	if (to > inode->i_size) {
+		truncate_pagecache(inode, inode->i_size);
+		vexfs_truncate_blocks(inode, inode->i_size);
+	}
+}
+
+static int vexfs_write_begin(struct file *file, struct address_space *mapping,
+			     loff_t pos, unsigned int len, struct page **pagep,
+			     void **fsdata)
+{
+	int ret = block_write_begin(mapping, pos, len, pagep, vexfs_get_block);
+
+	if (ret < 0)
+		vexfs_write_failed(mapping, pos + len);
+	return ret;
+}
+
+static int vexfs_write_end(struct file *file, struct address_space *mapping,
+			   loff_t pos, unsigned int len, unsigned int copied,
+			   struct page *page, void *fsdata)
+{
+	int ret = generic_write_end(file, mapping, pos, len, copied, page,
+				    fsdata);
+
+	if (ret < len)
+		vexfs_write_failed(mapping, pos + len);
+	return ret;
+}
+
+static sector_t vexfs_bmap(struct address_space *mapping, sector_t block)
+{
+	return generic_block_bmap(mapping, block, vexfs_get_block);
+}
+
+const struct address_space_operations vexfs_aops = {
+	.dirty_folio		= block_dirty_folio,
+	.invalidate_folio	= block_invalidate_folio,
+	.read_folio		= vexfs_read_folio,
+	.readahead		= vexfs_readahead,
+	.writepage		= vexfs_writepage,
+	.writepages		= vexfs_writepages,
+	.write_begin		= vexfs_write_begin,
+	.write_end		= vexfs_write_end,
+	.bmap			= vexfs_bmap,
+	.migrate_folio		= buffer_migrate_folio,
+	.is_partially_uptodate	= block_is_partially_uptodate,
+	.error_remove_page	= generic_error_remove_page,
+};
+
+void vexfs_set_inode_ops(struct inode *inode)
+{
+	umode_t mode = inode->i_mode;
+
+	if (S_ISREG(mode)) {
+		inode->i_op = &vexfs_file_inode_operations;
+		inode->i_fop = &vexfs_file_operations;
+		inode->i_mapping->a_ops = &vexfs_aops;
+	} else if (S_ISDIR(mode)) {
+		inode->i_op = &vexfs_dir_inode_operations;
+		inode->i_fop = &vexfs_dir_operations;
+		inode->i_mapping->a_ops = &vexfs_aops;
+	} else if (S_ISLNK(mode)) {
+		inode->i_op = &vexfs_symlink_inode_operations;
+		inode_nohighmem(inode);
+		inode->i_mapping->a_ops = &vexfs_aops;
+	} else {
+		inode->i_op = &vexfs_special_inode_operations;
+	}
+}
+
+static void vexfs_get_time(struct timespec64 *ts, __le64 sec, __le32 nsec)
+{
+	ts->tv_sec = (s64)le64_to_cpu(sec);
+	ts->tv_nsec = min_t(u32, le32_to_cpu(nsec), NSEC_PER_SEC - 1);
+}
+
+static bool vexfs_mode_ok(umode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
+	case S_IFBLK: case S_IFIFO: case S_IFSOCK:
+		return true;
+	}
+	return false;
+}
+
+struct inode *vexfs_iget(struct super_block *sb, unsigned long ino)
+{
+	struct vexfs_sb_info *sbi = VEXFS_SB(sb);
+	struct vexfs_inode_info *ei;
+	struct vexfs_inode *raw;
+	struct buffer_head *bh;
+	struct inode *inode;
+	umode_t mode;
+	loff_t size;
+	int err;
+
+	if (ino < VEXFS_ROOT_INO || ino > sbi->s_inodes_count) {
+		vexfs_error(sb, "inode number %lu out of range [1, %u]", ino,
+			    sbi->s_inodes_count);
+		return ERR_PTR(-EUCLEAN);
+	}
+	inode = iget_locked(sb, ino);
+	if (!inode)
+		return ERR_PTR(-ENOMEM);
+	if (!(inode->i_state & I_NEW))
+		return inode;
+	ei = VEXFS_I(inode);
+
+	raw = kmalloc(sizeof(*raw), GFP_NOFS);
+	if (!raw) {
+		err = -ENOMEM;
+		goto bad;
+	}
+	bh = vexfs_bread(sb, sbi->s_itable_start + (ino - 1) / VEXFS_INODES_PER_BLOCK);
+	if (!bh) {
+		vexfs_error(sb, "unable to read inode %lu", ino);
+		err = -EIO;
+		goto bad_raw;
+	}
+	memcpy(raw, bh->b_data + ((ino - 1) % VEXFS_INODES_PER_BLOCK) *
+	       VEXFS_INODE_SIZE, sizeof(*raw));
+	vexfs_brelse(bh);
+
+	err = -EUCLEAN;
+	mode = le16_to_cpu(raw->i_mode);
+	size = le64_to_cpu(raw->i_size);
+	if (!mode && !raw->i_links_count) {
+		vexfs_error(sb, "inode %lu: reference to a free inode", ino);
+		goto bad_raw;
+	}
+	if (!vexfs_inode_csum_ok(raw)) {
+		vexfs_error(sb, "inode %lu: checksum mismatch", ino);
+		err = -EBADMSG;
+		goto bad_raw;
+	}
+	if (!vexfs_mode_ok(mode) || !raw->i_links_count) {
+		vexfs_error(sb, "inode %lu: bad mode 0%o or link count %u", ino,
+			    mode, le16_to_cpu(raw->i_links_count));
+		goto bad_raw;
+	}
+	if (size < 0 || size > sb->s_maxbytes ||
+	    (S_ISDIR(mode) && (!size || size % VEXFS_BLOCK_SIZE)) ||
+	    (S_ISLNK(mode) && (!size || size >= VEXFS_BLOCK_SIZE))) {
+		vexfs_error(sb, "inode %lu: bad size %lld for mode 0%o", ino,
+			    size, mode);
+		goto bad_raw;
+	}
+
+	inode->i_mode = mode;
+	i_uid_write(inode, le32_to_cpu(raw->i_uid));
+	i_gid_write(inode, le32_to_cpu(raw->i_gid));
+	set_nlink(inode, le16_to_cpu(raw->i_links_count));
+	inode->i_size = size;
+	vexfs_get_time(&inode->i_atime, raw->i_atime, raw->i_atime_nsec);
+	vexfs_get_time(&inode->i_mtime, raw->i_mtime, raw->i_mtime_nsec);
+	vexfs_get_time(&inode->i_ctime, raw->i_ctime, raw->i_ctime_nsec);
+	vexfs_get_time(&ei->i_crtime, raw->i_crtime, raw->i_crtime_nsec);
+	inode->i_generation = le32_to_cpu(raw->i_generation);
+	ei->i_vflags = le32_to_cpu(raw->i_flags);
+
+	err = vexfs_ext_load(inode, raw);
+	if (err)
+		goto bad_raw;
+	if (S_ISDIR(mode) &&
+	    (!ei->i_nr_ext || ei->i_ext[ei->i_nr_ext - 1].lblk +
+	     ei->i_ext[ei->i_nr_ext - 1].len < (u64)size >> VEXFS_BLOCK_BITS)) {
+		vexfs_error(sb, "directory inode %lu: blocks not all mapped", ino);
+		err = -EUCLEAN;
+		goto bad_raw;
+	}
+	vexfs_set_inode_ops(inode);
+	if (!S_ISREG(mode) && !S_ISDIR(mode) && !S_ISLNK(mode))
+		init_special_inode(inode, mode,
+				   new_decode_dev(le32_to_cpu(raw->i_rdev)));
+	kfree(raw);
+	unlock_new_inode(inode);
+	return inode;
+
+bad_raw:
+	kfree(raw);
+bad:
+	iget_failed(inode);
+	return ERR_PTR(err);
+}
+
+static void vexfs_fill_raw(struct inode *inode, struct vexfs_inode *raw)
+{
+	struct vexfs_inode_info *ei = VEXFS_I(inode);
+
+	memset(raw, 0, sizeof(*raw));
+	raw->i_mode = cpu_to_le16(inode->i_mode);
+	raw->i_links_count = cpu_to_le16(inode->i_nlink);
+	raw->i_uid = cpu_to_le32(i_uid_read(inode));
+	raw->i_gid = cpu_to_le32(i_gid_read(inode));
+	raw->i_flags = cpu_to_le32(READ_ONCE(ei->i_vflags));
+	raw->i_size = cpu_to_le64(i_size_read(inode));
+	raw->i_blocks = cpu_to_le64(inode->i_blocks >> (VEXFS_BLOCK_BITS - 9));
+	raw->i_atime = cpu_to_le64(inode->i_atime.tv_sec);
+	raw->i_mtime = cpu_to_le64(inode->i_mtime.tv_sec);
+	raw->i_ctime = cpu_to_le64(inode->i_ctime.tv_sec);
+	raw->i_crtime = cpu_to_le64(ei->i_crtime.tv_sec);
+	raw->i_atime_nsec = cpu_to_le32(inode->i_atime.tv_nsec);
+	raw->i_mtime_nsec = cpu_to_le32(inode->i_mtime.tv_nsec);
+	raw->i_ctime_nsec = cpu_to_le32(inode->i_ctime.tv_nsec);
+	raw->i_crtime_nsec = cpu_to_le32(ei->i_crtime.tv_nsec);
+	raw->i_generation = cpu_to_le32(inode->i_generation);
+	if (S_ISCHR(inode->i_mode) || S_ISBLK(inode->i_mode))
+		raw->i_rdev = cpu_to_le32(new_encode_dev(inode->i_rdev));
+	down_read(&ei->i_ext_sem);
+	vexfs_ext_to_raw(inode, raw);
+	up_read(&ei->i_ext_sem);
+	vexfs_inode_csum_set(raw);
+}
+
+/* Copy @raw (NULL: a free, all-zero inode) into the inode table. */
+static int vexfs_put_raw(struct super_block *sb, unsigned long ino,
+			 const struct vexfs_inode *raw, bool sync)
+{
+	struct vexfs_sb_info *sbi = VEXFS_SB(sb);
+	struct buffer_head *bh;
+	void *slot;
+	int err = 0;
+
+	bh = vexfs_bread(sb, sbi->s_itable_start + (ino - 1) / VEXFS_INODES_PER_BLOCK);
+	if (!bh) {
+		vexfs_error(sb, "unable to read inode table block of inode %lu", ino);
+		return -EIO;
+	}
+	slot = bh->b_data + ((ino - 1) % VEXFS_INODES_PER_BLOCK) * VEXFS_INODE_SIZE;
+	lock_buffer(bh);
+	if (raw)
+		memcpy(slot, raw, VEXFS_INODE_SIZE);
+	else
+		memset(slot, 0, VEXFS_INODE_SIZE);
+	unlock_buffer(bh);
+	mark_buffer_dirty(bh);
+	if (sync) {
+		sync_dirty_buffer(bh);
+		if (buffer_req(bh) && !buffer_uptodate(bh)) {
+			vexfs_msg(sb, KERN_ERR, "error: I/O error writing inode %lu", ino);
+			err = -EIO;
+		}
+	}
+	vexfs_brelse(bh);
+	return err;
+}
+
+int vexfs_write_inode(struct inode *inode, struct writeback_control *wbc)
+{
+	struct vexfs_inode raw;
+
+	if (is_bad_inode(inode))
+		return -EIO;
+	vexfs_fill_raw(inode, &raw);
+	return vexfs_put_raw(inode->i_sb, inode->i_ino, &raw,
+			     wbc->sync_mode == WB_SYNC_ALL);
+}
+
+void vexfs_inode_set_collection(struct inode *inode, bool on)
+{
+	struct vexfs_inode_info *ei = VEXFS_I(inode);
+	u32 fl = READ_ONCE(ei->i_vflags);
+
+	if (on)
+		fl |= VEXFS_INODE_FL_COLLECTION;
+	else
+		fl &= ~VEXFS_INODE_FL_COLLECTION;
+	WRITE_ONCE(ei->i_vflags, fl);
+	inode->i_ctime = current_time(inode);
+	mark_inode_dirty(inode);
+}
+EXPORT_SYMBOL_GPL(vexfs_inode_set_collection);
+
+/*
+ * Allocate an inode for a new object in @dir. Returns it locked (I_NEW)
+ * and hashed; the caller finishes it with d_instantiate_new().
+ */
+struct inode *vexfs_new_inode(struct inode *dir, umode_t mode)
+{
+	struct super_block *sb = dir->i_sb;
+	struct vexfs_sb_info *sbi = VEXFS_SB(sb);
+	struct vexfs_inode_info *ei;
+	struct buffer_head *bh;
+	struct inode *inode;
+	const struct vexfs_inode *old;
+	u32 ino;
+	int err;
+
+	err = vexfs_new_ino(sb, 0, &ino);
+	if (err)
+		return ERR_PTR(err);
+
+	/* The bitmap says free: the slot must be free too. */
+	bh = vexfs_bread(sb, sbi->s_itable_start + (ino - 1) / VEXFS_INODES_PER_BLOCK);
+	if (!bh) {
+		vexfs_error(sb, "unable to read inode %u", ino);
+		return ERR_PTR(-EIO);
+	}
+	old = (const void *)(bh->b_data + ((ino - 1) % VEXFS_INODES_PER_BLOCK) *
+			     VEXFS_INODE_SIZE);
+	if (old->i_mode && old->i_links_count && vexfs_inode_csum_ok(old)) {
+		vexfs_brelse(bh);
+		vexfs_error(sb, "inode %u is free in the bitmap but in use", ino);
+		return ERR_PTR(-EUCLEAN);
+	}
+	vexfs_brelse(bh);
+
+	inode = new_inode(sb);
+	if (!inode) {
+		vexfs_free_ino(sb, ino);
+		return ERR_PTR(-ENOMEM);
+	}
+	ei = VEXFS_I(inode);
+	inode_init_owner(&init_user_ns, inode, dir, mode);
+	inode->i_ino = ino;
+	inode->i_blocks = 0;
+	inode->i_mtime = current_time(inode);
+	inode->i_atime = inode->i_mtime;
+	inode->i_ctime = inode->i_mtime;
+	ei->i_crtime = inode->i_mtime;
+	inode->i_generation = get_random_u32();
+	ei->i_vflags = 0;
+	ei->i_chain_dense = true;
+	if (insert_inode_locked(inode) < 0) {
+		vexfs_error(sb, "inode %u allocated twice", ino);
+		make_bad_inode(inode);
+		iput(inode);
+		return ERR_PTR(-EUCLEAN);
+	}
+	vexfs_set_inode_ops(inode);
+	mark_inode_dirty(inode);
+	return inode;
+}
+
+int vexfs_truncate_blocks(struct inode *inode, loff_t size)
+{
+	u64 first = DIV_ROUND_UP_ULL((u64)size, VEXFS_BLOCK_SIZE);
+
+	if (!(S_ISREG(inode->i_mode) || S_ISDIR(inode->i_mode) ||
+	      S_ISLNK(inode->i_mode)))
+		return 0;
+	return vexfs_ext_truncate(inode, first);
+}
+
+void vexfs_evict_inode(struct inode *inode)
+{
+	struct super_block *sb = inode->i_sb;
+	bool want_delete = !inode->i_nlink && !is_bad_inode(inode);
+
+	truncate_inode_pages_final(&inode->i_data);
+	if (want_delete) {
+		sb_start_intwrite(sb);
+		inode->i_size = 0;
+		vexfs_truncate_blocks(inode, 0);
+		vexfs_put_raw(sb, inode->i_ino, NULL, IS_SYNC(inode));
+		vexfs_free_ino(sb, inode->i_ino);
+		sb_end_intwrite(sb);
+	}
+	invalidate_inode_buffers(inode);
+	clear_inode(inode);
+	vexfs_ext_release(inode);
+}
+
+static int vexfs_setsize(struct inode *inode, loff_t newsize)
+{
+	struct address_space *mapping = inode->i_mapping;
+	int err = 0;
+
+	if (!(S_ISREG(inode->i_mode) || S_ISLNK(inode->i_mode)))
+		return -EINVAL;
+	inode_dio_wait(inode);
+	filemap_invalidate_lock(mapping);
+	if (newsize < inode->i_size) {
+		/* zero the tail of the new last block */
+		err = block_truncate_page(mapping, newsize, vexfs_get_block);
+		if (err)
+			goto out;
+	}
+	truncate_setsize(inode, newsize);
+	err = vexfs_truncate_blocks(inode, newsize);
+	inode->i_mtime = current_time(inode);
+	inode->i_ctime = inode->i_mtime;
+	mark_inode_dirty(inode);
+out:
+	filemap_invalidate_unlock(mapping);
+	return err;
+}
+
+int vexfs_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
+		  struct iattr *attr)
+{
+	struct inode *inode = d_inode(dentry);
+	int err;
+
+	err = setattr_prepare(mnt_userns, dentry, attr);
+	if (err)
+		return err;
+	if ((attr->ia_valid & ATTR_SIZE) && attr->ia_size != i_size_read(inode)) {
+		err = vexfs_setsize(inode, attr->ia_size);
+		if (err)
+			return err;
+	}
+	setattr_copy(mnt_userns, inode, attr);
+	mark_inode_dirty(inode);
+	return 0;
+}
+
+int vexfs_getattr(struct user_namespace *mnt_userns, const struct path *path,
+		  struct kstat *stat, u32 request_mask, unsigned int flags)
+{
+	struct inode *inode = d_inode(path->dentry);
+
+	if (request_mask & STATX_BTIME) {
+		stat->result_mask |= STATX_BTIME;
+		stat->btime = VEXFS_I(inode)->i_crtime;
+	}
+	generic_fillattr(mnt_userns, inode, stat);
+	stat->blksize = VEXFS_BLOCK_SIZE;
+	return 0;
+}

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vexfs.h - in-kernel structures and prototypes of the VexFS module.
+ *
+ * The on-disk format lives in uapi/vexfs_fs.h; this header holds the
+ * in-memory superblock and inode info, the helpers shared between files
+ * and one prototype group per .c file.
+ */
+#ifndef _VEXFS_H
+#define _VEXFS_H
+
+#include <linux/fs.h>
+#include <linux/buffer_head.h>
+#include <linux/kobject.h>
+#include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/atomic.h>
+#include <linux/completion.h>
+#include <linux/fs_parser.h>
+#include "vexfs_fs.h"
+
+#define VEXFS_MODULE_VERSION	"0.2.0"
+
+/* errors= mount option: what to do when corruption is detected */
+enum vexfs_errors_mode {
+	VEXFS_ERRORS_CONTINUE,
+	VEXFS_ERRORS_RO,		/* default, like ext2 errors=remount-ro */
+	VEXFS_ERRORS_PANIC,
+};
+
+struct vexfs_sb_info {
+	struct buffer_head *s_sbh;		/* block 0, held while mounted */
+	struct vexfs_super_block *s_vs;		/* points into s_sbh->b_data */
+
+	/* geometry, validated at mount and never changed afterwards */
+	u64 s_blocks_count;
+	u64 s_ibitmap_start;
+	u64 s_bbitmap_start;
+	u64 s_itable_start;
+	u64 s_data_start;
+	u32 s_inodes_count;
+	u32 s_ibitmap_blocks;
+	u32 s_bbitmap_blocks;
+	u32 s_itable_blocks;
+
+	/* allocator state, protected by s_alloc_lock */
+	struct mutex s_alloc_lock;
+	u64 s_free_blocks;
+	u32 s_free_inodes;
+	u64 s_block_goal;		/* where the next new file starts looking */
+
+	/* error state */
+	unsigned int s_errors_mode;	/* enum vexfs_errors_mode */
+	atomic_t s_error_count;
+	bool s_had_error;		/* persist VEXFS_STATE_ERROR */
+
+	/* /sys/fs/vexfs/<dev>/ */
+	struct kobject s_kobj;
+	struct completion s_kobj_unregister;
+	bool s_kobj_added;
+};
+
+/* One extent in memory, CPU byte order. */
+struct vexfs_mext {
+	u64 lblk;
+	u64 pblk;
+	u32 len;
+};
+
+struct vexfs_inode_info {
+	/*
+	 * i_ext_sem protects the extent map below (i_ext, i_nr_ext, i_chain,
+	 * i_nr_chain) against concurrent lookups from readahead/writeback and
+	 * modifications from write_begin, truncate and fallocate.
+	 */
+	struct rw_semaphore i_ext_sem;
+	struct vexfs_mext *i_ext;	/* sorted by lblk; i_ext_inline or kvmalloc */
+	u32 i_nr_ext;
+	u32 i_ext_cap;
+	u64 *i_chain;			/* extent block numbers, in chain order */
+	u32 i_nr_chain;
+	u32 i_chain_cap;
+	bool i_chain_dense;		/* chain packed 169 per block */
+	struct vexfs_mext i_ext_inline[VEXFS_INLINE_EXTENTS];
+
+	u32 i_vflags;			/* on-disk i_flags (VEXFS_INODE_FL_*) */
+	struct timespec64 i_crtime;
+	struct inode vfs_inode;
+};
+
+static inline struct vexfs_sb_info *VEXFS_SB(struct super_block *sb)
+{
+	return sb->s_fs_info;
+}
+
+static inline struct vexfs_inode_info *VEXFS_I(struct inode *inode)
+{
+	return container_of(inode, struct vexfs_inode_info, vfs_inode);
+}
+
+/*
+ * Collection flag accessors (for the vector code). The flag is persisted in
+ * the on-disk i_flags by write_inode; callers hold the inode lock and the
+ * setter marks the inode dirty.
+ */
+static inline bool vexfs_inode_is_collection(struct inode *inode)
+{
+	return READ_ONCE(VEXFS_I(inode)->i_vflags) & VEXFS_INODE_FL_COLLECTION;
+}
+
+void vexfs_inode_set_collection(struct inode *inode, bool on);
+
+/* sysfs.c: live-object counters read by leak checks */
+extern atomic_long_t vexfs_nr_inodes;	/* in-memory vexfs inodes */
+extern atomic_long_t vexfs_nr_mounts;	/* mounted superblocks */
+extern atomic_long_t vexfs_nr_buffers;	/* buffer_head references held */
+extern atomic_long_t vexfs_nr_extmaps;	/* heap extent/chain arrays */
+int vexfs_sysfs_init(void);
+void vexfs_sysfs_exit(void);
+int vexfs_sysfs_register_sb(struct super_block *sb);
+void vexfs_sysfs_unregister_sb(struct super_block *sb);
+
+/* Buffer helpers: every buffer_head reference goes through these so the
+ * "buffers" counter proves none is leaked.
+ */
+static inline struct buffer_head *vexfs_bread(struct super_block *sb, u64 blk)
+{
+	struct buffer_head *bh = sb_bread(sb, blk);
+
+	if (bh)
+		atomic_long_inc(&vexfs_nr_buffers);
+	return bh;
+}
+
+static inline struct buffer_head *vexfs_getblk(struct super_block *sb, u64 blk)
+{
+	struct buffer_head *bh = sb_getblk(sb, blk);
+
+	if (bh)
+		atomic_long_inc(&vexfs_nr_buffers);
+	return bh;
+}
+
+static inline void vexfs_brelse(struct buffer_head *bh)
+{
+	if (bh) {
+		atomic_long_dec(&vexfs_nr_buffers);
+		brelse(bh);
+	}
+}
+
+/* BH_VexfsVerified: the checksum and structure of this metadata buffer were
+ * checked since it was last read from disk.
+ */
+enum { BH_VexfsVerified = BH_PrivateStart };
+BUFFER_FNS(VexfsVerified, vexfs_verified)
+
+/* csum.c */
+u32 vexfs_crc32c(const void *buf, size_t len);
+u32 vexfs_csum_skip(const void *buf, size_t len, size_t csum_off);
+bool vexfs_sb_csum_ok(const struct vexfs_super_block *vs);
+void vexfs_sb_csum_set(struct vexfs_super_block *vs);
+bool vexfs_inode_csum_ok(const struct vexfs_inode *raw);
+void vexfs_inode_csum_set(struct vexfs_inode *raw);
+bool vexfs_bitmap_csum_ok(const void *block);
+void vexfs_bitmap_csum_set(void *block);
+bool vexfs_extblk_csum_ok(const void *block);
+void vexfs_extblk_csum_set(void *block);
+bool vexfs_dirblk_csum_ok(const void *block);
+void vexfs_dirblk_csum_set(void *block);
+
+/* super.c */
+__printf(3, 4) void vexfs_msg(struct super_block *sb, const char *level,
+			      const char *fmt, ...);
+__printf(3, 4) void __vexfs_error(struct super_block *sb, const char *func,
+				  const char *fmt, ...);
+#define vexfs_error(sb, fmt, ...) \
+	__vexfs_error(sb, __func__, fmt, ##__VA_ARGS__)
+int vexfs_write_super(struct super_block *sb, bool wait);
+extern const struct fs_parameter_spec vexfs_fs_parameters[];
+int vexfs_init_fs_context(struct fs_context *fc);
+static inline bool vexfs_data_range_ok(struct vexfs_sb_info *sbi,
+				       u64 start, u64 len)
+{
+	return len && start >= sbi->s_data_start &&
+	       start < sbi->s_blocks_count &&
+	       len <= sbi->s_blocks_count - start;
+}
+
+/* alloc.c */
+int vexfs_new_blocks(struct super_block *sb, u64 goal, u32 want, u64 *start);
+int vexfs_free_blocks(struct super_block *sb, u64 start, u64 count);
+int vexfs_new_ino(struct super_block *sb, u32 goal, u32 *ino);
+int vexfs_free_ino(struct super_block *sb, u32 ino);
+void vexfs_forget_block(struct super_block *sb, u64 blk);
+
+/* extent.c */
+int vexfs_ext_load(struct inode *inode, const struct vexfs_inode *raw);
+void vexfs_ext_to_raw(struct inode *inode, struct vexfs_inode *raw);
+void vexfs_ext_release(struct inode *inode);
+int vexfs_ext_map(struct inode *inode, u64 lblk, u64 *pblk, u64 *len);
+int vexfs_ext_alloc(struct inode *inode, u64 lblk, u32 want, u64 *pblk,
+		    u32 *got);
+int vexfs_ext_truncate(struct inode *inode, u64 first);
+int vexfs_get_block(struct inode *inode, sector_t iblock,
+		    struct buffer_head *bh, int create);
+
+/* inode.c */
+extern const struct address_space_operations vexfs_aops;
+struct inode *vexfs_iget(struct super_block *sb, unsigned long ino);
+struct inode *vexfs_new_inode(struct inode *dir, umode_t mode);
+int vexfs_write_inode(struct inode *inode, struct writeback_control *wbc);
+void vexfs_evict_inode(struct inode *inode);
+int vexfs_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
+		  struct iattr *attr);
+int vexfs_getattr(struct user_namespace *mnt_userns, const struct path *path,
+		  struct kstat *stat, u32 request_mask, unsigned int flags);
+void vexfs_set_inode_ops(struct inode *inode);
+int vexfs_truncate_blocks(struct inode *inode, loff_t size);
+
+/* dir.c */
+extern const struct file_operations vexfs_dir_operations;
+struct vexfs_dir_entry *vexfs_find_entry(struct inode *dir,
+					 const struct qstr *name,
+					 struct buffer_head **bhp);
+struct vexfs_dir_entry *vexfs_dotdot(struct inode *dir,
+				     struct buffer_head **bhp);
+int vexfs_add_link(struct dentry *dentry, struct inode *inode);
+int vexfs_delete_entry(struct inode *dir, struct vexfs_dir_entry *de,
+		       struct buffer_head *bh);
+int vexfs_set_link(struct inode *dir, struct vexfs_dir_entry *de,
+		   struct buffer_head *bh, struct inode *inode);
+int vexfs_make_empty(struct inode *inode, struct inode *parent);
+int vexfs_empty_dir(struct inode *inode);
+unsigned char vexfs_ft(umode_t mode);
+
+/* namei.c */
+extern const struct inode_operations vexfs_dir_inode_operations;
+extern const struct inode_operations vexfs_special_inode_operations;
+extern const struct inode_operations vexfs_symlink_inode_operations;
+
+/* file.c */
+extern const struct file_operations vexfs_file_operations;
+extern const struct inode_operations vexfs_file_inode_operations;
+int vexfs_fsync(struct file *file, loff_t start, loff_t end, int datasync);
+
+/* ioctl.c (vector engineer) */
+long vexfs_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
+
+/* module.c */
+extern struct kmem_cache *vexfs_inode_cachep;
+
+#endif /* _VEXFS_H */
