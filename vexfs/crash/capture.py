@@ -50,6 +50,13 @@ CAPTURES: dict[str, Capture] = {c.name: c for c in (
     Capture("clean_boot", "uname -a; cat /proc/cmdline\n", module=False),
     Capture("clean_boot_verbose", "uname -a; cat /proc/cmdline\n", module=False,
             cmdline=("loglevel=8",)),
+    Capture("clean_boot_sysctl",
+            "cat /proc/cmdline; for f in hung_task_timeout_secs hung_task_check_interval_secs "
+            "softlockup_panic panic_on_oops panic_on_warn watchdog_thresh; do\n"
+            "echo \"$f=$(cat /proc/sys/kernel/$f)\"; done\n", module=False,
+            cmdline=("sysctl.kernel.hung_task_timeout_secs=15",
+                     "sysctl.kernel.hung_task_check_interval_secs=5",
+                     "softlockup_panic=1", "oops=panic")),
     Capture("clean_boot_slub_debug", "cat /proc/cmdline\n", module=False,
             cmdline=("slub_debug=FZPU",)),
     Capture("clean_modules",
@@ -72,6 +79,7 @@ CAPTURES: dict[str, Capture] = {c.name: c for c in (
     Capture("refcount", LOAD + fire("refcount")),
     Capture("slab_leak", LOAD + fire("slab_leak")),
     Capture("slab_leak_slub_debug", LOAD + fire("slab_leak"), cmdline=("slub_debug=FZPU",)),
+    Capture("slab_leak_nomerge", LOAD + fire("slab_leak"), cmdline=("slab_nomerge",)),
     Capture("double_free", LOAD + fire("double_free")),
     Capture("double_free_slub_debug", LOAD + fire("double_free"), cmdline=("slub_debug=FZPU",)),
     Capture("dentry_leak", LOAD + fire("dentry_leak")),

@@ -31,7 +31,9 @@ has been seen, headers are only accepted on timestamped lines
 (`kernel_lines_only=None`, the default, does this automatically).
 
 `feed()` never raises: an internal error is logged and the line dropped.
-At most one Crash completes per `feed()` call.
+At most one Crash completes per `feed()` call. A report whose title was
+already returned is not returned again (`dedupe=True`): the kernel repeats
+hung-task and lockup reports; `counts` keeps how often each title came.
 
 Hangs print nothing, so the console alone cannot show them: when the
 harness sees no progress for its timeout it calls `hang(seconds)` to get a
@@ -97,9 +99,14 @@ class _Report:
 
 
 class CrashDetector:
-    def __init__(self, max_lines: int = 300, kernel_lines_only: bool | None = None) -> None:
+    def __init__(self, max_lines: int = 300, kernel_lines_only: bool | None = None,
+                 dedupe: bool = True) -> None:
         self.max_lines = max_lines
         self.kernel_lines_only = kernel_lines_only
+        self.dedupe = dedupe
+        # title -> how many reports had it; with dedupe only the first is returned
+        # (a hung task is reported every check interval, a soft lockup every few s)
+        self.counts: collections.Counter[str] = collections.Counter()
         self._timestamps_seen = False
         self._context: collections.deque[str] = collections.deque(maxlen=CONTEXT_BEFORE)
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -115,7 +122,7 @@ class CrashDetector:
         try:
             return self._feed(line)
         except Exception:  # the harness must keep streaming whatever happens
-            log.exception("crash detector failed on line %r", line[:200])
+            log.exception("crash detector failed on line %.200r", line)
             self._report = None
             return None
 
@@ -226,7 +233,12 @@ class CrashDetector:
         self._report = None
         if report is None:
             return None
-        return build_crash(report)
+        crash = build_crash(report)
+        self.counts[crash.title] += 1
+        if self.dedupe and self.counts[crash.title] > 1:
+            log.debug("repeated crash report %r (%d)", crash.title, self.counts[crash.title])
+            return None
+        return crash
 
 
 def _captures(report: _Report) -> list[str]:
