@@ -643,7 +643,7 @@ class Image:
         """Yield (path, ino, inode) for path and everything under it, depth first;
         each directory is visited once (hard links to dirs do not loop)."""
         start = self.lookup(path)
-        todo = [(posixpath.normpath("/" + path), start)]
+        todo = [(posixpath.normpath("/" + path.lstrip("/")), start)]
         seen: set[int] = set()
         while todo:
             p, ino = todo.pop()

@@ -18,7 +18,6 @@ overflow the inode into chains of extent blocks.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import posixpath
@@ -201,9 +200,14 @@ class ImageBuilder:
         chunks = [rest[i:i + L.VEXFS_EXTENTS_PER_BLOCK]
                   for i in range(0, len(rest), L.VEXFS_EXTENTS_PER_BLOCK)]
         chain_blocks: list[int] = []
-        for _ in chunks:
-            (start, _n), = self.alloc_blocks_one()
-            chain_blocks.append(start)
+        try:
+            for _ in chunks:
+                (start, _n), = self.alloc_blocks(1)
+                chain_blocks.append(start)
+        except NoSpace:
+            for b in chain_blocks:
+                self.free_blocks(b, 1)
+            raise
         for i, chunk in enumerate(chunks):
             block = bytearray(BS)
             nxt = chain_blocks[i + 1] if i + 1 < len(chain_blocks) else 0
@@ -218,9 +222,6 @@ class ImageBuilder:
             self.img.dev.write_block(chain_blocks[i], block)
         inode.i_extent_block = chain_blocks[0] if chain_blocks else 0
         inode.i_blocks = sum(e.length for e in extents) + len(chain_blocks)
-
-    def alloc_blocks_one(self) -> list[tuple[int, int]]:
-        return self.alloc_blocks(1)
 
     def _write_data(self, data: bytes, sparse: bool = False,
                     logical_base: int = 0) -> list[ExtentRec]:
@@ -237,15 +238,46 @@ class ImageBuilder:
             else:
                 groups.append((b, 1))
         extents: list[ExtentRec] = []
-        for first, count in groups:
-            logical = first
-            for start, n in self.alloc_blocks(count):
-                chunk = data[logical * BS:(logical + n) * BS]
-                chunk = chunk + b"\0" * (n * BS - len(chunk))
-                self.img.dev.write_block(start, chunk)
-                extents.append(ExtentRec(logical_base + logical, start, n))
-                logical += n
+        try:
+            for first, count in groups:
+                logical = first
+                for start, n in self.alloc_blocks(count):
+                    chunk = data[logical * BS:(logical + n) * BS]
+                    chunk = chunk + b"\0" * (n * BS - len(chunk))
+                    self.img.dev.write_block(start, chunk)
+                    extents.append(ExtentRec(logical_base + logical, start, n))
+                    logical += n
+        except NoSpace:
+            for e in extents:      # nothing half-allocated stays behind
+                self.free_blocks(e.start, e.length)
+            raise
         return extents
+
+    def _create(self, path: str, mode: int, uid: int, gid: int, ftype: int,
+                data: bytes | None, sparse: bool = False, flags: int = 0,
+                rdev: int = 0) -> int:
+        """Make an inode with ``data``, then link it at ``path``; on ENOSPC
+        everything allocated so far is released."""
+        pino, name = self._parent_and_name(path)
+        ino, inode = self.new_inode(mode, uid, gid)
+        inode.i_flags, inode.i_rdev = flags, rdev
+        extents: list[ExtentRec] = []
+        try:
+            if data is not None:
+                extents = self._write_data(data, sparse)
+                self.set_extents(ino, inode, extents)
+                inode.i_size = len(data)
+            self.write_inode(ino, inode)
+            self.add_entry(pino, name, ino, ftype)
+        except NoSpace:
+            for e in extents:
+                self.free_blocks(e.start, e.length)
+            if inode.i_extent_block:
+                for b in self.img.extent_map(inode, ino).chain:
+                    self.free_blocks(b, 1)
+            self.free_inode(ino)
+            raise
+        return ino
 
     # -- directories ------------------------------------------------------------
     def _parent_and_name(self, path: str) -> tuple[int, bytes]:
@@ -362,26 +394,14 @@ class ImageBuilder:
                    gid: int = 0, sparse: bool = False, flags: int = 0) -> int:
         """Create a regular file holding ``data`` (all-zero blocks become holes
         with ``sparse``)."""
-        pino, name = self._parent_and_name(path)
-        ino, inode = self.new_inode(stat.S_IFREG | mode, uid, gid)
-        inode.i_flags = flags
-        self.set_extents(ino, inode, self._write_data(data, sparse))
-        inode.i_size = len(data)
-        self.write_inode(ino, inode)
-        self.add_entry(pino, name, ino, L.VEXFS_FT_REG_FILE)
-        return ino
+        return self._create(path, stat.S_IFREG | mode, uid, gid, L.VEXFS_FT_REG_FILE, data,
+                            sparse, flags)
 
     def symlink(self, path: str, target: str, uid: int = 0, gid: int = 0) -> int:
         raw = target.encode("utf-8", "surrogateescape")
         if not 1 <= len(raw) <= 4095:
             raise ValueError("symlink target must be 1..4095 bytes")
-        pino, name = self._parent_and_name(path)
-        ino, inode = self.new_inode(stat.S_IFLNK | 0o777, uid, gid)
-        self.set_extents(ino, inode, self._write_data(raw))
-        inode.i_size = len(raw)
-        self.write_inode(ino, inode)
-        self.add_entry(pino, name, ino, L.VEXFS_FT_SYMLINK)
-        return ino
+        return self._create(path, stat.S_IFLNK | 0o777, uid, gid, L.VEXFS_FT_SYMLINK, raw)
 
     def mknod(self, path: str, mode: int, rdev: int = 0) -> int:
         """Device node, fifo or socket; ``rdev`` in new_encode_dev format."""
@@ -389,12 +409,7 @@ class ImageBuilder:
         if ftype not in (L.VEXFS_FT_CHRDEV, L.VEXFS_FT_BLKDEV, L.VEXFS_FT_FIFO,
                          L.VEXFS_FT_SOCK):
             raise ValueError("mknod makes device nodes, fifos and sockets only")
-        pino, name = self._parent_and_name(path)
-        ino, inode = self.new_inode(mode)
-        inode.i_rdev = rdev
-        self.write_inode(ino, inode)
-        self.add_entry(pino, name, ino, ftype)
-        return ino
+        return self._create(path, mode, 0, 0, ftype, None, rdev=rdev)
 
     def link(self, existing: str, path: str) -> int:
         ino = self.img.lookup(existing, follow=False)
@@ -452,4 +467,3 @@ def count_zero_bits(bits: bytes | bytearray, nbits: int) -> int:
 
 
 __all__ = ["ImageBuilder", "NoSpace", "collection_bytes", "count_zero_bits"]
-_ = ctypes  # ctypes structs come from layout

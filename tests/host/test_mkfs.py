@@ -1,0 +1,278 @@
+"""mkfs.vexfs: geometry, what it writes, safety checks, speed, command line."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from vexfs import layout as L
+from vexfs.fsck import run_fsck
+from vexfs.image import BS, Device, Image
+from vexfs.mkfs import BYTES_PER_INODE, Geometry, MkfsError, format_device, main, mkfs
+
+MiB = 1 << 20
+
+
+def sparse_file(path: Path, size: int, fill: bytes | None = None) -> Path:
+    with open(path, "wb") as f:
+        if fill:
+            f.write(fill * (size // len(fill)))
+        f.truncate(size)
+    return path
+
+
+def fsck_rc(path: Path) -> tuple[int, str]:
+    out = io.StringIO()
+    return run_fsck(str(path), "n", out=out), out.getvalue()
+
+
+# -- geometry ------------------------------------------------------------------------------
+
+
+def test_default_geometry_100mb():
+    g = Geometry.compute(100 * MiB // BS)
+    assert g.blocks == 25600
+    assert g.inodes == 100 * MiB // BYTES_PER_INODE == 6400
+    assert (g.ibitmap_start, g.ibitmap_blocks) == (1, 1)
+    assert (g.bbitmap_start, g.bbitmap_blocks) == (2, 1)
+    assert (g.itable_start, g.itable_blocks) == (3, 400)
+    assert g.data_start == 403
+
+
+def test_geometry_multiple_bitmap_blocks():
+    blocks = 40000            # > 32640 bits: two block-bitmap blocks
+    g = Geometry.compute(blocks, inodes=70000)
+    assert g.bbitmap_blocks == 2 and g.ibitmap_blocks == 3
+    assert g.inodes == 70000 and g.itable_blocks == 4375
+    assert g.data_start == 1 + 3 + 2 + 4375
+
+
+def test_inodes_round_up_to_whole_table_block():
+    assert Geometry.compute(1000, inodes=17).inodes == 32
+    assert Geometry.compute(64).inodes == 16          # minimum
+
+
+def test_too_small_and_too_many_inodes():
+    with pytest.raises(MkfsError, match="too small"):
+        Geometry.compute(63)
+    with pytest.raises(MkfsError, match="inode-table blocks"):
+        Geometry.compute(64, inodes=5000)
+    with pytest.raises(MkfsError, match="too many inodes"):
+        Geometry.compute(2**40, inodes=2**32)
+
+
+# -- what is written -------------------------------------------------------------------------
+
+
+def test_fresh_image_contents(tmp_path):
+    p = sparse_file(tmp_path / "a.img", 100 * MiB)
+    u = uuid.uuid4()
+    res = mkfs(str(p), label="data", uuid=str(u))
+    with Image(p) as im:
+        sb = im.sb
+        assert sb.s_magic == L.VEXFS_MAGIC and sb.s_version == 1
+        assert sb.label == "data" and bytes(sb.s_uuid) == u.bytes
+        assert sb.s_state == L.VEXFS_STATE_CLEAN
+        assert sb.s_free_blocks == 25600 - 404 and sb.s_free_inodes == 6399
+        assert sb.s_feature_incompat == L.VEXFS_FEATURE_INCOMPAT_EXTENTS
+        root = im.iget(1)
+        assert root.i_mode == 0o40755 and root.i_links_count == 2 and root.i_size == BS
+        assert [(e.name, e.ino) for e in im.list_dir(1)] == [(".", 1), ("..", 1)]
+        assert im.block_in_use(res.geometry.data_start)
+        assert not im.block_in_use(res.geometry.data_start + 1)
+        assert im.inode_in_use(1) and not im.inode_in_use(2)
+        # the rest of block 0 is zero
+        assert im.dev.read_block(0)[256:] == bytes(BS - 256)
+    assert fsck_rc(p)[0] == 0
+
+
+def test_stale_data_is_wiped_from_inode_table(tmp_path):
+    p = sparse_file(tmp_path / "junk.img", 8 * MiB, fill=b"\xa5" * 4096)
+    mkfs(str(p), force=True)
+    with Image(p) as im:
+        sb = im.sb
+        table = im.dev.read(sb.s_itable_start * BS, sb.s_itable_blocks * BS)
+        # only inode 1 is non-zero
+        assert table[256:] == bytes(len(table) - 256)
+    rc, out = fsck_rc(p)
+    assert rc == 0, out
+
+
+def test_only_metadata_is_written(tmp_path):
+    """Data blocks past the first MiB keep their old content (mkfs does not
+    touch them) and the format takes well under a second for 500 MB."""
+    p = sparse_file(tmp_path / "big.img", 500 * MiB)
+    marker = b"DATA-BLOCK-MARK!" * 256
+    with open(p, "r+b") as f:
+        f.seek(400 * MiB)
+        f.write(marker)
+    t0 = time.perf_counter()
+    res = mkfs(str(p))
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 1.0, f"mkfs of 500 MB took {elapsed:.3f} s"
+    assert res.geometry.blocks == 128000
+    with open(p, "rb") as f:
+        f.seek(400 * MiB)
+        assert f.read(len(marker)) == marker
+    assert fsck_rc(p)[0] == 0
+
+
+def test_last_partial_block_is_ignored(tmp_path):
+    p = sparse_file(tmp_path / "odd.img", 4 * MiB + 1000)
+    res = mkfs(str(p))
+    assert res.geometry.blocks == 1024
+    assert fsck_rc(p)[0] == 0
+
+
+# -- safety ----------------------------------------------------------------------------------
+
+
+def test_refuses_existing_vexfs(tmp_path):
+    p = sparse_file(tmp_path / "v.img", 4 * MiB)
+    mkfs(str(p))
+    with pytest.raises(MkfsError, match="contains a vexfs signature; use -f"):
+        mkfs(str(p))
+    mkfs(str(p), force=True)
+
+
+@pytest.mark.skipif(shutil.which("mkfs.ext4") is None, reason="needs e2fsprogs")
+def test_refuses_ext4(tmp_path):
+    p = sparse_file(tmp_path / "e.img", 16 * MiB)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(p)], check=True)
+    with pytest.raises(MkfsError, match="ext"):
+        mkfs(str(p))
+    mkfs(str(p), force=True)
+    # the old signature is gone: blkid no longer sees ext4
+    res = subprocess.run(["blkid", "-p", "-o", "export", str(p)], capture_output=True, text=True)
+    assert "TYPE=ext4" not in res.stdout
+    assert fsck_rc(p)[0] == 0
+
+
+@pytest.mark.parametrize("name,offset,magic", [
+    ("xfs", 0, b"XFSB"),
+    ("btrfs", 65536 + 64, b"_BHRfS_M"),
+    ("swap", 4086, b"SWAPSPACE2"),
+    ("gpt", 512, b"EFI PART"),
+    ("LUKS", 0, b"LUKS\xba\xbe"),
+])
+def test_refuses_other_signatures(tmp_path, name, offset, magic):
+    p = sparse_file(tmp_path / "s.img", 4 * MiB)
+    with open(p, "r+b") as f:
+        f.seek(offset)
+        f.write(magic)
+    with pytest.raises(MkfsError, match=name):
+        mkfs(str(p))
+    mkfs(str(p), force=True)
+    with open(p, "rb") as f:
+        f.seek(offset)
+        assert f.read(len(magic)) != magic
+
+
+def test_refuses_dos_partition_table(tmp_path):
+    p = sparse_file(tmp_path / "mbr.img", 4 * MiB)
+    mbr = bytearray(512)
+    mbr[446 + 4] = 0x83          # partition 1: type Linux
+    mbr[510:512] = b"\x55\xaa"
+    with open(p, "r+b") as f:
+        f.write(mbr)
+    with pytest.raises(MkfsError, match="partition table"):
+        mkfs(str(p))
+
+
+def _losetup(path: Path) -> str | None:
+    res = subprocess.run(["losetup", "-f", "--show", str(path)], capture_output=True, text=True)
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def test_block_device_and_mounted_refusal(tmp_path):
+    """On a loop device: format with pwrite/BLKZEROOUT, then refuse while mounted."""
+    if os.geteuid() != 0 or shutil.which("losetup") is None:
+        pytest.skip("needs root and losetup (runs in the VM test otherwise)")
+    img = sparse_file(tmp_path / "loop.img", 32 * MiB, fill=b"\xff" * 4096)
+    dev = _losetup(img)
+    if dev is None:
+        pytest.skip("no loop device available on this host")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    try:
+        res = mkfs(dev, force=True)
+        assert res.geometry.blocks == 8192
+        rc, out = fsck_rc(Path(dev))
+        assert rc == 0, out
+        subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True)
+        if subprocess.run(["mount", dev, str(mnt)], capture_output=True).returncode != 0:
+            pytest.skip("cannot mount ext4 here")
+        try:
+            with pytest.raises(MkfsError, match="is mounted on"):
+                mkfs(dev, force=True)
+            with pytest.raises(MkfsError, match="is mounted on"):
+                mkfs(str(img), force=True)      # the backing file of a mounted loop
+        finally:
+            subprocess.run(["umount", str(mnt)], check=True)
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
+
+
+def test_format_device_refuses_long_label(tmp_path):
+    p = sparse_file(tmp_path / "l.img", 4 * MiB)
+    with Device(p, writable=True) as dev, pytest.raises(MkfsError, match="label"):
+        format_device(dev, label="x" * 65)
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def test_cli_creates_file_with_size_and_prints_geometry(tmp_path, capsys):
+    p = tmp_path / "new.img"
+    assert main(["-L", "lab", "-U", "clear", "-N", "100", str(p), "20M"]) == 0
+    out = capsys.readouterr().out
+    assert "Creating filesystem with 5120 4k blocks" in out and "112 inodes" in out
+    assert "Inode table:   blocks 3-9" in out
+    with Image(p) as im:
+        assert im.sb.label == "lab" and bytes(im.sb.s_uuid) == bytes(16)
+        assert im.sb.s_inodes_count == 112
+
+
+def test_cli_errors_exit_1(tmp_path, capsys):
+    assert main([]) == 1
+    assert main([str(tmp_path / "missing.img")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    p = sparse_file(tmp_path / "x.img", 4 * MiB)
+    assert main(["-U", "not-a-uuid", str(p)]) == 1
+    assert "invalid UUID" in capsys.readouterr().err
+    assert main(["-L", "y" * 80, str(p)]) == 1
+    assert main([str(tmp_path / "tiny.img"), "100K"]) == 1
+    assert main(["--bogus", str(p)]) == 1
+    assert main(["-q", str(p)]) == 0
+    assert capsys.readouterr().out == ""
+    assert main([str(p)]) == 1                     # now it holds VexFS
+    assert "use -f" in capsys.readouterr().err
+    assert main(["-f", "-q", str(p)]) == 0
+
+
+def test_cli_dry_run_writes_nothing(tmp_path, capsys):
+    p = sparse_file(tmp_path / "d.img", 4 * MiB)
+    assert main(["-n", str(p)]) == 0
+    assert "1024 4k blocks" in capsys.readouterr().out
+    assert p.read_bytes() == bytes(4 * MiB)
+
+
+def test_console_script_runs(tmp_path):
+    exe = Path(sys.executable).with_name("mkfs.vexfs")
+    if not exe.exists():
+        pytest.skip("console script not installed in this environment")
+    p = sparse_file(tmp_path / "c.img", 8 * MiB)
+    t0 = time.perf_counter()
+    res = subprocess.run([str(exe), str(p)], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    assert res.returncode == 0, res.stderr
+    assert "Writing superblock and filesystem metadata: done" in res.stdout
+    assert wall < 5
