@@ -1,0 +1,67 @@
+"""`vexfs bench`: benchmarks meant to run inside the test VM."""
+
+from __future__ import annotations
+
+import os
+
+# Single-threaded numpy: the kernel side is one thread, so BLAS must be too.
+# (Effective only if numpy is not imported yet, which the lazy CLI ensures.)
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import click  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks run inside the VM."""
+
+
+@bench.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True),
+              required=True, help="A directory on a mounted VexFS.")
+@click.option("--sizes", default="10000,100000", show_default=True,
+              help="Comma-separated collection sizes.")
+@click.option("--dim", type=click.IntRange(1, 4096), default=128, show_default=True)
+@click.option("-k", type=click.IntRange(1, 1024), default=10, show_default=True)
+@click.option("--queries", "nq", type=click.IntRange(1, 65536), default=100, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 65536), default=10000, show_default=True,
+              help="Vectors per insert ioctl.")
+@click.option("--single", type=click.IntRange(1), default=20, show_default=True,
+              help="Queries timed one ioctl (one matmul) at a time.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the results as JSON here ('-' for stdout).")
+def vectors(directory: str, sizes: str, dim: int, k: int, nq: int, batch: int, single: int,
+            seed: int, json_out: str | None) -> None:
+    """Insert throughput and k-NN QPS: VexFS kernel vs numpy brute force."""
+    from vexfs.bench.vectors import run
+
+    try:
+        size_list = [int(s) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a list of integers: {sizes!r}", param_hint="--sizes")
+    if not size_list or min(size_list) < 1:
+        raise click.BadParameter("sizes must be positive", param_hint="--sizes")
+    result = run(Path(directory), size_list, dim=dim, k=k, nq=nq, batch=batch, single=single,
+                 seed=seed)
+    if json_out == "-":
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    if json_out:
+        Path(json_out).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    click.echo(f"{'n':>8} {'dim':>4} {'insert v/s':>11} {'kernel qps':>11} {'numpy qps':>10} "
+               f"{'ratio':>6} {'1q kern':>8} {'1q numpy':>8} {'ratio':>6} {'ids=':>6} simd")
+    for r in result.results:
+        click.echo(f"{r.n:>8} {r.dim:>4} {r.insert_vps:>11.0f} {r.kernel_batch_qps:>11.1f} "
+                   f"{r.numpy_batch_qps:>10.1f} {r.ratio_batch:>6.2f} "
+                   f"{r.kernel_single_qps:>8.1f} {r.numpy_single_qps:>8.1f} "
+                   f"{r.ratio_single:>6.2f} {r.id_agreement:>6.3f} {r.simd} (numpy ids= {r.numpy_id_agreement:.3f})")
