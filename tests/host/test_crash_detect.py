@@ -61,7 +61,7 @@ def test_every_format_has_a_known_kind_and_end():
     for oops in sig.OOPSES:
         for fmt in oops.formats:
             assert fmt.kind in sig.KINDS
-            assert fmt.end in ("trace", "task", "banner", "line", "panic", "slub")
+            assert fmt.end in ("trace", "task", "banner", "line", "panic", "slub", "stall")
             assert set(fmt.stack) <= {"rip", "header", "trace", "hang_trace"}
 
 

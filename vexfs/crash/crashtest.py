@@ -62,8 +62,10 @@ TRIGGERS: dict[str, Trigger] = {t.name: t for t in (
     Trigger("divide", "oops", "divide error in crashtest_divide", False),
     Trigger("hang", "hang", "INFO: task hung in crashtest_hang", False,
             "D state forever; reported after kernel.hung_task_timeout_secs (120 s default)"),
-    Trigger("softlockup", "lockup", "BUG: soft lockup in crashtest_softlockup", False,
-            "after 2*watchdog_thresh s; RCU stall reports follow"),
+    Trigger("softlockup", "stall", "INFO: rcu detected stall in crashtest_softlockup", False,
+            "preemption off forever: RCU's self-detected stall after ~21 s comes first, the "
+            "'BUG: soft lockup in crashtest_softlockup' (kind lockup) later (49 s observed: the "
+            "stall dump touches the watchdog)"),
     Trigger("freeze", None, None, False,
             "all CPUs spin with irqs off: silence; only a host-side timeout sees it"),
     Trigger("sleep_atomic", "bug", "BUG: scheduling while atomic in crashtest_sleep_atomic", True),

@@ -96,6 +96,8 @@ class _Report:
     seen_trace: bool = False
     seen_panic: bool = False
     task_done: bool = False  # "</TASK>" seen after the call trace
+    task_ends: int = 0  # "</TASK>" lines seen (stall reports)
+    seen_rip: bool = False  # a kernel "RIP: 0010:" line seen (stall reports)
 
 
 class CrashDetector:
@@ -162,7 +164,7 @@ class CrashDetector:
                 done = self._finish()  # the object details are over; this line is not ours
                 report = None
             elif report.fmt.end == "line" or (
-                    report.fmt.end in ("task", "slub") and may_start and self._match_header(text)):
+                    report.fmt.end in ("task", "slub", "stall") and may_start and self._match_header(text)):
                 # one-line reports end at once; reports without an end marker
                 # end where the next one begins
                 done = self._finish()
@@ -216,6 +218,13 @@ class CrashDetector:
             return True
         if (end == "panic" or report.seen_panic) and sig.PANIC_END_RE.match(text):
             return True
+        if end == "stall":
+            if sig.KERNEL_RIP_RE.match(text):
+                report.seen_rip = True
+            if report.seen_trace and sig.TASK_END_RE.match(text):
+                report.task_ends += 1
+                return report.seen_rip or report.task_ends >= 2
+            return False
         if end == "slub":
             if report.seen_trace and sig.TASK_END_RE.match(text):
                 report.task_done = True

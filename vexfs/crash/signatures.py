@@ -55,6 +55,7 @@ CALLER_ID_RE = re.compile(r"^\[\s*[TC]\d+\]\s?")
 RIP_RE = re.compile(r"^\s*(?:RIP|EIP|pc)\s*:\s*(?:[0-9a-f]{4}:)?(?:\[<[0-9a-f]+>\]\s*)?"
                     r"([A-Za-z0-9_.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+")
 FRAME_RE = re.compile(r"^\s*(?:\[<[0-9a-f]+>\]\s*)?(\?\s+)?([A-Za-z0-9_.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+")
+KERNEL_RIP_RE = re.compile(r"^\s*RIP: 0010:")
 CALL_TRACE_RE = re.compile(r"^\s*(?:Call Trace:|Call trace:|Backtrace:)")
 # GCC clones: foo.cold, foo.isra.0, foo.constprop.3, foo.part.1
 FUNC_SUFFIX_RE = re.compile(r"(?:\.(?:cold|isra|constprop|part|llvm|lto_priv)(?:\.\d+)?)+$")
@@ -117,6 +118,9 @@ class Format:
       "banner" at the next "=====" line (KASAN/UBSAN/KFENCE/slub)
       "line"   the header line is the whole report
       "panic"  at "Kernel Offset:", "Rebooting in", "---[ end Kernel panic"
+      "stall"  like "task", but an RCU stall report may first dump the GP
+               kthread's stack: it ends at the "</TASK>" of a stack that had
+               a kernel RIP line (the stalled CPU), or at the second one
       "slub"   like "task", then through slub_debug's object details that
                follow the stack ("Object 0x..", "Allocated in" + frames...)
     `needs` must all appear in the report, or the report is marked corrupted
@@ -225,11 +229,11 @@ OOPSES: tuple[Oops, ...] = (
           "INFO: task hung in {FUNC}", "hang", stack=("hang_trace",), end="task",
           skip=SKIP_HANG_FRAMES),
         F(PREFIX + r"INFO: rcu_(?:preempt|sched|bh|tasks\w*) (?:self-)?detected (?:expedited )?stalls?",
-          "INFO: rcu detected stall in {FUNC}", "stall", stack=("rip", "trace"), end="task",
-          needs=(), func_optional=True),
+          "INFO: rcu detected stall in {FUNC}", "stall", stack=("rip", "trace"), end="stall",
+          needs=(), func_optional=True, skip=SKIP_HANG_FRAMES),
         F(PREFIX + r"INFO: rcu (?:self-)?detected (?:expedited )?stalls?",
-          "INFO: rcu detected stall in {FUNC}", "stall", stack=("rip", "trace"), end="task",
-          needs=(), func_optional=True),
+          "INFO: rcu detected stall in {FUNC}", "stall", stack=("rip", "trace"), end="stall",
+          needs=(), func_optional=True, skip=SKIP_HANG_FRAMES),
         F(PREFIX + r"INFO: task (.+):-?\d+ can't die for more than \d+ seconds",
           "INFO: task can't die in {FUNC}", "hang", stack=("hang_trace",), end="task",
           skip=SKIP_HANG_FRAMES),
