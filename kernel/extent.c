@@ -91,6 +91,7 @@ void vexfs_ext_release(struct inode *inode)
 	}
 	ei->i_nr_ext = 0;
 	ei->i_nr_chain = 0;
+	ei->i_chain_linked = 0;
 }
 
 /* Append one on-disk extent to the in-memory map, validating it. */
@@ -223,6 +224,7 @@ int vexfs_ext_load(struct inode *inode, const struct vexfs_inode *raw)
 		if (err)
 			goto fail;
 	}
+	ei->i_chain_linked = ei->i_nr_chain;
 	for (i = 0; i < ei->i_nr_ext; i++)
 		mapped += ei->i_ext[i].len;
 	if (mapped + ei->i_nr_chain != iblocks) {
@@ -350,6 +352,10 @@ static int vexfs_ext_commit(struct inode *inode, u32 from)
 	/* when shrinking, the new last block must get eb_next = 0 */
 	if (need < ei->i_nr_chain && need && first > need - 1)
 		first = need - 1;
+	/* when growing, the old last block must link to the new one */
+	if (ei->i_chain_linked && ei->i_chain_linked < need &&
+	    first > ei->i_chain_linked - 1)
+		first = ei->i_chain_linked - 1;
 	for (k = first; k < need; k++)
 		vexfs_write_chain_block(inode, k, need);
 	for (k = need; k < ei->i_nr_chain; k++) {
@@ -359,6 +365,7 @@ static int vexfs_ext_commit(struct inode *inode, u32 from)
 	}
 	if (need < ei->i_nr_chain)
 		ei->i_nr_chain = need;
+	ei->i_chain_linked = need;
 	ei->i_chain_dense = true;
 	mark_inode_dirty(inode);
 	return err;

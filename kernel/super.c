@@ -153,6 +153,7 @@ static struct inode *vexfs_alloc_inode(struct super_block *sb)
 	ei->i_chain = NULL;
 	ei->i_nr_chain = 0;
 	ei->i_chain_cap = 0;
+	ei->i_chain_linked = 0;
 	ei->i_chain_dense = true;
 	ei->i_vflags = 0;
 	atomic_long_inc(&vexfs_nr_inodes);

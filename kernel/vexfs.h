@@ -80,6 +80,7 @@ struct vexfs_inode_info {
 	u64 *i_chain;			/* extent block numbers, in chain order */
 	u32 i_nr_chain;
 	u32 i_chain_cap;
+	u32 i_chain_linked;		/* chain blocks linked on disk */
 	bool i_chain_dense;		/* chain packed 169 per block */
 	struct vexfs_mext i_ext_inline[VEXFS_INLINE_EXTENTS];
 
