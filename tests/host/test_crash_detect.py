@@ -312,3 +312,33 @@ def test_repeated_reports_are_deduplicated_but_counted():
     got = [c for c in map(det.feed, text.splitlines()) if c]
     assert len(got) == 1
     assert det.counts["INFO: task hung in crashtest_hang"] == 7
+
+
+KASAN = """\
+[   20.000000] ==================================================================
+[   20.000001] BUG: KASAN: use-after-free in vexfs_iget+0x1c/0x90 [vexfs]
+[   20.000002] Read of size 8 at addr ffff888012345678 by task mount/123
+[   20.000003] 
+[   20.000004] CPU: 0 PID: 123 Comm: mount Not tainted 6.1.0 #1
+[   20.000005] Call Trace:
+[   20.000006]  <TASK>
+[   20.000007]  dump_stack_lvl+0x44/0x5c
+[   20.000008]  print_report+0x171/0x4a0
+[   20.000009]  kasan_report+0xb1/0xe0
+[   20.000010]  vexfs_iget+0x1c/0x90 [vexfs]
+[   20.000011]  vexfs_fill_super+0x88/0x400 [vexfs]
+[   20.000012]  </TASK>
+[   20.000013] 
+[   20.000014] Allocated by task 123:
+[   20.000015]  kasan_save_stack+0x1e/0x40
+[   20.000016] ==================================================================
+[   20.000017] Disabling lock debugging due to kernel taint
+"""
+
+
+def test_kasan_report_synthetic():
+    crashes = parse_log(KASAN)
+    assert [(c.title, c.kind, c.corrupted) for c in crashes] == [
+        ("KASAN: use-after-free in vexfs_iget", "kasan", False)]
+    assert "Allocated by task 123:" in crashes[0].trace
+    assert "Disabling lock debugging" not in crashes[0].trace

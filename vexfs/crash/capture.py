@@ -86,6 +86,10 @@ CAPTURES: dict[str, Capture] = {c.name: c for c in (
     Capture("hang",
             "echo 10 > /proc/sys/kernel/hung_task_timeout_secs\n" + LOAD
             + f"echo hang > {CONTROL_FILE} &\nsleep 35\necho still alive\n", timeout=90),
+    Capture("hang_recommended",
+            LOAD + f"echo hang > {CONTROL_FILE} &\nsleep 25\necho still alive\n", timeout=40,
+            cmdline=("sysctl.kernel.hung_task_timeout_secs=15",
+                     "sysctl.kernel.hung_task_check_interval_secs=5")),
     Capture("softlockup", LOAD + fire("softlockup"), timeout=60),
     Capture("softlockup_1cpu", LOAD + fire("softlockup"), timeout=60, cpus=1),
     Capture("freeze", LOAD + fire("freeze"), timeout=30),
