@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from vexfs.report.cli import report
-from vexfs.report.compare import compare_runs, find_runs, load_run
+from vexfs.report.compare import compare_runs, find_runs, load_run, normalize_title
 from vexfs.report.metrics import spec_for
 from vexfs.report.model import Criterion, Environment, Run, ScenarioResult, Status
 
@@ -128,6 +128,12 @@ def test_status_and_criteria_rules() -> None:
     # New kernel warnings recorded as a metric list are regressions too.
     assert compare_runs(_run({"kernel_warnings": []}),
                         _run({"kernel_warnings": ["WARNING in vexfs_evict_inode"]})).regressed
+    # ...but the same warning with another timestamp, PID or address is not new.
+    old = _run({"kernel_warnings": ["[   12.345678] vexfs: bad inode 17 at 0xffff8881023a4000 (pid 212)"]})
+    new = _run({"kernel_warnings": ["[  913.000001] vexfs: bad inode 18 at 0xffff8881023b9000 (pid 390)"]})
+    assert not compare_runs(old, new).changes
+    # The same problem as a crash title and as S2's "kind: title" warning entry is one problem.
+    assert normalize_title("[ 1.0] warning: WARNING in vexfs_x") == normalize_title("warning: WARNING in vexfs_x")
 
 
 def test_show_and_html(tmp_path: Path) -> None:

@@ -111,15 +111,34 @@ def test_partial_and_odd_metrics_render() -> None:
     html = render_html(_partial_run())
     assert 'id="S2"' in html and 'id="S5"' in html and 'id="S4"' in html
     assert "module has no mount yet" in html
-    assert "counter inodes: 1 → 3" in html  # a counter leak is shown...
+    assert "inodes: 1 → 3" in html  # a counter leak is shown...
     assert "✘ over" in html or "not measured" in html
     assert "Module load time" in html
 
 
 def test_counter_leak_fails_memory_verdict() -> None:
     html = render_html(_partial_run())
-    row = re.search(r"No memory growth.*?</tr>", html, re.S).group(0)
-    assert "counter inodes" in row and "badge failed" in row
+    row = re.search(r"No memory growth[^<]*module counters.*?</tr>", html, re.S).group(0)
+    assert "inodes: 1 → 3" in row and "badge failed" in row
+
+
+def test_memory_verdicts_use_the_scenarios_tolerances() -> None:
+    """As S2 records them: Slab/Vmalloc judged on mem_tolerance_kb, MemAvailable
+    on its own mem_available_tolerance_kb; unreadable counters fail."""
+    metrics = {"cycles": 20, "mem_available_kb": [900_000, 896_000], "slab_kb": [40_000, 41_500],
+               "vmalloc_used_kb": [10_000, 10_000], "mem_tolerance_kb": 1024,
+               "mem_available_tolerance_kb": 8192, "module_counters": [{}, {}]}
+    run = Run(run_id="m", started_at="", duration_s=1.0, environment=Environment("", "", ""),
+              scenarios=[ScenarioResult("S2", "stress", Status.FAILED, 1.0, metrics=metrics)])
+    html = render_html(run)
+    rows = {label: row for label, row in re.findall(
+        r"<tr><td>No memory growth over 20 cycles: ([^<]*)</td>(.*?)</tr>", html, re.S)}
+    assert set(rows) == {"MemAvailable lost", "Slab grew", "VmallocUsed grew", "module counters"}
+    assert "+4,000 kB" in rows["MemAvailable lost"] and "≤ 8,192 kB" in rows["MemAvailable lost"]
+    assert "badge passed" in rows["MemAvailable lost"]
+    assert "+1,500 kB" in rows["Slab grew"] and "badge failed" in rows["Slab grew"]
+    assert "badge passed" in rows["VmallocUsed grew"]
+    assert "not readable" in rows["module counters"] and "badge failed" in rows["module counters"]
 
 
 def test_empty_run_renders() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -177,16 +178,32 @@ def _compare_metrics(sid: str, old: ScenarioResult, new: ScenarioResult) -> tupl
     return changes, unchanged
 
 
-def _crash_titles(run: Run) -> dict[str, str]:
-    """Every crash and kernel-warning title of a run -> the scenario it was first seen in."""
-    titles: dict[str, str] = {}
+_TIMESTAMP_RE = re.compile(r"^\s*\[\s*\d+\.\d+\]\s*(\[\s*[TC]\d+\]\s*)?")
+_HEX_RE = re.compile(r"\b(0x)?[0-9a-f]{6,}\b", re.IGNORECASE)
+_NUM_RE = re.compile(r"\d+")
+
+
+def normalize_title(text: str) -> str:
+    """A crash title or dmesg line with what differs between runs of the same
+    problem removed: printk timestamp, addresses, PIDs and other numbers."""
+    text = _TIMESTAMP_RE.sub("", text.strip())
+    text = _HEX_RE.sub("X", text)
+    return _NUM_RE.sub("N", text)
+
+
+def _crash_titles(run: Run) -> dict[str, tuple[str, str]]:
+    """Every crash title and kernel warning line of a run, normalised ->
+    (the scenario it was first seen in, the text as printed)."""
+    titles: dict[str, tuple[str, str]] = {}
     for s in run.scenarios:
         for c in s.crashes:
-            titles.setdefault(f"{c.kind}: {c.title}", s.id)
+            text = f"{c.kind}: {c.title}"
+            titles.setdefault(normalize_title(text), (s.id, text))
         warnings = s.metrics.get("kernel_warnings")
         if isinstance(warnings, list):
             for w in warnings:
-                titles.setdefault(f"warning: {w}", s.id)
+                if isinstance(w, str) and w.strip():
+                    titles.setdefault(normalize_title(w), (s.id, _TIMESTAMP_RE.sub("", w.strip())))
     return titles
 
 
@@ -203,10 +220,10 @@ def compare_runs(old: Run, new: Run) -> Comparison:
             cmp.changes += metric_changes
             cmp.unchanged_metrics += unchanged
     old_titles, new_titles = _crash_titles(old), _crash_titles(new)
-    for title, sid in new_titles.items():
-        if title not in old_titles:
-            cmp.changes.append(Change("crash", sid, f"{sid} new {title}", regression=True, new=title))
-    for title, sid in old_titles.items():
-        if title not in new_titles:
-            cmp.changes.append(Change("crash", sid, f"{sid} gone: {title}", improvement=True, old=title))
+    for key, (sid, text) in new_titles.items():
+        if key not in old_titles:
+            cmp.changes.append(Change("crash", sid, f"{sid} new {text}", regression=True, new=text))
+    for key, (sid, text) in old_titles.items():
+        if key not in new_titles:
+            cmp.changes.append(Change("crash", sid, f"{sid} gone: {text}", improvement=True, old=text))
     return cmp

@@ -85,6 +85,10 @@ def _fmt_stat(key: str, value: float | str) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if key.lower().endswith("kb") or key in ("MemAvailable", "MemFree", "Slab", "SUnreclaim", "MemTotal"):
             return f"{value / 1024:,.1f} MiB" if abs(value) >= 10240 else f"{value:,.0f} kB"
+        if key.endswith("_ms"):
+            return f"{value:,.1f} ms"
+        if key.endswith("_s"):
+            return f"{value * 1000:,.1f} ms" if abs(value) < 1 else f"{value:,.2f} s"
         return f"{value:,.3g}" if isinstance(value, float) else f"{value:,}"
     return str(value)
 

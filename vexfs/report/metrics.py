@@ -41,6 +41,7 @@ KNOWN: dict[str, MetricSpec] = {
     "umount_s": MetricSpec("s", "lower", None, 0.20, 0.025, "filesystem unmount time"),
     "mem_growth_kb": MetricSpec("kB", "lower", None, 0.50, 1024, "MemAvailable lost over the cycles"),
     "slab_growth_kb": MetricSpec("kB", "lower", None, 0.50, 512, "Slab growth over the cycles"),
+    "vmalloc_growth_kb": MetricSpec("kB", "lower", None, 0.50, 512, "VmallocUsed growth over the cycles"),
     "mem_available_kb": MetricSpec("kB", "", None, 0.20, 16384, "MemAvailable"),
     "slab_kb": MetricSpec("kB", "", None, 0.20, 4096, "Slab"),
     "recall": MetricSpec("", "higher", None, 0.01, 0.005, "search recall"),
@@ -114,13 +115,20 @@ def spec_for(name: str) -> MetricSpec:
     return spec
 
 
-def memory_growth(metrics: dict[str, Any]) -> dict[str, float]:
-    """S2's memory growth: MemAvailable lost and Slab gained from the first to the last cycle.
+# (derived metric, per-cycle series, sign, label, tolerance metric). Growth is
+# last cycle minus first; MemAvailable *lost* is growth, hence the sign.
+GROWTH_SERIES = (
+    ("mem_growth_kb", "mem_available_kb", -1, "MemAvailable lost", "mem_available_tolerance_kb"),
+    ("slab_growth_kb", "slab_kb", 1, "Slab grew", "mem_tolerance_kb"),
+    ("vmalloc_growth_kb", "vmalloc_used_kb", 1, "VmallocUsed grew", "mem_tolerance_kb"),
+)
 
-    Prefers values the scenario computed itself (`mem_growth_kb`, `slab_growth_kb`).
-    """
+
+def memory_growth(metrics: dict[str, Any]) -> dict[str, float]:
+    """S2's memory growth from the first to the last cycle: MemAvailable lost,
+    Slab and VmallocUsed gained. Prefers the values the scenario computed."""
     out: dict[str, float] = {}
-    for key, series, sign in (("mem_growth_kb", "mem_available_kb", -1), ("slab_growth_kb", "slab_kb", 1)):
+    for key, series, sign, _, _ in GROWTH_SERIES:
         if is_number(metrics.get(key)):
             out[key] = float(metrics[key])
             continue
@@ -130,16 +138,52 @@ def memory_growth(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def counters_leak(metrics: dict[str, Any]) -> dict[str, tuple[float, float]]:
-    """Module live-object counters that differ between the first and last cycle."""
+def counters_leak(metrics: dict[str, Any]) -> dict[str, tuple[Any, Any]] | None:
+    """Module counters whose value is not the same in every cycle: {name: (first, last)}.
+
+    None when the scenario recorded counters but the first cycle has none (the
+    module's counters could not be read: no leak check possible); {} when
+    there is nothing to check or nothing changed."""
     counters = metrics.get("module_counters")
-    if not isinstance(counters, list) or len(counters) < 2:
+    if not isinstance(counters, list) or not counters:
         return {}
-    first, last = counters[0], counters[-1]
-    if not isinstance(first, dict) or not isinstance(last, dict):
-        return {}
-    return {k: (float(first[k]), float(last.get(k, 0)))
-            for k in first if is_number(first[k]) and is_number(last.get(k)) and first[k] != last[k]}
+    dicts = [c if isinstance(c, dict) else {} for c in counters]
+    if not dicts[0]:
+        return None
+    varying = sorted({k for c in dicts for k in c if any(d.get(k) != dicts[0].get(k) for d in dicts)})
+    return {k: (dicts[0].get(k), dicts[-1].get(k)) for k in varying}
+
+
+@dataclass
+class MemoryVerdict:
+    label: str
+    measured: str
+    tolerance: str
+    passed: bool
+
+
+def memory_verdicts(metrics: dict[str, Any]) -> list[MemoryVerdict]:
+    """The "no memory growth" judgement, one line per thing judged, using the
+    tolerances the scenario recorded (`mem_tolerance_kb` for Slab/Vmalloc,
+    `mem_available_tolerance_kb` for MemAvailable, else the default)."""
+    out = []
+    growth = memory_growth(metrics)
+    base_tol = metrics.get("mem_tolerance_kb")
+    base_tol = float(base_tol) if is_number(base_tol) else DEFAULT_MEM_TOLERANCE_KB
+    for key, _, _, label, tol_key in GROWTH_SERIES:
+        if key not in growth:
+            continue
+        tol = metrics.get(tol_key)
+        tol = float(tol) if is_number(tol) else base_tol
+        out.append(MemoryVerdict(label, f"{growth[key]:+,.0f} kB", f"≤ {tol:,.0f} kB", growth[key] <= tol))
+    leaks = counters_leak(metrics)
+    if leaks is None:
+        out.append(MemoryVerdict("module counters", "not readable while loaded", "unchanged", False))
+    elif "module_counters" in metrics:
+        changed = "; ".join(f"{k}: {a} → {b}" for k, (a, b) in leaks.items())
+        out.append(MemoryVerdict("module counters", changed or "the same in every cycle", "unchanged",
+                                 not leaks))
+    return out
 
 
 def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -197,13 +241,12 @@ def spec_limit_checks(run: Run) -> list[LimitCheck]:
     return checks
 
 
-def memory_check(run: Run) -> tuple[ScenarioResult | None, dict[str, float], float]:
-    """The scenario with per-cycle memory (S2, normally), its growth and the tolerance."""
+def memory_scenario(run: Run) -> ScenarioResult | None:
+    """The scenario with per-cycle memory figures: S2, normally."""
     for s in sorted(run.scenarios, key=lambda s: s.id != "S2"):
-        if "mem_available_kb" in s.metrics or "mem_growth_kb" in s.metrics:
-            tol = s.metrics.get("mem_tolerance_kb")
-            return s, memory_growth(s.metrics), float(tol) if is_number(tol) else DEFAULT_MEM_TOLERANCE_KB
-    return None, {}, DEFAULT_MEM_TOLERANCE_KB
+        if any(k in s.metrics for k in ("mem_available_kb", "mem_growth_kb", "slab_kb", "module_counters")):
+            return s
+    return None
 
 
 def fmt_value(value: float | None, unit: str = "") -> str:

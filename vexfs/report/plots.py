@@ -26,6 +26,7 @@ FAIL = "#cf222e"
 BLUE = "#0969da"
 ORANGE = "#bc4c00"
 GREY = "#6e7781"
+PURPLE = "#8250df"
 
 _STYLE = {
     "font.size": 9,
@@ -80,29 +81,32 @@ def cycle_times(load_s: Any, unload_s: Any, load_limit: float, unload_limit: flo
         return _to_svg(fig)
 
 
-def memory_per_cycle(mem_available_kb: Any, slab_kb: Any, tolerance_kb: float) -> str | None:
-    """MemAvailable and Slab per cycle, as the change from the first cycle (kB)."""
-    mem, slab = as_floats(mem_available_kb), as_floats(slab_kb)
+def memory_per_cycle(mem_available_kb: Any, slab_kb: Any, tolerance_kb: float,
+                     vmalloc_kb: Any = None, mem_available_tolerance_kb: float | None = None) -> str | None:
+    """MemAvailable, Slab and VmallocUsed per cycle, as the change from the first cycle (kB)."""
+    mem, slab, vmalloc = as_floats(mem_available_kb), as_floats(slab_kb), as_floats(vmalloc_kb)
     if len(mem) < 2 and len(slab) < 2:
         return None
+    avail_tol = tolerance_kb if mem_available_tolerance_kb is None else mem_available_tolerance_kb
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(6.4, 3.0))
         ax = fig.subplots()
-        if len(mem) >= 2:
-            ax.plot(range(1, len(mem) + 1), [m - mem[0] for m in mem], "o-", color=BLUE, ms=3.5,
-                    label=f"MemAvailable (cycle 1: {mem[0]:,.0f} kB)")
-        if len(slab) >= 2:
-            ax.plot(range(1, len(slab) + 1), [s - slab[0] for s in slab], "s-", color=ORANGE, ms=3.5,
-                    label=f"Slab (cycle 1: {slab[0]:,.0f} kB)")
-        # The tolerance band: growth beyond it is reported as a leak.
+        for series, name, style, color in ((mem, "MemAvailable", "o-", BLUE), (slab, "Slab", "s-", ORANGE),
+                                           (vmalloc, "VmallocUsed", "^-", PURPLE)):
+            if len(series) >= 2:
+                ax.plot(range(1, len(series) + 1), [v - series[0] for v in series], style, color=color,
+                        ms=3.5, label=f"{name} (cycle 1: {series[0]:,.0f} kB)")
+        # Growth beyond the band is reported as a leak (Slab, Vmalloc); for
+        # MemAvailable a loss beyond its own limit is.
         ax.axhspan(-tolerance_kb, tolerance_kb, color=PASS, alpha=0.07, lw=0)
-        ax.axhline(-tolerance_kb, color=PASS, lw=0.8, ls="--")
-        ax.axhline(tolerance_kb, color=PASS, lw=0.8, ls="--",
-                   label=f"tolerance ±{tolerance_kb:,.0f} kB")
+        ax.axhline(tolerance_kb, color=PASS, lw=0.8, ls="--", label=f"growth tolerance +{tolerance_kb:,.0f} kB")
+        if len(mem) >= 2:
+            ax.axhline(-avail_tol, color=BLUE, lw=0.8, ls=":",
+                       label=f"MemAvailable loss limit -{avail_tol:,.0f} kB")
         ax.set_xlabel("cycle")
         ax.set_ylabel("change from cycle 1 (kB)")
         ax.set_title("Guest memory per cycle")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, fontsize=8, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8, frameon=False)
         ax.xaxis.get_major_locator().set_params(integer=True)
         return _to_svg(fig)
 

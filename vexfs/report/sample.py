@@ -55,16 +55,23 @@ def _s2_metrics(rng: random.Random, cycles: int = 20) -> dict:
     for _ in range(cycles):
         mem.append(base_mem + rng.randint(-300, 300))
         slab.append(base_slab + rng.randint(-40, 40))
+    vmalloc = [12_288 + rng.choice((0, 0, 0, 4)) for _ in range(cycles)]
     counters = [{"inodes": 0, "vectors": 0, "collections": 0} for _ in range(cycles)]
+    # The names and shapes vexfs/harness/scenarios/s2_stress.py records.
     return {
         "cycles": cycles,
         "load_s": load,
         "unload_s": unload,
         "mem_available_kb": mem,
         "slab_kb": slab,
+        "vmalloc_used_kb": vmalloc,
         "module_counters": counters,
+        "mem_tolerance_kb": 1024,
+        "mem_available_tolerance_kb": 8192,
         "mem_growth_kb": mem[0] - mem[-1],
         "slab_growth_kb": slab[-1] - slab[0],
+        "vmalloc_growth_kb": vmalloc[-1] - vmalloc[0],
+        "kernel_warnings": [],
     }
 
 
