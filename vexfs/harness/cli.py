@@ -1,0 +1,114 @@
+"""`vexfs run`: run the VM scenarios and write results/<run-id>/."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+log = logging.getLogger(__name__)
+
+
+def _observer():
+    try:
+        from vexfs.report.live import make_observer
+    except Exception as exc:  # the live view is optional; plain logs always work
+        log.debug("live view unavailable: %s", exc)
+        from vexfs.report.events import PlainObserver
+        return PlainObserver()
+    return make_observer()
+
+
+def print_summary(run, out_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    colours = {"passed": "green", "failed": "red", "error": "bold red", "skipped": "dim"}
+    table = Table(title=f"VexFS run {run.run_id} ({run.environment.kernel_version}, "
+                        f"{run.environment.accelerator or '?'})")
+    table.add_column("Scenario")
+    table.add_column("Name")
+    table.add_column("Status")
+    table.add_column("Time", justify="right")
+    table.add_column("Criteria", justify="right")
+    table.add_column("Why")
+    for s in run.scenarios:
+        status = s.status.value
+        ok = sum(1 for c in s.criteria if c.passed)
+        why = s.message or ""
+        if s.crashes:
+            why = f"{s.crashes[0].kind}: {s.crashes[0].title}"
+        table.add_row(s.id, s.name, f"[{colours.get(status, '')}]{status}[/]",
+                      f"{s.duration_s:.1f} s", f"{ok}/{len(s.criteria)}", why[:90])
+    console = Console(file=sys.stdout)
+    console.print(table)
+    console.print(f"{'PASSED' if run.passed else 'FAILED'} in {run.duration_s:.1f} s; "
+                  f"report: {out_dir / 'report.json'}")
+
+
+@click.command("run")
+@click.argument("scenario_ids", metavar="[SCENARIO]...", nargs=-1)
+@click.option("--module", "module_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Test this vexfs.ko instead of building kernel/build/vexfs.ko.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the report here (default: results/<run-id>/, and results/latest).")
+@click.option("--seed-timing", is_flag=True,
+              help="Keep the spec's `sleep 1` pauses (default: as fast as correctness allows).")
+@click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
+def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path | None,
+        seed_timing: bool, list_only: bool) -> None:
+    """Run the VM test scenarios (default: all of S1..S6 that exist).
+
+    Each scenario boots a fresh VM of the Debian guest kernel, runs the
+    spec's steps with every success criterion checked by code, and the run
+    writes report.json, junit.xml, report.html and the console logs into
+    results/<run-id>/. Exit status 1 if any scenario failed or errored.
+    """
+    from vexfs.harness import scenarios as registry
+
+    if list_only:
+        for s in registry.discover().values():
+            click.echo(f"{s.id:5} {s.name}  {s.description}")
+        return
+    try:
+        chosen = registry.select(list(scenario_ids))
+    except KeyError as exc:
+        raise click.UsageError(str(exc.args[0])) from None
+    if not chosen:
+        raise click.UsageError("no scenarios to run")
+
+    from vexfs.harness.framework import RunOptions
+    from vexfs.harness.runner import RunnerConfig, new_run_id, run_all
+    from vexfs.vm.build import BuildError, build_vexfs, check_module
+    from vexfs.vm.kernel import KernelError, ensure_kernel
+    from vexfs.vm.paths import results_dir
+
+    try:
+        click.echo("Preparing the guest kernel and headers...", err=True)
+        kernel = ensure_kernel(headers=module_path is None)
+        if module_path is None:
+            click.echo("Building kernel/build/vexfs.ko...", err=True)
+            info = build_vexfs(kernel)
+        else:
+            info = check_module(module_path, kernel)
+    except (KernelError, BuildError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+    run_id = new_run_id()
+    default_out = out_dir is None
+    out = out_dir or results_dir() / run_id
+    cfg = RunnerConfig(kernel=kernel, out_dir=out, run_id=run_id,
+                       options=RunOptions(seed_timing=seed_timing, module_path=info.path.resolve()),
+                       observer=_observer(), module=info)
+    result = run_all(chosen, cfg)
+    if default_out:
+        from vexfs.report.writers import update_latest_link
+        update_latest_link(results_dir(), out)
+    try:
+        cfg.observer.run_finished(result.passed, str(out))
+    except Exception:
+        log.exception("observer.run_finished failed")
+    print_summary(result, out)
+    sys.exit(0 if result.passed else 1)

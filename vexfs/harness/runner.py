@@ -1,0 +1,191 @@
+"""Run scenarios, each in a fresh VM, and build the Run report.
+
+Clean state = a fresh boot per scenario: the guest root is the host's
+filesystem over virtio-9p, which makes QEMU refuse snapshots (migration
+blocker), and a boot costs a few seconds (docs/harness.md has the numbers).
+A crash or hang ends the scenario as `error` with the captured trace; the
+VM is killed and the next scenario boots a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from vexfs.harness.framework import GUEST_MODULE, RunOptions, Scenario, ScenarioContext
+from vexfs.report.events import RunObserver
+from vexfs.report.model import Crash, Environment, Run, ScenarioResult, Status
+from vexfs.vm.build import ModuleInfo
+from vexfs.vm.kernel import GuestKernel
+from vexfs.vm.qemu import CPU_MODEL, qemu_version
+from vexfs.vm.session import GuestCrashed, GuestDied, GuestVM, VMError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunnerConfig:
+    kernel: GuestKernel
+    out_dir: Path
+    options: RunOptions
+    observer: RunObserver
+    module: ModuleInfo | None = None
+    run_id: str = ""
+    write_report: bool = True
+    boot_times: list[float] = field(default_factory=list)
+    accel: str = ""
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def _host() -> str:
+    try:
+        os_name = platform.freedesktop_os_release().get("PRETTY_NAME", platform.system())
+    except OSError:
+        os_name = platform.system()
+    return f"{platform.node()} ({os_name}, host kernel {platform.release()})"
+
+
+def _write(run: Run, out_dir: Path, final: bool = True) -> None:
+    try:
+        from vexfs.report.writers import write_run
+    except ImportError as exc:  # report package broken: keep the JSON at least
+        log.error("report writers unavailable (%s); writing report.json only", exc)
+        import json
+        (out_dir / "report.json").write_text(json.dumps(run.to_dict(), indent=2, default=str))
+        return
+    # The HTML (matplotlib) takes seconds: only for the final report.
+    write_run(run, out_dir, html=final)
+
+
+def run_scenario(scenario: Scenario, cfg: RunnerConfig, index: int) -> ScenarioResult:
+    """One scenario in its own fresh VM; never raises."""
+    out = cfg.out_dir
+    observer = cfg.observer
+    observer.scenario_started(scenario.id, scenario.name)
+    transcript_path = out / f"{scenario.id}.log"
+    started = time.monotonic()
+    vm: GuestVM | None = None
+    crashes: list[Crash] = []
+    status, message = Status.ERROR, ""
+    ctx: ScenarioContext | None = None
+
+    def on_crash(crash: Crash) -> None:
+        try:
+            observer.crash_detected(crash, restoring=True)
+        except Exception:
+            log.exception("observer.crash_detected failed")
+
+    with open(transcript_path, "w", encoding="utf-8") as transcript:
+        transcript.write(f"# {scenario.id} {scenario.name}\n")
+        try:
+            vm = GuestVM(name=f"{scenario.id}-boot{index}", log_dir=out / "console",
+                         kernel=cfg.kernel, memory=scenario.memory,
+                         hang_timeout=scenario.hang_timeout,
+                         console_callbacks=[observer.console_line], on_crash=on_crash)
+            observer.step(scenario.id, "booting a fresh VM")
+            boot = vm.start()
+            cfg.boot_times.append(boot.boot_s)
+            cfg.accel = boot.accel
+            transcript.write(f"# booted in {boot.boot_s:.2f} s ({boot.accel}); guest uptime "
+                             f"{boot.guest_uptime_s:.2f} s at agent start\n")
+            ctx = ScenarioContext(scenario, vm, cfg.options, observer, transcript)
+            if scenario.needs_module:
+                if cfg.options.module_path is None:
+                    raise VMError("scenario needs the module but none was given")
+                vm.put_file(cfg.options.module_path, GUEST_MODULE)
+            scenario.fn(ctx)
+            # A WARN (or any report) that completed after the last command
+            # still belongs to this scenario.
+            time.sleep(0.2)
+            vm.watch.flush()
+            if vm.watch.crashed:
+                raise GuestCrashed(vm.watch.crashes[0])
+            if not ctx.criteria:
+                status, message = Status.ERROR, "the scenario recorded no criteria"
+            elif all(c.passed for c in ctx.criteria):
+                status = Status.PASSED
+            else:
+                failed = [c.name for c in ctx.criteria if not c.passed]
+                status = Status.FAILED
+                message = f"{len(failed)} of {len(ctx.criteria)} criteria failed: " + "; ".join(failed)
+        except GuestCrashed as exc:
+            status = Status.ERROR
+            message = str(exc)
+            transcript.write(f"\n# ERROR: {exc}\n")
+        except (GuestDied, VMError) as exc:
+            status, message = Status.ERROR, str(exc).splitlines()[0]
+            transcript.write(f"\n# ERROR: {exc}\n")
+        except Exception as exc:  # a harness/scenario bug: report it, go on
+            status, message = Status.ERROR, f"{type(exc).__name__}: {exc}"
+            transcript.write(f"\n# HARNESS ERROR\n{traceback.format_exc()}")
+            log.exception("%s failed", scenario.id)
+        finally:
+            if vm is not None:
+                vm.kill()
+                crashes = list(vm.watch.crashes)
+    duration = time.monotonic() - started
+    logs = [str(transcript_path.relative_to(out))]
+    if vm is not None:
+        for path in vm.log_paths:
+            if path.is_relative_to(out):
+                logs.append(str(path.relative_to(out)))
+        console_rel = logs[1] if len(logs) > 1 else ""
+        for crash in crashes:  # the full console of the boot that crashed
+            crash.log_path = console_rel
+    result = ScenarioResult(id=scenario.id, name=scenario.name, status=status,
+                            duration_s=duration,
+                            criteria=list(ctx.criteria) if ctx else [],
+                            metrics=dict(ctx.metrics) if ctx else {},
+                            crashes=crashes, logs=logs, message=message)
+    observer.scenario_finished(result)
+    return result
+
+
+def run_all(scenarios: list[Scenario], cfg: RunnerConfig) -> Run:
+    """Run `scenarios` in order, writing the report after each one."""
+    out = cfg.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "console").mkdir(exist_ok=True)
+    run_id = cfg.run_id or out.name
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = time.monotonic()
+    env = Environment(
+        kernel_version=cfg.kernel.version, accelerator="", host=_host(),
+        qemu_version=qemu_version(),
+        module_path=str(cfg.options.module_path or ""),
+        module_srcversion=cfg.module.srcversion if cfg.module else "",
+        cpu_model=CPU_MODEL,
+        extra={"guest_root": "host / over virtio-9p (read-only) + tmpfs/overlay for writable dirs",
+               "clean_state": "fresh VM boot per scenario",
+               "kernel_package": cfg.kernel.package_version,
+               "module_version": cfg.module.version if cfg.module else "",
+               "seed_timing": cfg.options.seed_timing})
+    run = Run(run_id=run_id, started_at=started_at, duration_s=0.0, environment=env)
+    cfg.observer.run_started(run_id, [s.id for s in scenarios])
+    for index, scenario in enumerate(scenarios, 1):
+        result = run_scenario(scenario, cfg, index)
+        run.scenarios.append(result)
+        env.accelerator = cfg.accel
+        env.extra["boot_s"] = [round(b, 2) for b in cfg.boot_times]
+        run.duration_s = time.monotonic() - started
+        if cfg.write_report:
+            _write(run, out, final=False)
+    run.duration_s = time.monotonic() - started
+    if cfg.write_report:
+        _write(run, out)
+    return run
+
+
+def copy_logs_to(out: Path, paths: list[Path]) -> None:
+    for path in paths:
+        if path.exists() and not path.is_relative_to(out):
+            shutil.copy2(path, out / "console" / path.name)

@@ -1,0 +1,138 @@
+"""The guest agent: runs commands for the host over a virtio-serial port.
+
+Started by the guest's job script as `python3 -I agent.py` (stdlib only, so
+it starts fast and does not depend on the venv). It opens the virtio-serial
+port named `vexfs.agent` and speaks JSON lines; the host side is
+`vexfs.vm.session.GuestVM`. Each request is served on its own thread, so a
+command stuck in the kernel does not stop the host from asking for a
+`sysrq` dump of the blocked tasks.
+
+Requests (one JSON object per line, always with an integer "id"):
+  {"op": "exec", "argv": [...]} or {"op": "exec", "cmd": "shell text"},
+      optional "timeout", "cwd", "env", "stdin" (text)
+      -> {"rc", "stdout", "stderr", "duration_s"} (duration measured here,
+         in the guest, around the process only)
+  {"op": "write", "path", "data" (base64), "mode"}   -> {"size"}
+  {"op": "read", "path"}                              -> {"data" (base64)}
+  {"op": "ping"}                                      -> {"uptime_s"}
+Replies echo the id; failures carry "error" instead.
+On start the agent sends {"id": 0, "hello": true, "uptime_s": ...}.
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+PORT_NAME = "vexfs.agent"
+MAX_OUTPUT = 16 * 1024 * 1024  # bytes of stdout/stderr kept per command
+
+
+def find_port(name: str = PORT_NAME) -> str:
+    for path in glob.glob("/sys/class/virtio-ports/*/name"):
+        with open(path) as fh:
+            if fh.read().strip() == name:
+                return "/dev/" + path.split("/")[-2]
+    raise SystemExit(f"agent: no virtio-serial port named {name}")
+
+
+def uptime() -> float:
+    with open("/proc/uptime") as fh:
+        return float(fh.read().split()[0])
+
+
+class Agent:
+    def __init__(self, port: str) -> None:
+        self.fd = os.open(port, os.O_RDWR)
+        self.wlock = threading.Lock()
+
+    def send(self, msg: dict) -> None:
+        data = (json.dumps(msg) + "\n").encode()
+        with self.wlock:
+            view = memoryview(data)
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+
+    def serve(self) -> None:
+        self.send({"id": 0, "hello": True, "uptime_s": uptime(), "pid": os.getpid()})
+        pending = b""
+        while True:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                # Host side not connected (or disconnected): the port reads
+                # EOF; wait for it to come back.
+                time.sleep(0.1)
+                continue
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    threading.Thread(target=self.handle, args=(line,), daemon=True).start()
+
+    def handle(self, line: bytes) -> None:
+        try:
+            req = json.loads(line)
+        except ValueError as exc:
+            self.send({"id": -1, "error": f"bad request: {exc}"})
+            return
+        rid = req.get("id", -1)
+        try:
+            reply = getattr(self, "op_" + str(req.get("op")))(req)
+        except AttributeError:
+            reply = {"error": f"unknown op {req.get('op')!r}"}
+        except Exception as exc:  # report every failure to the host
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        reply["id"] = rid
+        self.send(reply)
+
+    def op_ping(self, req: dict) -> dict:
+        return {"uptime_s": uptime()}
+
+    def op_exec(self, req: dict) -> dict:
+        argv = req.get("argv") or ["/bin/sh", "-c", req["cmd"]]
+        env = dict(os.environ)
+        env.update(req.get("env") or {})
+        stdin = req.get("stdin")
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(argv, input=stdin.encode() if stdin is not None else None,
+                                  stdin=subprocess.DEVNULL if stdin is None else None,
+                                  capture_output=True, timeout=req.get("timeout"),
+                                  cwd=req.get("cwd") or "/root", env=env)
+            rc, out, err = proc.returncode, proc.stdout, proc.stderr
+            timed_out = False
+        except subprocess.TimeoutExpired as exc:
+            rc, out, err, timed_out = 124, exc.stdout or b"", exc.stderr or b"", True
+        duration = time.monotonic() - start
+        return {"rc": rc, "stdout": out[-MAX_OUTPUT:].decode(errors="backslashreplace"),
+                "stderr": err[-MAX_OUTPUT:].decode(errors="backslashreplace"),
+                "duration_s": duration, "timed_out": timed_out}
+
+    def op_write(self, req: dict) -> dict:
+        data = base64.b64decode(req["data"])
+        path = req["path"]
+        os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(data)
+        os.chmod(path, int(req.get("mode", 0o644)))
+        return {"size": len(data)}
+
+    def op_read(self, req: dict) -> dict:
+        with open(req["path"], "rb") as fh:
+            return {"data": base64.b64encode(fh.read()).decode()}
+
+
+def main() -> None:
+    port = sys.argv[1] if len(sys.argv) > 1 else find_port()
+    Agent(port).serve()
+
+
+if __name__ == "__main__":
+    main()

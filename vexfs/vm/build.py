@@ -1,0 +1,98 @@
+"""Build kernel modules against the guest kernel's headers and check them.
+
+`build_vexfs()` runs `make -C kernel` (which leaves kernel/build/vexfs.ko),
+`check_module()` reads a .ko's modinfo and refuses one whose vermagic does
+not match the guest kernel, so a module built for another kernel fails
+with a clear message before any VM boots.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from vexfs.vm.kernel import GuestKernel
+from vexfs.vm.paths import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+KERNEL_SRC = REPO_ROOT / "kernel"
+VEXFS_KO = KERNEL_SRC / "build" / "vexfs.ko"
+CRASHTEST_SRC = KERNEL_SRC / "test" / "crashtest"
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    path: Path
+    name: str
+    vermagic: str
+    version: str
+    srcversion: str
+    license: str
+    description: str
+
+    @property
+    def kernel_release(self) -> str:
+        return self.vermagic.split()[0] if self.vermagic else ""
+
+
+def parse_modinfo(text: str, path: Path) -> ModuleInfo:
+    """`modinfo` output (key: value lines; repeated keys keep the first)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    return ModuleInfo(path=path, name=fields.get("name", path.name.split(".ko")[0]),
+                      vermagic=fields.get("vermagic", ""), version=fields.get("version", ""),
+                      srcversion=fields.get("srcversion", ""), license=fields.get("license", ""),
+                      description=fields.get("description", ""))
+
+
+def modinfo(path: Path) -> ModuleInfo:
+    proc = subprocess.run(["modinfo", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"modinfo {path} failed: {proc.stderr.strip()}")
+    return parse_modinfo(proc.stdout, path)
+
+
+def check_module(path: Path, kernel: GuestKernel) -> ModuleInfo:
+    """modinfo of `path`, or BuildError if it was built for another kernel."""
+    path = Path(path)
+    if not path.is_file():
+        raise BuildError(f"module {path} does not exist")
+    info = modinfo(path)
+    if info.kernel_release != kernel.version:
+        raise BuildError(f"{path} was built for kernel {info.kernel_release or '?'} "
+                         f"(vermagic '{info.vermagic}'), the guest runs {kernel.version}; "
+                         f"rebuild with KDIR={kernel.headers_dir}")
+    return info
+
+
+def _make(src: Path, kernel: GuestKernel, target: str = "") -> None:
+    cmd = ["make", "-C", str(src), f"KVER={kernel.version}", f"KDIR={kernel.headers_dir}"]
+    if target:
+        cmd.append(target)
+    log.info("building: %s", " ".join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        out = (proc.stdout + proc.stderr).strip().splitlines()
+        raise BuildError(f"{' '.join(cmd)} failed ({proc.returncode}):\n" + "\n".join(out[-40:]))
+
+
+def build_vexfs(kernel: GuestKernel) -> ModuleInfo:
+    """`make -C kernel`; returns the checked kernel/build/vexfs.ko."""
+    _make(KERNEL_SRC, kernel)
+    return check_module(VEXFS_KO, kernel)
+
+
+def build_crashtest(kernel: GuestKernel) -> ModuleInfo:
+    """The test-only crash module (never part of `vexfs run`)."""
+    _make(CRASHTEST_SRC, kernel, "modules")
+    return check_module(CRASHTEST_SRC / "vexfs_crashtest.ko", kernel)
