@@ -34,12 +34,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import stat
 import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 
 from vexfs import layout as L
 from vexfs.image import BS, MAX_SYMLINK_LEN, Device, Image, ImageError, \
@@ -113,22 +113,27 @@ class InodeInfo:
         return f"{self.kind}{where} (inode {self.ino})"
 
 
-def _ranges(items: np.ndarray) -> list[tuple[int, int]]:
-    """Sorted ints -> list of inclusive (first, last) runs."""
-    out: list[tuple[int, int]] = []
-    for x in items.tolist():
-        if out and out[-1][1] + 1 == x:
-            out[-1] = (out[-1][0], x)
-        else:
-            out.append((x, x))
-    return out
-
-
-def _fmt_ranges(items: np.ndarray) -> str:
-    rs = _ranges(items)
-    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in rs[:MAX_RANGES]]
-    if len(rs) > MAX_RANGES:
-        parts.append(f"... ({len(rs) - MAX_RANGES} more ranges)")
+def _fmt_bits(bits: int, base: int) -> str:
+    """Set bits of a bitmap (as an int) as "a-b, c, ..." item ranges (+base)."""
+    raw = bits.to_bytes((bits.bit_length() + 7) // 8, "little")
+    ranges: list[list[int]] = []
+    for m in re.finditer(rb"[^\x00]", raw):
+        byte = m.start()
+        val = raw[byte]
+        for bit in range(8):
+            if val >> bit & 1:
+                x = byte * 8 + bit + base
+                if ranges and ranges[-1][1] + 1 == x:
+                    ranges[-1][1] = x
+                else:
+                    if len(ranges) > MAX_RANGES:
+                        break
+                    ranges.append([x, x])
+        if len(ranges) > MAX_RANGES:
+            break
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:MAX_RANGES]]
+    if len(ranges) > MAX_RANGES:
+        parts.append("...")
     return ", ".join(parts)
 
 
@@ -406,6 +411,7 @@ class Checker:
                                 fix_header if lblk_start is not None else None, preen=True)
         body = self.img.read_data(ino, L.VEXFS_DATA_OFFSET, head.c_count * head.c_record_size,
                                   inode=inode)
+        import numpy as np       # only collections need it; keeps fsck quick to start
         recs = np.frombuffer(body, dtype=np.uint8).reshape(head.c_count, head.c_record_size) \
             if head.c_count else np.zeros((0, head.c_record_size), dtype=np.uint8)
         ids = recs[:, 0:8].copy().view("<u8").ravel()
@@ -642,68 +648,70 @@ class Checker:
 
     # pass 5 ---------------------------------------------------------------
     def check_blocks_and_bitmaps(self, ibits: bytearray, bbits: bytearray) -> None:
+        from vexfs.mkfs import set_bit_range
         sb = self.sb
         nblocks, ninodes = sb.s_blocks_count, sb.s_inodes_count
-        owner = np.zeros(nblocks, dtype=np.int64)      # inode number, 0 = nobody
-        owner[:sb.s_data_start] = -1                   # metadata
-        want_i = np.zeros(sb.s_ibitmap_blocks * L.VEXFS_BITS_PER_BITMAP, dtype=bool)
-        want_i[ninodes:] = True
+        want_i = bytearray(sb.s_ibitmap_blocks * L.VEXFS_BITMAP_BYTES)
+        want_b = bytearray(sb.s_bbitmap_blocks * L.VEXFS_BITMAP_BYTES)
+        set_bit_range(want_i, ninodes, len(want_i) * 8)
+        set_bit_range(want_b, nblocks, len(want_b) * 8)
+        set_bit_range(want_b, 0, sb.s_data_start)        # metadata
         used_inodes = 0
+        # (first block, end, owner inode, index, description) of every claim
+        claims: list[tuple[int, int, int, int, str]] = []
         for ino in sorted(self.infos):
             info = self.infos[ino]
             if not info.valid or not self.in_use(info):
                 continue
-            want_i[ino - 1] = True
+            want_i[(ino - 1) >> 3] |= 1 << ((ino - 1) & 7)
             used_inodes += 1
-            claims = [(f"extent {k} (disk blocks {e.start}-{e.end - 1})", e.start, e.end)
-                      for k, e in enumerate(info.extents)]
-            claims += [(f"extent block {b}", b, b + 1) for b in info.chain]
-            for desc, lo, hi in claims:
-                seg = owner[lo:hi]
-                taken = np.nonzero(seg)[0]
-                if len(taken):
-                    blk = lo + int(taken[0])
-                    other = int(seg[taken[0]])
-                    self.add("block.multiply_claimed",
-                             f"inode {ino}: {desc} overlaps {self.claim_desc(other, blk)} "
-                             f"({len(taken)} shared blocks, first {blk})")
-                    seg[seg == 0] = ino
-                else:
-                    seg[:] = ino
-        want_b = np.zeros(sb.s_bbitmap_blocks * L.VEXFS_BITS_PER_BITMAP, dtype=bool)
-        want_b[:nblocks] = owner != 0
-        want_b[nblocks:] = True
-        have_i = np.unpackbits(np.frombuffer(bytes(ibits), dtype=np.uint8),
-                               bitorder="little").astype(bool)
-        have_b = np.unpackbits(np.frombuffer(bytes(bbits), dtype=np.uint8),
-                               bitorder="little").astype(bool)
-        bitmap_bad = False
+            for k, e in enumerate(info.extents):
+                claims.append((e.start, e.end, ino, k,
+                               f"extent {k} (disk blocks {e.start}-{e.end - 1})"))
+            for k, b in enumerate(info.chain):
+                claims.append((b, b + 1, ino, 1_000_000 + k, f"extent block {b}"))
+        # blocks claimed twice: sweep the claims in disk order
+        claims.sort()
+        active: tuple[int, int, int, int, str] | None = None
+        for c in claims:
+            set_bit_range(want_b, c[0], c[1])
+            if active is not None and c[0] < active[1]:
+                a, b = sorted((active, c), key=lambda x: (x[2], x[3]))
+                shared = min(a[1], b[1]) - max(a[0], b[0])
+                self.add("block.multiply_claimed",
+                         f"inode {b[2]}: {b[4]} overlaps inode {a[2]}'s {a[4]} ({shared} "
+                         f"shared blocks, first {max(a[0], b[0])})")
+            if active is None or c[1] > active[1]:
+                active = c
         fix = self.rebuild_bitmaps_fix()
-        for name, have, want, limit in (("block", have_b, want_b, nblocks),
-                                        ("inode", have_i, want_i, ninodes)):
+        for name, have, want, limit in (("block", bbits, want_b, nblocks),
+                                        ("inode", ibits, want_i, ninodes)):
             label = "blocks" if name == "block" else "inodes"
             base = 0 if name == "block" else 1
-            lost = np.nonzero(want[:limit] & ~have[:limit])[0] + base
-            leak = np.nonzero(have[:limit] & ~want[:limit])[0] + base
-            tail = np.nonzero(~have[limit:])[0]
-            if len(lost):
-                bitmap_bad = True
-                self.add(f"bitmap.{name}_marked_free", f"{name} bitmap: {len(lost)} {label} "
-                         f"in use are marked free ({_fmt_ranges(lost)})", fix, preen=True)
-            if len(leak):
-                bitmap_bad = True
-                self.add(f"bitmap.{name}_marked_used", f"{name} bitmap: {len(leak)} {label} "
-                         f"marked in use are not used by anything ({_fmt_ranges(leak)})",
-                         fix, preen=True)
-            if len(tail):
-                bitmap_bad = True
-                self.add("bitmap.tail", f"{name} bitmap: {len(tail)} bits past the last "
-                         f"{name} are clear (they must be set)", fix, preen=True)
+            total = len(want) * 8
+            h = int.from_bytes(bytes(have[:len(want)]), "little")
+            w = int.from_bytes(bytes(want), "little")
+            in_range = (1 << limit) - 1
+            lost = w & ~h & in_range
+            leak = h & ~w & in_range
+            tail = ~h & (((1 << total) - 1) ^ in_range)
+            if lost:
+                self.add(f"bitmap.{name}_marked_free", f"{name} bitmap: {lost.bit_count()} "
+                         f"{label} in use are marked free ({_fmt_bits(lost, base)})", fix,
+                         preen=True)
+            if leak:
+                self.add(f"bitmap.{name}_marked_used", f"{name} bitmap: {leak.bit_count()} "
+                         f"{label} marked in use are not used by anything "
+                         f"({_fmt_bits(leak, base)})", fix, preen=True)
+            if tail:
+                self.add("bitmap.tail", f"{name} bitmap: {tail.bit_count()} bits past the "
+                         f"last {name} are clear (they must be set)", fix, preen=True)
         self.want_bits = (want_i, want_b)
-        free_b = int(nblocks - np.count_nonzero(want_b[:nblocks]))
-        free_i = int(ninodes - used_inodes)
+        used_b = (int.from_bytes(bytes(want_b), "little") & ((1 << nblocks) - 1)).bit_count()
+        free_b = nblocks - used_b
+        free_i = ninodes - used_inodes
         self.stats = {"inodes_used": used_inodes, "inodes": ninodes,
-                      "blocks_used": nblocks - free_b, "blocks": nblocks}
+                      "blocks_used": used_b, "blocks": nblocks}
         for what, have_n, want_n, attr in (("blocks", sb.s_free_blocks, free_b, "s_free_blocks"),
                                            ("inodes", sb.s_free_inodes, free_i, "s_free_inodes")):
             if have_n != want_n:
@@ -712,18 +720,6 @@ class Checker:
                     self.rewrite_superblock()
                 self.add(f"sb.free_{what}", f"superblock free {what} count is {have_n}, "
                          f"counted {want_n}", fix_count, preen=True)
-        _ = bitmap_bad
-
-    def claim_desc(self, owner: int, blk: int) -> str:
-        if owner == -1:
-            return "filesystem metadata"
-        info = self.infos[owner]
-        for k, e in enumerate(info.extents):
-            if e.start <= blk < e.end:
-                return f"inode {owner}'s extent {k} (disk blocks {e.start}-{e.end - 1})"
-        if blk in info.chain:
-            return f"inode {owner}'s extent block {blk}"
-        return f"inode {owner}"
 
     def rebuild_bitmaps_fix(self) -> Callable[[], None]:
         def fix() -> None:
@@ -732,9 +728,8 @@ class Checker:
             self.bitmaps_rebuilt = True
             want_i, want_b = self.want_bits
             sb = self.sb
-            for start, count, want in ((sb.s_ibitmap_start, sb.s_ibitmap_blocks, want_i),
-                                       (sb.s_bbitmap_start, sb.s_bbitmap_blocks, want_b)):
-                packed = np.packbits(want, bitorder="little").tobytes()
+            for start, count, packed in ((sb.s_ibitmap_start, sb.s_ibitmap_blocks, want_i),
+                                         (sb.s_bbitmap_start, sb.s_bbitmap_blocks, want_b)):
                 for i in range(count):
                     block = bytearray(BS)
                     block[:16] = bytes(L.BitmapHeader(bh_magic=L.VEXFS_BITMAP_MAGIC,

@@ -21,10 +21,12 @@ import posixpath
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from vexfs import layout as L
+
+if TYPE_CHECKING:      # numpy is imported lazily: mkfs.vexfs must start fast in a VM
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -306,9 +308,9 @@ class Collection:
     metric: int
     count: int
     record_size: int
-    ids: np.ndarray        # uint64, (count,)
-    vectors: np.ndarray    # float32, (count, dim)
-    flags: np.ndarray      # uint32, (count,) r_flags
+    ids: "np.ndarray"        # uint64, (count,)
+    vectors: "np.ndarray"    # float32, (count, dim)
+    flags: "np.ndarray"      # uint32, (count,) r_flags
 
     @property
     def metric_name(self) -> str:
@@ -676,6 +678,7 @@ class Image:
                              f"4096 + {head.c_count} records x {head.c_record_size} = {expect}")
         body = self.read_data(ino, L.VEXFS_DATA_OFFSET, head.c_count * head.c_record_size,
                               inode=inode)
+        import numpy as np
         rec_dtype = np.dtype([("id", "<u8"), ("flags", "<u4"), ("res", "<u4"),
                               ("vec", "<f4", (head.c_dim,)),
                               ("pad", "V", head.c_record_size - 16 - 4 * head.c_dim)]
