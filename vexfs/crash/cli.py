@@ -1,0 +1,73 @@
+"""`python -m vexfs.crash` (or `vexfs crash` once registered): triage console logs.
+
+    python -m vexfs.crash parse logs/quick_*.log     # the crashes in saved logs
+    python -m vexfs.crash parse --json --all LOG     # every report, as JSON
+    python -m vexfs.crash triggers                   # the crash module's triggers
+    python -m vexfs.crash build-crashtest            # build vexfs_crashtest.ko
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from vexfs.crash import crashtest
+from vexfs.crash.detect import parse_log
+
+
+@click.group(name="crash")
+def crash() -> None:
+    """Kernel crash detection: parse console logs, the test-only crash module."""
+
+
+@crash.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False,
+                                                                 path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the crashes as JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Also repeated reports (no dedupe).")
+@click.option("--trace", is_flag=True, help="Print each report's console excerpt.")
+def parse(logs: tuple[Path, ...], as_json: bool, show_all: bool, trace: bool) -> None:
+    """Find kernel crash reports in saved console LOGS. Exit 1 if there is any."""
+    found = 0
+    out = []
+    for log in logs:
+        crashes = parse_log(log.read_text(errors="replace"), dedupe=not show_all)
+        found += len(crashes)
+        for c in crashes:
+            c.log_path = str(log)
+            if as_json:
+                out.append(dataclasses.asdict(c))
+                continue
+            flag = " (corrupted)" if c.corrupted else ""
+            click.echo(f"{log}: {c.kind}: {c.title}{flag}")
+            if trace:
+                click.echo(c.trace + "\n")
+        if not crashes and not as_json:
+            click.echo(f"{log}: no crash")
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    sys.exit(1 if found else 0)
+
+
+@crash.command()
+def triggers() -> None:
+    """List the triggers of the test-only vexfs_crashtest.ko and what they print."""
+    click.echo(f"control file: {crashtest.CONTROL_FILE}")
+    for t in crashtest.TRIGGERS.values():
+        what = f"{t.kind}: {t.title}" if t.title else "no crash report"
+        click.echo(f"  {t.name:13} {what}" + (f"  [{t.note}]" if t.note else ""))
+
+
+@crash.command(name="build-crashtest")
+@click.option("--kdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Kernel build directory (default: the Debian guest headers).")
+def build_crashtest(kdir: Path | None) -> None:
+    """Build the TEST-ONLY vexfs_crashtest.ko and print its path."""
+    try:
+        click.echo(crashtest.build_crashtest(kdir))
+    except crashtest.CrashtestBuildError as exc:
+        raise click.ClickException(str(exc)) from exc
