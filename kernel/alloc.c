@@ -158,11 +158,10 @@ int vexfs_free_blocks(struct super_block *sb, u64 start, u64 count)
 		map = bh->b_data + VEXFS_BMP_HDR;
 		lock_buffer(bh);
 		for (i = 0; i < n; i++) {
-			if (__test_and_clear_bit_le(off + i, map)) {
+			if (__test_and_clear_bit_le(off + i, map))
 				freed++;
-			} else if (!bad++) {
+			else if (!bad++)
 				first_bad = s + i;
-			}
 		}
 		vexfs_bitmap_dirty(bh);
 		unlock_buffer(bh);

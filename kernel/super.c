@@ -23,6 +23,16 @@
 #include <linux/writeback.h>
 #include "vexfs.h"
 
+/* The level is parsed from the formatted text, so it may come from %s. */
+static __printf(1, 2) void vexfs_printk(const char *fmt, ...)
+{
+	va_list args;
+
+	va_start(args, fmt);
+	vprintk(fmt, args);
+	va_end(args);
+}
+
 void vexfs_msg(struct super_block *sb, const char *level, const char *fmt, ...)
 {
 	struct va_format vaf;
@@ -31,7 +41,7 @@ void vexfs_msg(struct super_block *sb, const char *level, const char *fmt, ...)
 	va_start(args, fmt);
 	vaf.fmt = fmt;
 	vaf.va = &args;
-	printk("%svexfs (%s): %pV\n", level, sb->s_id, &vaf);
+	vexfs_printk("%svexfs (%s): %pV\n", level, sb->s_id, &vaf);
 	va_end(args);
 }
 
@@ -49,7 +59,8 @@ void __vexfs_error(struct super_block *sb, const char *func,
 	va_start(args, fmt);
 	vaf.fmt = fmt;
 	vaf.va = &args;
-	printk(KERN_ERR "vexfs (%s): error: %s: %pV\n", sb->s_id, func, &vaf);
+	vexfs_printk(KERN_ERR "vexfs (%s): error: %s: %pV\n", sb->s_id, func,
+		     &vaf);
 	va_end(args);
 
 	if (!sbi)
