@@ -39,3 +39,10 @@ def test_triggers_lists_every_trigger():
     assert result.exit_code == 0
     for name in TRIGGERS:
         assert f"  {name} " in result.output
+
+
+def test_parse_stdin_like_dmesg():
+    text = (DATA / "oops.log").read_text()
+    result = CliRunner().invoke(crash, ["parse", "-"], input=text)
+    assert result.exit_code == 1
+    assert "-: oops: BUG: kernel NULL pointer dereference in crashtest_oops" in result.output

@@ -43,6 +43,7 @@ class Capture:
     cmdline: tuple[str, ...] = ()
     module: bool = True
     cpus: int = 2
+    extra_modules: tuple[str, ...] = ()  # repo-relative files copied to /tmp in the guest
 
 
 CAPTURES: dict[str, Capture] = {c.name: c for c in (
@@ -67,6 +68,14 @@ CAPTURES: dict[str, Capture] = {c.name: c for c in (
             "mount -o loop /tmp/img /mnt && echo hi > /mnt/f && sync && umount /mnt\n"
             "rmmod ext4; modprobe null_blk; rmmod null_blk; lsmod\n",
             cmdline=("loglevel=8",)),
+    Capture("clean_vexfs",
+            "set -x\nmodprobe loop\ninsmod /tmp/vexfs.ko\n"
+            "/work/main/.venv/bin/mkfs.vexfs -q /tmp/v.img 64M\n"
+            "mount -t vexfs -o loop /tmp/v.img /mnt && mkdir /mnt/d && echo hello > /mnt/d/f "
+            "&& cat /mnt/d/f && ls -la /mnt /mnt/d && sync && umount /mnt\n"
+            "mount -t vexfs -o loop /tmp/v.img /mnt && cat /mnt/d/f && umount /mnt\n"
+            "rmmod vexfs\nlsmod\n",
+            module=False, extra_modules=("kernel/build/vexfs.ko",), timeout=150),
     # --- one trigger each ------------------------------------------------------
     Capture("panic", LOAD + fire("panic")),
     Capture("bug", LOAD + fire("bug")),
@@ -127,6 +136,8 @@ def record(capture: Capture, out_dir: Path = DATA_DIR) -> Path:
     from vexfs.vm.quick import run_script
 
     modules = [build_crashtest()] if capture.module else []
+    repo = Path(__file__).resolve().parents[2]
+    modules += [repo / m for m in capture.extra_modules]
     with _cmdline_extra(capture.cmdline):
         result = run_script(capture.script, modules, timeout=capture.timeout, cpus=capture.cpus)
     out_dir.mkdir(parents=True, exist_ok=True)

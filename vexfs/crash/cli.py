@@ -2,6 +2,7 @@
 
     python -m vexfs.crash parse logs/quick_*.log     # the crashes in saved logs
     python -m vexfs.crash parse --json --all LOG     # every report, as JSON
+    dmesg | python -m vexfs.crash parse -            # in the guest
     python -m vexfs.crash triggers                   # the crash module's triggers
     python -m vexfs.crash build-crashtest            # build vexfs_crashtest.ko
 """
@@ -25,17 +26,20 @@ def crash() -> None:
 
 
 @crash.command()
-@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False,
-                                                                 path_type=Path))
+@click.argument("logs", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the crashes as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="Also repeated reports (no dedupe).")
 @click.option("--trace", is_flag=True, help="Print each report's console excerpt.")
 def parse(logs: tuple[Path, ...], as_json: bool, show_all: bool, trace: bool) -> None:
-    """Find kernel crash reports in saved console LOGS. Exit 1 if there is any."""
+    """Find kernel crash reports in saved console LOGS ("-": stdin, e.g. `dmesg |`).
+
+    Exit 1 if there is any."""
     found = 0
     out = []
     for log in logs:
-        crashes = parse_log(log.read_text(errors="replace"), dedupe=not show_all)
+        text = sys.stdin.read() if str(log) == "-" else log.read_text(errors="replace")
+        crashes = parse_log(text, dedupe=not show_all)
         found += len(crashes)
         for c in crashes:
             c.log_path = str(log)
