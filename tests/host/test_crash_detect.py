@@ -342,3 +342,12 @@ def test_kasan_report_synthetic():
         ("KASAN: use-after-free in vexfs_iget", "kasan", False)]
     assert "Allocated by task 123:" in crashes[0].trace
     assert "Disabling lock debugging" not in crashes[0].trace
+
+
+def test_blocked_tasks_from_the_harness_sysrq_probe():
+    from vexfs.crash.detect import blocked_tasks
+
+    text = (DATA / "hang_sysrq.log").read_text()
+    assert [(t.comm, t.func) for t in blocked_tasks(text)] == [("sh", "crashtest_hang")]
+    assert blocked_tasks((DATA / "clean_boot.log").read_text()) == []
+    assert [t.func for t in blocked_tasks(HUNG_TASK_WITH_LOCKS)] == ["vexfs_fill_super"]

@@ -99,6 +99,10 @@ CAPTURES: dict[str, Capture] = {c.name: c for c in (
             LOAD + f"echo hang > {CONTROL_FILE} &\nsleep 25\necho still alive\n", timeout=40,
             cmdline=("sysctl.kernel.hung_task_timeout_secs=15",
                      "sysctl.kernel.hung_task_check_interval_secs=5")),
+    # what the harness asks for when a command makes no progress: sysrq w + l
+    Capture("hang_sysrq",
+            LOAD + f"echo hang > {CONTROL_FILE} &\nsleep 3\n"
+            "echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger\nsleep 2\n", timeout=30),
     Capture("softlockup", LOAD + fire("softlockup"), timeout=60),
     Capture("softlockup_1cpu", LOAD + fire("softlockup"), timeout=60, cpus=1),
     Capture("freeze", LOAD + fire("freeze"), timeout=30),

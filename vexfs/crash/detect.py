@@ -332,3 +332,43 @@ def parse_log(text: str, **kwargs) -> list[Crash]:
 def first_crash(text: str) -> Crash | None:
     crashes = parse_log(text)
     return crashes[0] if crashes else None
+
+
+@dataclass(frozen=True)
+class BlockedTask:
+    comm: str
+    pid: int
+    func: str  # the first frame that is not the scheduler or a lock primitive
+
+
+_TASK_RE = re.compile(r"^task:(\S+)\s+state:D\b.*?\bpid:\s*(\d+)")
+
+
+def blocked_tasks(text: str) -> list[BlockedTask]:
+    """The D-state tasks in a `sysrq w` (Show Blocked State) or hung-task dump.
+
+    For the harness's hang report: after echo w > /proc/sysrq-trigger the
+    console lists each blocked task with its stack; this names where each one
+    waits, e.g. BlockedTask("sh", 147, "crashtest_hang").
+    """
+    found: list[BlockedTask] = []
+    skip = sig.SKIP_FRAMES + sig.SKIP_HANG_FRAMES
+    current: tuple[str, int] | None = None
+    for raw in text.splitlines():
+        line, _ = clean_line(raw)
+        match = _TASK_RE.match(line)
+        if match:
+            current = (match.group(1), int(match.group(2)))
+            continue
+        if current is None:
+            continue
+        if sig.TASK_END_RE.match(line):
+            current = None
+            continue
+        frame = sig.FRAME_RE.match(line)
+        if frame and not frame.group(1):
+            name = normalize_func(frame.group(2))
+            if not any(p.search(name) for p in skip):
+                found.append(BlockedTask(current[0], current[1], name))
+                current = None
+    return found
