@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import logging
@@ -35,7 +34,6 @@ import re
 import shutil
 import stat
 import struct
-import subprocess
 import sys
 import time
 import uuid as uuidlib
@@ -194,7 +192,9 @@ BLKZEROOUT = 0x127F
 BLKGETSIZE64 = 0x80081272
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# the symbols of the running process include libc's (ctypes.util.find_library
+# would fork ldconfig and cost seconds under TCG)
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 
 
@@ -268,6 +268,7 @@ def blkid_probe(path: str) -> list[str]:
                                       else None)
     if not blkid:
         return []
+    import subprocess      # lazily: costly to import under TCG, only needed here
     try:
         res = subprocess.run([blkid, "-p", "-o", "export", path], capture_output=True,
                              text=True, timeout=10)
@@ -468,7 +469,7 @@ def describe(res: MkfsResult) -> str:
     if res.label:
         lines.append(f"Filesystem label: {res.label}")
     lines += [
-        f"Superblock:    block 0",
+        "Superblock:    block 0",
         f"Inode bitmap:  blocks {g.ibitmap_start}-{g.ibitmap_start + g.ibitmap_blocks - 1}",
         f"Block bitmap:  blocks {g.bbitmap_start}-{g.bbitmap_start + g.bbitmap_blocks - 1}",
         f"Inode table:   blocks {g.itable_start}-{g.itable_start + g.itable_blocks - 1} "
