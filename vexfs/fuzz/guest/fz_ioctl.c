@@ -1,0 +1,549 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * fz_ioctl - guest side of `vexfs fuzz ioctl`, and a small collection maker.
+ *
+ *   fz_ioctl mkcoll PATH DIM N          create a collection, insert N vectors
+ *   fz_ioctl fuzz MNT CALLS SEED THREADS
+ *
+ * fuzz: on the mounted VexFS at MNT, THREADS threads of this process plus
+ * one forked child share CALLS ioctl calls, on a pool of fds: collections
+ * (O_RDWR, O_RDONLY, O_WRONLY), a plain file, an empty file (CREATE target),
+ * a directory, a tmpfs file, /dev/null and a closed fd. Commands: the six
+ * vector ioctls (mostly), other numbers in the 'V' range, the right numbers
+ * with a wrong size/direction, random numbers (minus the generic VFS ones
+ * that act on the filesystem, e.g. FIFREEZE). Arguments: random and hostile
+ * field values (counts 0/1/max/max+1/2^31/2^32-1, dims, k, metrics, flags,
+ * reserved), pointers that are NULL, unmapped, kernel addresses, misaligned,
+ * read-only, straddling an unmapped page, or valid; floats with NaN/Inf.
+ *
+ * Every failing call's errno is checked against the documented set
+ * (docs/vector-api.md); stricter expectations where the answer is certain
+ * (bad struct pointer -> EFAULT; not-ours command -> ENOTTY; mutation on a
+ * read-only fd never succeeds). Violations are printed as "BADERRNO ..."
+ * lines (first 50); the summary is one JSON line "IOCTL-SUMMARY {...}".
+ * Progress "IO S <n>" goes to /dev/console every 2000 calls per thread.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/fs.h>
+#include "vexfs_fs.h"
+
+#define NFD 12
+#define BUFSZ (8 << 20)
+
+enum fdkind { FD_COLL_RW, FD_COLL_RO, FD_COLL_WO, FD_COLL2_RW, FD_PLAIN, FD_EMPTY, FD_DIR,
+	      FD_TMPFS, FD_DEVNULL, FD_CLOSED, FD_COLL_PATH, FD_COLL3_RW };
+
+static int fds[NFD];
+static char mnt[512];
+static unsigned char *buf;	/* BUFSZ valid r/w bytes */
+static unsigned char *rdonly;	/* one read-only page */
+static unsigned char *hole;	/* an unmapped page right after `edge` */
+static unsigned char *edge;	/* last r/w page before `hole` */
+static int console_fd = -1;
+static long calls_per_worker;
+static unsigned long long seed0;
+
+struct stats {
+	unsigned long calls, ok, bad;
+	unsigned long err[140];
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct stats total;
+static int bad_printed;
+
+static uint64_t rnd(uint64_t *s)
+{
+	/* xorshift64* */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ULL;
+}
+
+static uint64_t pick(uint64_t *s, const uint64_t *v, int n)
+{
+	return v[rnd(s) % n];
+}
+
+static const uint64_t counts[] = { 0, 1, 2, 3, 7, 16, 100, 1000, VEXFS_MAX_BATCH,
+	VEXFS_MAX_BATCH + 1, 0x7fffffff, 0x80000000, 0xffffffff, 65535 };
+static const uint64_t dims[] = { 0, 1, 2, 3, 7, 16, 4095, VEXFS_MAX_DIM, VEXFS_MAX_DIM + 1,
+	0x80000000, 0xffffffff };
+static const uint64_t ks[] = { 0, 1, 2, 5, 10, VEXFS_MAX_K, VEXFS_MAX_K + 1, 0xffffffff };
+static const uint64_t smalls[] = { 0, 0, 0, 0, 1, 2, 3, 0x80000000, 0xffffffff };
+
+enum ptrkind { P_VALID, P_NULL, P_UNMAPPED, P_KERNEL, P_MISALIGN, P_RDONLY, P_EDGE, P_HUGE,
+	       P_NKINDS };
+
+/* a pointer of some kind for `bytes` bytes, `align`-aligned when valid */
+static uint64_t mkptr(uint64_t *s, size_t bytes, int *kind_out)
+{
+	int kind = rnd(s) % 100 < 70 ? P_VALID : (int)(rnd(s) % P_NKINDS);
+	uint64_t p;
+
+	if (kind == P_VALID && bytes > BUFSZ)
+		kind = P_EDGE;
+	switch (kind) {
+	case P_VALID:
+		p = (uint64_t)(uintptr_t)buf + ((rnd(s) % (BUFSZ - bytes + 1)) & ~(uint64_t)15);
+		break;
+	case P_NULL:
+		p = 0;
+		break;
+	case P_UNMAPPED:
+		p = (uint64_t)(uintptr_t)hole;
+		break;
+	case P_KERNEL:
+		p = rnd(s) & 1 ? 0xffffffff81000000ULL : 0xffff888000000000ULL;
+		break;
+	case P_MISALIGN:
+		p = (uint64_t)(uintptr_t)buf + 1 + rnd(s) % 3;
+		break;
+	case P_RDONLY:
+		p = (uint64_t)(uintptr_t)rdonly;
+		break;
+	case P_EDGE:	/* starts valid, runs into the unmapped page */
+		p = (uint64_t)(uintptr_t)hole - 8 * (1 + rnd(s) % 4);
+		break;
+	default:
+		p = 0x00007ffffffff000ULL + (rnd(s) % 4096);
+		break;
+	}
+	if (kind_out)
+		*kind_out = kind;
+	return p;
+}
+
+static void say(const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (console_fd >= 0 && n > 0 && write(console_fd, line, n) < 0)
+		console_fd = -1;
+}
+
+/* errnos docs/vector-api.md allows a vector ioctl on a VexFS file to return */
+static int documented(int e)
+{
+	switch (e) {
+	case ENOTTY: case EINVAL: case EFAULT: case EBADF: case EROFS: case EPERM:
+	case EEXIST: case ENOTEMPTY: case EUCLEAN: case ENOSPC: case EFBIG: case ENOENT:
+	case ENOMEM: case EIO:
+		return 1;
+	}
+	return 0;
+}
+
+static int is_generic_vfs(unsigned int cmd)
+{
+	/* handled by do_vfs_ioctl or ioctl_* helpers before the filesystem:
+	 * some act on the whole fs (FIFREEZE is 'X'), the fd (FIOCLEX is tty
+	 * type 0x54) or data (FICLONE is 0x94); random numbers skip those types */
+	switch (_IOC_TYPE(cmd)) {
+	case 0x00: case 'X': case 'f': case 0x94: case 0x54: case 0x12:
+		return 1;
+	}
+	return 0;
+}
+
+static void report_bad(const char *why, int fdk, unsigned int cmd, int ptrk, long rc, int e)
+{
+	pthread_mutex_lock(&lock);
+	total.bad++;
+	if (bad_printed++ < 50)
+		printf("BADERRNO %s: fd kind %d cmd 0x%08x argptr kind %d rc %ld errno %d (%s)\n",
+		       why, fdk, cmd, ptrk, rc, e, strerror(e));
+	fflush(stdout);
+	pthread_mutex_unlock(&lock);
+}
+
+static void fill_floats(uint64_t *s, float *f, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned int r = rnd(s) % 1000;
+
+		f[i] = r == 0 ? NAN : r == 1 ? INFINITY : r == 2 ? -INFINITY :
+			(float)((int)(rnd(s) % 2001) - 1000) / 100.0f;
+	}
+}
+
+static void one_call(uint64_t *s, struct stats *st)
+{
+	union {
+		struct vexfs_ioc_create c;
+		struct vexfs_ioc_insert i;
+		struct vexfs_ioc_get g;
+		struct vexfs_ioc_delete d;
+		struct vexfs_ioc_search q;
+		struct vexfs_ioc_stats t;
+		unsigned char raw[256];
+	} a;
+	int fdk = rnd(s) % 100;
+	unsigned int cmd, r = rnd(s) % 100, nr = 0;
+	int ptrk = P_VALID, strict_fault = 0, ours = 0, not_ours = 0, is_mut = 0;
+	uint64_t argp;
+	long rc;
+	int e, fd;
+
+	/* fd: collections mostly */
+	fdk = fdk < 35 ? FD_COLL_RW : fdk < 45 ? FD_COLL2_RW : fdk < 50 ? FD_COLL3_RW :
+	      fdk < 58 ? FD_COLL_RO : fdk < 64 ? FD_COLL_WO : fdk < 72 ? FD_PLAIN :
+	      fdk < 76 ? FD_EMPTY : fdk < 82 ? FD_DIR : fdk < 87 ? FD_TMPFS :
+	      fdk < 91 ? FD_DEVNULL : fdk < 95 ? FD_CLOSED : FD_COLL_PATH;
+	fd = fds[fdk];
+
+	if (r < 85) {
+		static const unsigned int cmds[] = { VEXFS_IOC_CREATE, VEXFS_IOC_INSERT,
+			VEXFS_IOC_INSERT, VEXFS_IOC_GET, VEXFS_IOC_DELETE, VEXFS_IOC_SEARCH,
+			VEXFS_IOC_SEARCH, VEXFS_IOC_STATS };
+		cmd = cmds[rnd(s) % 8];
+		ours = 1;
+	} else if (r < 92) {	/* 'V' range, other numbers or sizes */
+		nr = rnd(s) % 256;
+		cmd = _IOC(rnd(s) % 4, 'V', nr, rnd(s) % 128);
+		ours = cmd == VEXFS_IOC_CREATE || cmd == VEXFS_IOC_INSERT || cmd == VEXFS_IOC_GET ||
+		       cmd == VEXFS_IOC_DELETE || cmd == VEXFS_IOC_SEARCH || cmd == VEXFS_IOC_STATS;
+		not_ours = !ours;
+	} else {
+		do
+			cmd = rnd(s);
+		while (is_generic_vfs(cmd));
+		ours = cmd == VEXFS_IOC_CREATE || cmd == VEXFS_IOC_INSERT || cmd == VEXFS_IOC_GET ||
+		       cmd == VEXFS_IOC_DELETE || cmd == VEXFS_IOC_SEARCH || cmd == VEXFS_IOC_STATS;
+		not_ours = !ours && _IOC_TYPE(cmd) == 'V';
+	}
+
+	memset(&a, 0, sizeof(a));
+	if (rnd(s) % 10 == 0)
+		for (unsigned int k = 0; k < sizeof(a.raw); k++)
+			a.raw[k] = rnd(s);
+	if (cmd == VEXFS_IOC_CREATE) {
+		a.c.dim = pick(s, dims, 11);
+		if (rnd(s) % 2)
+			a.c.dim = 1 + rnd(s) % 64;
+		a.c.metric = rnd(s) % 4 ? rnd(s) % 3 : rnd(s);
+		a.c.flags = pick(s, smalls, 9);
+		a.c.reserved = pick(s, smalls, 9);
+		is_mut = 1;
+	} else if (cmd == VEXFS_IOC_INSERT) {
+		uint32_t n = rnd(s) % 2 ? rnd(s) % 64 : pick(s, counts, 14);
+
+		a.i.count = n;
+		a.i.flags = rnd(s) % 3 ? rnd(s) % 2 : pick(s, smalls, 9);
+		a.i.ids_ptr = mkptr(s, (size_t)8 * (n > 4096 ? 4096 : n), NULL);
+		a.i.vectors_ptr = mkptr(s, (size_t)4 * 64 * (n > 4096 ? 4096 : n), NULL);
+		if (a.i.ids_ptr >= (uintptr_t)buf && a.i.ids_ptr < (uintptr_t)buf + BUFSZ - 8 * 64)
+			for (uint32_t k = 0; k < 64 && k < n; k++)
+				((uint64_t *)(uintptr_t)a.i.ids_ptr)[k] = rnd(s) % 3 ? rnd(s) % 500 : rnd(s);
+		if (a.i.vectors_ptr >= (uintptr_t)buf &&
+		    a.i.vectors_ptr < (uintptr_t)buf + BUFSZ - 4 * 64 * 64)
+			fill_floats(s, (float *)(uintptr_t)a.i.vectors_ptr, 64 * (n < 64 ? n : 64));
+		is_mut = 1;
+	} else if (cmd == VEXFS_IOC_GET) {
+		uint32_t n = rnd(s) % 2 ? rnd(s) % 64 : pick(s, counts, 14);
+
+		a.g.count = n;
+		a.g.flags = pick(s, smalls, 9);
+		a.g.ids_ptr = mkptr(s, (size_t)8 * (n > 4096 ? 4096 : n), NULL);
+		a.g.vectors_ptr = mkptr(s, (size_t)4 * 64 * (n > 4096 ? 4096 : n), NULL);
+		a.g.found_ptr = rnd(s) % 3 ? mkptr(s, n > 4096 ? 4096 : n, NULL) : 0;
+	} else if (cmd == VEXFS_IOC_DELETE) {
+		uint32_t n = rnd(s) % 2 ? rnd(s) % 16 : pick(s, counts, 14);
+
+		a.d.count = n;
+		a.d.flags = pick(s, smalls, 9);
+		a.d.ids_ptr = mkptr(s, (size_t)8 * (n > 4096 ? 4096 : n), NULL);
+		if (a.d.ids_ptr >= (uintptr_t)buf && a.d.ids_ptr < (uintptr_t)buf + BUFSZ - 8 * 16)
+			for (uint32_t k = 0; k < 16 && k < n; k++)
+				((uint64_t *)(uintptr_t)a.d.ids_ptr)[k] = rnd(s) % 500;
+		is_mut = 1;
+	} else if (cmd == VEXFS_IOC_SEARCH) {
+		uint32_t nq = rnd(s) % 2 ? 1 + rnd(s) % 4 : pick(s, counts, 14);
+		uint32_t k = rnd(s) % 2 ? 1 + rnd(s) % 20 : pick(s, ks, 8);
+		size_t cap = nq > 16 ? 16 : nq;
+
+		a.q.nq = nq;
+		a.q.k = k;
+		a.q.flags = pick(s, smalls, 9);
+		a.q.reserved = pick(s, smalls, 9);
+		a.q.queries_ptr = mkptr(s, 4 * 64 * cap, NULL);
+		a.q.distances_ptr = mkptr(s, 4 * cap * (k > 1024 ? 1024 : k), NULL);
+		a.q.ids_ptr = mkptr(s, 8 * cap * (k > 1024 ? 1024 : k), NULL);
+		if (a.q.queries_ptr >= (uintptr_t)buf &&
+		    a.q.queries_ptr < (uintptr_t)buf + BUFSZ - 4 * 64 * 16)
+			fill_floats(s, (float *)(uintptr_t)a.q.queries_ptr, 64 * cap);
+	}
+
+	/* where the struct itself lives */
+	{
+		unsigned int w = rnd(s) % 100;
+		size_t sz = _IOC_SIZE(cmd) ? _IOC_SIZE(cmd) : 64;
+		unsigned char *slot = buf + BUFSZ - 4096 + (rnd(s) % 64) * 8;
+
+		if (w < 80) {
+			memcpy(slot, &a, sizeof(a) < sz ? sizeof(a) : sz);
+			argp = (uintptr_t)slot;
+		} else if (w < 84) {
+			argp = 0, ptrk = P_NULL;
+		} else if (w < 88) {
+			argp = (uintptr_t)hole, ptrk = P_UNMAPPED;
+		} else if (w < 92) {
+			argp = 0xffffffff81000000ULL, ptrk = P_KERNEL;
+		} else if (w < 96) {
+			memcpy(rdonly + 0, &a, 0);	/* read-only: contents stay zero */
+			argp = (uintptr_t)rdonly, ptrk = P_RDONLY;
+		} else {
+			argp = (uintptr_t)hole - 8, ptrk = P_EDGE;	/* struct straddles */
+		}
+	}
+	strict_fault = ptrk == P_NULL || ptrk == P_UNMAPPED || ptrk == P_KERNEL || ptrk == P_EDGE;
+
+	errno = 0;
+	rc = ioctl(fd, cmd, (unsigned long)argp);
+	e = errno;
+	st->calls++;
+	if (rc == 0) {
+		st->ok++;
+	} else if (e >= 0 && e < 140) {
+		st->err[e]++;
+	}
+
+	/* the oracle, from the most certain to the general */
+	if (fdk == FD_CLOSED) {
+		if (rc != -1 || e != EBADF)
+			report_bad("closed fd must give EBADF", fdk, cmd, ptrk, rc, e);
+		return;
+	}
+	if (fdk == FD_COLL_PATH) {
+		if (rc != -1 || e != EBADF)
+			report_bad("O_PATH fd must give EBADF", fdk, cmd, ptrk, rc, e);
+		return;
+	}
+	if (fdk == FD_TMPFS || fdk == FD_DEVNULL)
+		return;	/* not our filesystem: only "no crash" */
+	if (!ours && !not_ours)
+		return;	/* a random non-'V' number: the VFS may handle it */
+	if (not_ours || fdk == FD_DIR) {
+		if (rc != -1 || e != ENOTTY)
+			report_bad("not a VexFS ioctl of a collection file: ENOTTY expected",
+				   fdk, cmd, ptrk, rc, e);
+		return;
+	}
+	if (rc == 0) {
+		if (is_mut && fdk == FD_COLL_RO)
+			report_bad("mutation succeeded on an O_RDONLY fd", fdk, cmd, ptrk, rc, e);
+		if (!is_mut && cmd != VEXFS_IOC_STATS && fdk == FD_COLL_WO)
+			report_bad("read succeeded on an O_WRONLY fd", fdk, cmd, ptrk, rc, e);
+		if (strict_fault)
+			report_bad("call with an invalid struct pointer succeeded", fdk, cmd, ptrk, rc, e);
+		return;
+	}
+	if (!documented(e)) {
+		report_bad("errno not documented", fdk, cmd, ptrk, rc, e);
+		return;
+	}
+	if (strict_fault && cmd != VEXFS_IOC_STATS && e != EFAULT)
+		report_bad("invalid struct pointer must give EFAULT", fdk, cmd, ptrk, rc, e);
+}
+
+static void *worker(void *arg)
+{
+	uint64_t s = seed0 * 0x9e3779b97f4a7c15ULL + (uintptr_t)arg * 7919 + 1;
+	struct stats st;
+	long i;
+
+	memset(&st, 0, sizeof(st));
+	for (i = 0; i < calls_per_worker; i++) {
+		if (i % 2000 == 0)
+			say("IO S %ld\n", (long)(uintptr_t)arg * 1000000000L + i);
+		one_call(&s, &st);
+		/* the CREATE target: a collection after a good CREATE; make a new one */
+		if (i % 500 == 499 && (uintptr_t)arg == 0) {
+			char p[600];
+
+			snprintf(p, sizeof(p), "%s/fz_empty", mnt);
+			unlink(p);
+			close(fds[FD_EMPTY]);
+			fds[FD_EMPTY] = open(p, O_RDWR | O_CREAT, 0644);
+		}
+	}
+	pthread_mutex_lock(&lock);
+	total.calls += st.calls;
+	total.ok += st.ok;
+	for (i = 0; i < 140; i++)
+		total.err[i] += st.err[i];
+	pthread_mutex_unlock(&lock);
+	return NULL;
+}
+
+static int mkcoll(const char *path, unsigned int dim, unsigned int n, unsigned int metric)
+{
+	struct vexfs_ioc_create c = { .dim = dim, .metric = metric };
+	struct vexfs_ioc_insert ins;
+	uint64_t *ids = calloc(n + 1, 8);
+	float *v = calloc((size_t)(n + 1) * dim, 4);
+	unsigned int i;
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+
+	if (fd < 0 || !ids || !v) {
+		perror(path);
+		return 1;
+	}
+	if (ioctl(fd, VEXFS_IOC_CREATE, &c) < 0) {
+		perror("VEXFS_IOC_CREATE");
+		return 1;
+	}
+	for (i = 0; i < n; i++)
+		ids[i] = i;
+	for (i = 0; i < n * dim; i++)
+		v[i] = (float)((i * 37) % 101) / 10.0f - 5.0f;
+	memset(&ins, 0, sizeof(ins));
+	ins.ids_ptr = (uintptr_t)ids;
+	ins.vectors_ptr = (uintptr_t)v;
+	ins.count = n;
+	if (n && ioctl(fd, VEXFS_IOC_INSERT, &ins) < 0) {
+		perror("VEXFS_IOC_INSERT");
+		return 1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int open_pool(void)
+{
+	char p[600];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/fz_coll", mnt);
+	if (mkcoll(p, 16, 200, VEXFS_METRIC_L2))
+		return -1;
+	fds[FD_COLL_RW] = open(p, O_RDWR);
+	fds[FD_COLL_RO] = open(p, O_RDONLY);
+	fds[FD_COLL_WO] = open(p, O_WRONLY);
+	fds[FD_COLL_PATH] = open(p, O_PATH);
+	snprintf(p, sizeof(p), "%s/fz_coll2", mnt);
+	if (mkcoll(p, 7, 50, VEXFS_METRIC_COSINE))
+		return -1;
+	fds[FD_COLL2_RW] = open(p, O_RDWR);
+	snprintf(p, sizeof(p), "%s/fz_coll3", mnt);
+	if (mkcoll(p, 1, 0, VEXFS_METRIC_IP))
+		return -1;
+	fds[FD_COLL3_RW] = open(p, O_RDWR);
+	snprintf(p, sizeof(p), "%s/fz_plain", mnt);
+	fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd >= 0 && write(fd, "not a collection, just bytes\n", 29) != 29)
+		return -1;
+	fds[FD_PLAIN] = fd;
+	snprintf(p, sizeof(p), "%s/fz_empty", mnt);
+	fds[FD_EMPTY] = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	snprintf(p, sizeof(p), "%s/fz_dir", mnt);
+	mkdir(p, 0755);
+	fds[FD_DIR] = open(p, O_RDONLY | O_DIRECTORY);
+	fds[FD_TMPFS] = open("/tmp/fz_other_fs", O_RDWR | O_CREAT | O_TRUNC, 0644);
+	fds[FD_DEVNULL] = open("/dev/null", O_RDWR);
+	fds[FD_CLOSED] = open("/dev/null", O_RDONLY);
+	close(fds[FD_CLOSED]);	/* a number that is closed (nothing else opens it) */
+	for (fd = 0; fd < NFD; fd++)
+		if (fds[fd] < 0 && fd != FD_CLOSED) {
+			fprintf(stderr, "fz_ioctl: fd %d failed to open: %s\n", fd, strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	pthread_t th[16];
+	long calls, nthreads, i;
+	int status = 0;
+	pid_t child;
+
+	if (argc >= 4 && !strcmp(argv[1], "mkcoll"))
+		return mkcoll(argv[2], atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 0,
+			      argc > 5 ? atoi(argv[5]) : 0);
+	if (argc < 6 || strcmp(argv[1], "fuzz")) {
+		fprintf(stderr, "usage: %s mkcoll PATH DIM N [METRIC] | fuzz MNT CALLS SEED THREADS\n",
+			argv[0]);
+		return 2;
+	}
+	snprintf(mnt, sizeof(mnt), "%s", argv[2]);
+	calls = atol(argv[3]);
+	seed0 = strtoull(argv[4], NULL, 0);
+	nthreads = atol(argv[5]);
+	if (nthreads < 1 || nthreads > 16)
+		nthreads = 4;
+	console_fd = open("/dev/console", O_WRONLY | O_NOCTTY);
+	buf = mmap(NULL, BUFSZ + 2 * 4096, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (buf == MAP_FAILED)
+		return 2;
+	edge = buf + BUFSZ - 4096;
+	hole = buf + BUFSZ;
+	rdonly = buf + BUFSZ + 4096;
+	munmap(hole, 4096);
+	mprotect(rdonly, 4096, PROT_READ);
+	if (open_pool())
+		return 2;
+	/* one child process shares the same files (its own fds) */
+	calls_per_worker = calls / (nthreads + 1);
+	child = fork();
+	if (child == 0) {
+		seed0 ^= 0xabcdef;
+		close(fds[FD_COLL_RW]);
+		{
+			char p[600];
+
+			snprintf(p, sizeof(p), "%s/fz_coll", mnt);
+			fds[FD_COLL_RW] = open(p, O_RDWR);
+		}
+		worker((void *)(uintptr_t)15);
+		printf("CHILD %lu calls %lu ok %lu bad\n", total.calls, total.ok, total.bad);
+		fflush(stdout);
+		_exit(total.bad ? 1 : 0);
+	}
+	for (i = 0; i < nthreads; i++)
+		pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i);
+	for (i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	waitpid(child, &status, 0);
+	total.calls += calls_per_worker;	/* the child's (its own summary line above) */
+	for (i = 0; i < NFD; i++)
+		if (i != FD_CLOSED)
+			close(fds[i]);
+	printf("IOCTL-SUMMARY {\"calls\": %lu, \"ok\": %lu, \"bad\": %lu, \"child_status\": %d, "
+	       "\"errno\": {", total.calls, total.ok, total.bad, status);
+	{
+		int first = 1;
+
+		for (i = 0; i < 140; i++)
+			if (total.err[i]) {
+				printf("%s\"%ld\": %lu", first ? "" : ", ", i, total.err[i]);
+				first = 0;
+			}
+	}
+	printf("}}\n");
+	say("IO D %lu\n", total.calls);
+	return total.bad || status ? 1 : 0;
+}
