@@ -143,7 +143,6 @@ class Oops:
     header: str
     formats: tuple[Format, ...]
     suppressions: tuple[re.Pattern[str], ...] = field(default_factory=tuple)
-    anchored: bool = True  # header must start the line (after an optional "subsys: ")
 
 
 def F(title: str, fmt: str, kind: str, **kw) -> Format:  # noqa: N802 - table readability
@@ -197,9 +196,7 @@ OOPSES: tuple[Oops, ...] = (
           "oops", stack=("rip", "trace")),
         # catch-all: a BUG we have no entry for; the title is its first words
         F(PREFIX + r"BUG: ([A-Za-z][A-Za-z0-9 _\-]{2,60})", "BUG: {1}", "bug", end="task", needs=(),
-          corrupted=False),
-    ), suppressions=(
-        re.compile(r"BUG: (?:NUMA|nvme|\w+ driver)"),  # probe messages that say "BUG:" loosely
+          ),
     )),
     Oops("kernel BUG at", (
         F(PREFIX + r"kernel BUG at {{SRC}}!", "kernel BUG at {1}:{2}!", "bug", stack=("rip", "trace"),

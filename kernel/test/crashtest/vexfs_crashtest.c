@@ -290,6 +290,7 @@ static ssize_t crashtest_write(struct file *file, const char __user *ubuf,
 {
 	char buf[CRASHTEST_MAX_WRITE];
 	size_t len = min(count, sizeof(buf) - 1);
+	const char *name;
 	size_t i;
 
 	if (count == 0)
@@ -299,17 +300,17 @@ static ssize_t crashtest_write(struct file *file, const char __user *ubuf,
 	if (copy_from_user(buf, ubuf, len))
 		return -EFAULT;
 	buf[len] = '\0';
-	strim(buf);
+	name = strim(buf);
 
 	for (i = 0; i < ARRAY_SIZE(crashtest_triggers); i++) {
-		if (strcmp(buf, crashtest_triggers[i].name))
+		if (strcmp(name, crashtest_triggers[i].name))
 			continue;
 		pr_info("trigger %s (pid %d, %s)\n", crashtest_triggers[i].name,
 			task_pid_nr(current), current->comm);
 		crashtest_triggers[i].fn();
 		return count;
 	}
-	pr_warn("unknown trigger \"%s\"\n", buf);
+	pr_warn("unknown trigger \"%s\"\n", name);
 	return -EINVAL;
 }
 
