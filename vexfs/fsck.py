@@ -140,7 +140,8 @@ def _fmt_bits(bits: int, base: int) -> str:
 class Checker:
     """One full check of an image; ``repair`` decides whether fixes get built to write."""
 
-    def __init__(self, img: Image) -> None:
+    def __init__(self, img: Image, error_state_acked: bool = False) -> None:
+        self.error_state_acked = error_state_acked
         self.img = img
         self.sb = img.sb
         self.problems: list[Problem] = []
@@ -205,12 +206,11 @@ class Checker:
                      f"superblock checksum mismatch (stored 0x{sb.s_checksum:08x}, computed "
                      f"0x{L.struct_checksum(sb):08x}); its fields are consistent, so the "
                      "checksum will be rewritten", self.rewrite_superblock, preen=True)
-        if sb.s_state & L.VEXFS_STATE_ERROR:
-            def clear_error() -> None:
-                self.sb.s_state &= ~L.VEXFS_STATE_ERROR & 0xFFFF
-                self.rewrite_superblock()
+        if sb.s_state & L.VEXFS_STATE_ERROR and not self.error_state_acked:
+            # Cleared (with the CLEAN state written) only once a final re-check
+            # finds nothing left; run_fsck does that write.
             self.add("sb.error_state", "the kernel recorded errors on this filesystem "
-                     "(state ERROR)", clear_error, preen=True)
+                     "(state ERROR)", lambda: None, preen=True)
 
     def rewrite_superblock(self) -> None:
         L.seal(self.sb)
@@ -819,6 +819,8 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
         return EXIT_OK
 
     fixed_any = False
+    error_acked = False
+    error_problem: Problem | None = None
     reported: list[Problem] = []
     remaining: list[Problem] = []
     stats: dict[str, int] = {}
@@ -834,7 +836,7 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
                   "link counts\nPass 5: block ownership, bitmaps, free counts", file=out)
         for rnd in range(MAX_ROUNDS + 1):
             img.sb = L.SuperBlock.unpack(img.dev.read_block(0))
-            checker = Checker(img)
+            checker = Checker(img, error_state_acked=error_acked)
             checker.pending_reconnect = []
             try:
                 problems = checker.check()
@@ -866,6 +868,9 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
                     p.fixed = True
                 except (OSError, ImageError) as e:
                     print(f"fsck.vexfs: could not repair ({p.message}): {e}", file=out)
+            for p in problems:
+                if p.code == "sb.error_state" and p.fixed:
+                    error_acked, error_problem = True, p
             if checker.pending_reconnect:
                 try:
                     checker.reconnect_orphans(checker.pending_reconnect)
@@ -879,6 +884,8 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
                 remaining = problems
                 break
             fixed_any = True
+        if remaining and error_problem is not None:
+            remaining.append(error_problem)    # the ERROR state stays while errors do
         if writable and not remaining:
             sbn = L.SuperBlock.unpack(img.dev.read_block(0))
             if sbn.s_state != L.VEXFS_STATE_CLEAN:

@@ -286,6 +286,17 @@ def test_sb_error_state(img):
     assert L.SuperBlock.unpack(read(img, 0, 256)).s_state == L.VEXFS_STATE_CLEAN
 
 
+def test_error_state_stays_while_errors_remain(img):
+    edit_sb(img, s_state=L.VEXFS_STATE_ERROR)
+    start = first_extent_start(img, "/docs/b.bin")
+    edit_inode(img, lookup(img, "/docs/sub/deep.txt"),
+               fn=lambda i: setattr(i.i_extents[0], "ee_start", start))
+    rc, out = fsck(img, "y")
+    assert rc == 4, out
+    assert "recorded errors on this filesystem (state ERROR) [NOT FIXED]" in out
+    assert L.SuperBlock.unpack(read(img, 0, 256)).s_state & L.VEXFS_STATE_ERROR
+
+
 # -- bitmaps --------------------------------------------------------------------------------
 
 
