@@ -83,6 +83,8 @@ CAPTURES: dict[str, Capture] = {c.name: c for c in (
     Capture("oops", LOAD + fire("oops")),
     Capture("gpf", LOAD + fire("gpf")),
     Capture("divide", LOAD + fire("divide")),
+    Capture("oops_irq", LOAD + fire("oops_irq")),
+    Capture("stack_overflow", LOAD + fire("stack_overflow")),
     Capture("sleep_atomic", LOAD + fire("sleep_atomic")),
     Capture("list_corrupt", LOAD + fire("list_corrupt")),
     Capture("refcount", LOAD + fire("refcount")),

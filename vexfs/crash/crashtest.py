@@ -18,8 +18,8 @@ the kernel running (`warn`, `refcount`, `sleep_atomic`, `slab_leak`, `ok`,
 `hang`, and `double_free` with slub_debug) let the writer continue; `oops`, `gpf`, `divide`, `bug`,
 `list_corrupt`, `double_free` and `dentry_leak` kill the writing process
 (the shell sees "Killed" / exit 137) but the kernel lives on unless
-`panic_on_oops=1`; `panic` ends the VM (QEMU exits with `panic=-1
--no-reboot`); `softlockup` and `freeze` never return: the harness's
+`panic_on_oops=1`; `panic`, `oops_irq` and `stack_overflow` end the VM (QEMU exits with
+`panic=-1 -no-reboot`); `softlockup` and `freeze` never return: the harness's
 no-progress timeout must catch them (`softlockup` still prints watchdog/RCU
 reports; `freeze` leaves the console silent for good).
 """
@@ -60,6 +60,10 @@ TRIGGERS: dict[str, Trigger] = {t.name: t for t in (
     Trigger("oops", "oops", "BUG: kernel NULL pointer dereference in crashtest_oops", False),
     Trigger("gpf", "gpf", "general protection fault in crashtest_gpf", False),
     Trigger("divide", "oops", "divide error in crashtest_divide", False),
+    Trigger("oops_irq", "oops", "BUG: kernel NULL pointer dereference in crashtest_timer_fn", False,
+            "in a timer callback (softirq); the kernel then panics 'Fatal exception in interrupt'"),
+    Trigger("stack_overflow", "oops", "BUG: TASK stack guard page was hit in crashtest_recurse",
+            False, "deep recursion; the kernel then panics 'Fatal exception in interrupt'"),
     Trigger("hang", "hang", "INFO: task hung in crashtest_hang", False,
             "D state forever; reported after kernel.hung_task_timeout_secs (120 s default)"),
     Trigger("softlockup", "stall", "INFO: rcu detected stall in crashtest_softlockup", False,

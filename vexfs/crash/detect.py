@@ -311,6 +311,7 @@ def build_crash(report: _Report) -> Crash:
     for needed in fmt.needs:
         if needed not in body:
             corrupted = True
+    title = re.sub(r"  +", " ", title)  # an optional capture left empty
     return Crash(kind=fmt.kind, title=title.strip(), trace="\n".join(report.lines),
                  corrupted=corrupted)
 

@@ -32,6 +32,7 @@
 #include <linux/slab.h>
 #include <linux/stop_machine.h>
 #include <linux/string.h>
+#include <linux/timer.h>
 #include <linux/uaccess.h>
 
 #define CRASHTEST_PROC_NAME	"vexfs_crashtest"
@@ -80,6 +81,49 @@ static noinline void crashtest_gpf(void)
 	int *p = (int *)READ_ONCE(crashtest_noncanonical_addr);
 
 	pr_info("read %d\n", READ_ONCE(*p));
+}
+
+static struct timer_list crashtest_timer;
+
+static void crashtest_timer_fn(struct timer_list *t)
+{
+	int *p = (int *)READ_ONCE(crashtest_null_addr);
+
+	WRITE_ONCE(*p, 2);
+}
+
+/*
+ * The NULL dereference of "oops", in a timer callback (softirq context, like
+ * a bio completion): the call trace has an <IRQ> section and the kernel
+ * panics: "Kernel panic - not syncing: Fatal exception in interrupt".
+ */
+static noinline void crashtest_oops_irq(void)
+{
+	mod_timer(&crashtest_timer, jiffies + 1);
+	msleep(100);
+}
+
+/*
+ * Recursion with a 256-byte frame, bounded only far beyond what the 16 KiB
+ * vmap'ed stack holds: "BUG: TASK stack guard page was hit at ..." then a
+ * panic.
+ */
+static int crashtest_max_depth = 1 << 20;
+
+static noinline int crashtest_recurse(int depth)
+{
+	char frame[256];
+
+	if (depth >= READ_ONCE(crashtest_max_depth))
+		return 0;
+	memset(frame, depth, sizeof(frame));
+	barrier_data(frame);
+	return crashtest_recurse(depth + 1) + frame[depth & 255];
+}
+
+static noinline void crashtest_stack_overflow(void)
+{
+	pr_info("depth %d\n", crashtest_recurse(0));
 }
 
 /* "divide error: 0000 [#1] PREEMPT SMP NOPTI" */
@@ -274,6 +318,8 @@ static const struct crashtest_trigger crashtest_triggers[] = {
 	{ "oops", crashtest_oops },
 	{ "gpf", crashtest_gpf },
 	{ "divide", crashtest_divide },
+	{ "oops_irq", crashtest_oops_irq },
+	{ "stack_overflow", crashtest_stack_overflow },
 	{ "hang", crashtest_hang },
 	{ "softlockup", crashtest_softlockup },
 	{ "freeze", crashtest_freeze },
@@ -342,6 +388,7 @@ static int __init crashtest_init(void)
 {
 	int err;
 
+	timer_setup(&crashtest_timer, crashtest_timer_fn, 0);
 	err = register_filesystem(&crashtest_fs_type);
 	if (err)
 		return err;
@@ -360,6 +407,7 @@ static int __init crashtest_init(void)
 static void __exit crashtest_exit(void)
 {
 	proc_remove(crashtest_proc);
+	del_timer_sync(&crashtest_timer);
 	unregister_filesystem(&crashtest_fs_type);
 	pr_info("unloaded\n");
 }
