@@ -58,18 +58,25 @@ static int need_mode(struct file *filp, fmode_t mode)
 	return (filp->f_mode & mode) == mode ? 0 : -EBADF;
 }
 
-/* mutations: writable fd, writable mount, file neither immutable nor append-only */
+/*
+ * Mutations: writable mount (EROFS first, even for a read-only fd, so the
+ * cause is clear), writable fd, file neither immutable nor append-only.
+ * On success the caller owns a mnt_want_write_file() reference.
+ */
 static int begin_write(struct file *filp)
 {
 	struct inode *inode = file_inode(filp);
 	int err;
 
-	err = need_mode(filp, FMODE_WRITE);
+	err = mnt_want_write_file(filp);
 	if (err)
 		return err;
-	if (IS_IMMUTABLE(inode) || IS_APPEND(inode))
-		return -EPERM;
-	return mnt_want_write_file(filp);
+	err = need_mode(filp, FMODE_WRITE);
+	if (!err && (IS_IMMUTABLE(inode) || IS_APPEND(inode)))
+		err = -EPERM;
+	if (err)
+		mnt_drop_write_file(filp);
+	return err;
 }
 
 static long ioc_create(struct file *filp, void __user *uarg)

@@ -199,6 +199,58 @@ static float l21_sse2(const float *a, const float *x, u32 n)
 	return hsum4(acc);
 }
 
+/* L2 with screening by a lower bound from the expansion (see vector.h) */
+static u32 screen_key(const float *a, const float *x, u32 n, float dot,
+		      float qn, float rn, u32 thresh)
+{
+	float approx = qn + rn - 2.0f * dot;
+	float bound = (float)(n + 8) * (1.0f / 2097152.0f) * (qn + rn);
+	u32 lb = f2key(approx - bound);
+
+	if (lb != VEXFS_KEY_NAN && lb > thresh)
+		return VEXFS_KEY_NAN;
+	return f2key(l21_sse2(a, x, n));
+}
+
+static void dist_l2_screened(const struct vexfs_dist_job *job)
+{
+	const float *queries = job->queries;
+	const char *base = job->base;
+	u32 n = job->dim4, nq = job->nq;
+	float qn[VEXFS_DIST_MAX_NQ];
+	u32 q, r;
+
+	for (q = 0; q < nq; q++)
+		qn[q] = dot1_sse2(queries + (size_t)q * n, queries + (size_t)q * n, n);
+
+	for (r = 0; r < job->nr; r++) {
+		const float *x = (const float *)(base + r * job->stride);
+		u32 *keys = job->keys + r;
+		float rn = dot1_sse2(x, x, n);
+
+		for (q = 0; q + QBLOCK <= nq; q += QBLOCK) {
+			const float *a[QBLOCK];
+			float s[QBLOCK];
+			int j;
+
+			for (j = 0; j < QBLOCK; j++)
+				a[j] = queries + (size_t)(q + j) * n;
+			block4_sse2(a, x, n, false, s);
+			for (j = 0; j < QBLOCK; j++)
+				keys[(size_t)(q + j) * job->nr] =
+					screen_key(a[j], x, n, s[j], qn[q + j], rn,
+						   job->thresh[q + j]);
+		}
+		for (; q < nq; q++) {
+			const float *a = queries + (size_t)q * n;
+
+			keys[(size_t)q * job->nr] =
+				screen_key(a, x, n, dot1_sse2(a, x, n), qn[q], rn,
+					   job->thresh[q]);
+		}
+	}
+}
+
 void vexfs_dist_sse2(const struct vexfs_dist_job *job)
 {
 	const float *queries = job->queries;
@@ -210,6 +262,10 @@ void vexfs_dist_sse2(const struct vexfs_dist_job *job)
 
 	if (WARN_ON_ONCE(nq > VEXFS_DIST_MAX_NQ))
 		return;
+	if (l2 && job->thresh) {
+		dist_l2_screened(job);
+		return;
+	}
 	if (metric == VEXFS_METRIC_COSINE)
 		for (q = 0; q < nq; q++)
 			qn[q] = dot1_sse2(queries + (size_t)q * n,

@@ -230,6 +230,18 @@ corrupt:
 	return -EUCLEAN;
 }
 
+/* For zero-sized batches: still report ENOTTY/EUCLEAN like any other call. */
+static int coll_check(struct inode *inode)
+{
+	struct coll c;
+	int err;
+
+	inode_lock_shared(inode);
+	err = coll_load(inode, &c);
+	inode_unlock_shared(inode);
+	return err;
+}
+
 static int coll_store_header(struct file *filp, const struct coll *c)
 {
 	struct vexfs_collection_header h = {
@@ -455,7 +467,7 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 	arg->added = 0;
 	arg->updated = 0;
 	if (!n)
-		return 0;
+		return coll_check(inode);
 	ents = ids_load(arg->ids_ptr, n);
 	if (IS_ERR(ents))
 		return PTR_ERR(ents);
@@ -590,7 +602,7 @@ int vexfs_coll_get(struct file *filp, struct vexfs_ioc_get *arg)
 
 	arg->nfound = 0;
 	if (!n)
-		return 0;
+		return coll_check(inode);
 	ents = ids_load(arg->ids_ptr, n);
 	if (IS_ERR(ents))
 		return PTR_ERR(ents);
@@ -674,7 +686,7 @@ int vexfs_coll_delete(struct file *filp, struct vexfs_ioc_delete *arg)
 
 	arg->deleted = 0;
 	if (!n)
-		return 0;
+		return coll_check(inode);
 	ents = ids_load(arg->ids_ptr, n);
 	if (IS_ERR(ents))
 		return PTR_ERR(ents);
@@ -806,8 +818,10 @@ static int topk_cmp(const void *a, const void *b)
  */
 static int search_chunk(struct inode *inode, const struct coll *c,
 			const void *q, u32 nq, u32 k, struct topk_ent *heaps,
-			u32 *hn, u8 *rbuf, u32 rper, u32 *keys)
+			u32 *hn, u8 *rbuf, u32 rper, u32 *keys, u32 *thresh)
 {
+	bool screen = c->metric == VEXFS_METRIC_L2 &&
+		      vexfs_simd_mode() != VEXFS_SIMD_SCALAR;
 	u64 slot = 0;
 	int err = 0;
 
@@ -815,9 +829,14 @@ static int search_chunk(struct inode *inode, const struct coll *c,
 		u32 nr = min_t(u64, rper, c->count - slot), r, qi;
 		struct vexfs_dist_job job = {
 			.queries = q, .base = rbuf + REC_HDR, .keys = keys,
-			.stride = c->rs, .nq = nq, .nr = nr, .dim4 = c->dim4,
-			.metric = c->metric,
+			.thresh = screen ? thresh : NULL, .stride = c->rs,
+			.nq = nq, .nr = nr, .dim4 = c->dim4, .metric = c->metric,
 		};
+
+		/* worst kept result per query: anything provably worse is skipped */
+		for (qi = 0; qi < nq; qi++)
+			thresh[qi] = hn[qi] == k ? heaps[(size_t)qi * k].key :
+				     VEXFS_KEY_NAN;
 
 		err = coll_read(inode, rec_pos(c, slot), rbuf,
 				(size_t)nr * c->rs);
@@ -864,19 +883,17 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 	u8 __user *uids = u64_to_user_ptr(arg->ids_ptr);
 	u32 nq = arg->nq, k = arg->k, qper, rper, done, j;
 	struct topk_ent *heaps = NULL;
-	u32 *keys = NULL, *hn = NULL, *obits = NULL;
+	u32 *keys = NULL, *hn = NULL, *obits = NULL, *thresh = NULL;
 	u64 *oids = NULL;
 	u8 *qbuf = NULL, *rbuf = NULL;
 	struct coll c;
 	int err;
 
-	if (!nq)
-		return 0;
 	/* the dimension decides the buffer sizes: peek at the header first */
 	inode_lock_shared(inode);
 	err = coll_load(inode, &c);
 	inode_unlock_shared(inode);
-	if (err)
+	if (err || !nq)
 		return err;
 
 	/* queries per chunk: bounded by the heap memory, nq * k entries */
@@ -892,9 +909,11 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 	keys = kvmalloc_array((size_t)qper * rper, sizeof(u32), GFP_KERNEL);
 	heaps = kvmalloc_array((size_t)qper * k, sizeof(*heaps), GFP_KERNEL);
 	hn = kcalloc(qper, sizeof(u32), GFP_KERNEL);
+	thresh = kcalloc(qper, sizeof(u32), GFP_KERNEL);
 	obits = kvmalloc_array(k, sizeof(u32), GFP_KERNEL);
 	oids = kvmalloc_array(k, sizeof(u64), GFP_KERNEL);
-	if (!qbuf || !rbuf || !keys || !heaps || !hn || !obits || !oids)
+	if (!qbuf || !rbuf || !keys || !heaps || !hn || !thresh || !obits ||
+	    !oids)
 		goto out;
 
 	err = 0;
@@ -932,7 +951,7 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 				err = -ESTALE;
 			if (!err)
 				err = search_chunk(inode, &now, qbuf, m, k, heaps,
-						   hn, rbuf, rper, keys);
+						   hn, rbuf, rper, keys, thresh);
 		}
 		inode_unlock_shared(inode);
 		if (err)
@@ -961,6 +980,7 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 out:
 	kvfree(oids);
 	kvfree(obits);
+	kfree(thresh);
 	kfree(hn);
 	kvfree(heaps);
 	kvfree(keys);

@@ -30,6 +30,19 @@ long vexfs_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
  * base:    first stored vector; vector i starts stride bytes after vector
  *          i-1; each has dim4 floats, zero padded. 16-byte aligned.
  * keys:    out, nq rows of nr keys (row q at keys + q * nr).
+ * thresh:  L2 only, optional: per query, the key of the worst of the k
+ *          results kept so far (VEXFS_KEY_NAN while fewer than k). A stored
+ *          vector whose distance provably exceeds it gets key VEXFS_KEY_NAN
+ *          ("skipped", never kept) instead of its exact distance.
+ *
+ * Screening (thresh != NULL): the distance is first bounded from below with
+ * the expansion |a|^2 + |b|^2 - 2 a.b (one multiply-add per dimension
+ * instead of a subtract and a multiply-add) minus a rounding error bound
+ * e = (dim4 + 8) * 2^-21 * (|a|^2 + |b|^2); that bound is twice the worst-case
+ * float32 error of the expansion plus that of the direct sum, so a vector
+ * is skipped only if its exactly computed key would exceed thresh. Every
+ * vector that can enter the top k gets its distance from the direct formula,
+ * so results are identical with and without screening.
  */
 #define VEXFS_DIST_MAX_NQ	64	/* queries per job */
 
@@ -37,6 +50,7 @@ struct vexfs_dist_job {
 	const void *queries;
 	const void *base;
 	u32 *keys;
+	const u32 *thresh;
 	size_t stride;
 	u32 nq;
 	u32 nr;
