@@ -130,7 +130,14 @@ def test_memory_verdicts_use_the_scenarios_tolerances() -> None:
                "mem_available_tolerance_kb": 8192, "module_counters": [{}, {}]}
     run = Run(run_id="m", started_at="", duration_s=1.0, environment=Environment("", "", ""),
               scenarios=[ScenarioResult("S2", "stress", Status.FAILED, 1.0, metrics=metrics)])
-    html = render_html(run)
+    _check_memory_rows(render_html(run))
+    # The names S2 records now: mem_tolerance_kb for MemAvailable, slab_tolerance_kb for Slab/Vmalloc.
+    del metrics["mem_available_tolerance_kb"]
+    metrics["mem_tolerance_kb"], metrics["slab_tolerance_kb"] = 8192, 1024
+    _check_memory_rows(render_html(run))
+
+
+def _check_memory_rows(html: str) -> None:
     rows = {label: row for label, row in re.findall(
         r"<tr><td>No memory growth over 20 cycles: ([^<]*)</td>(.*?)</tr>", html, re.S)}
     assert set(rows) == {"MemAvailable lost", "Slab grew", "VmallocUsed grew", "module counters"}

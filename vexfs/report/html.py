@@ -21,12 +21,14 @@ from vexfs.report import plots
 from vexfs.report.metrics import (
     as_floats,
     DEFAULT_MEM_TOLERANCE_KB,
+    GROWTH_SERIES,
     fmt_value,
     is_number,
     memory_scenario,
     memory_verdicts,
     spec_for,
     spec_limit_checks,
+    tolerance,
 )
 from vexfs.report.model import Run, ScenarioResult, Status
 from vexfs.report.writers import jsonable
@@ -205,9 +207,8 @@ def _plots(run: Run) -> str:
         figs.append(_figure("S2 load/unload time per cycle",
                             lambda: plots.cycle_times(m.get("load_s"), m.get("unload_s"), 5.0, 2.0),
                             f"{cyc.id}: insmod / rmmod wall time measured in the guest, per cycle."))
-        tol = m.get("mem_tolerance_kb") if is_number(m.get("mem_tolerance_kb")) else DEFAULT_MEM_TOLERANCE_KB
-        avail_tol = m.get("mem_available_tolerance_kb")
-        avail_tol = avail_tol if is_number(avail_tol) else tol
+        tol = tolerance(m, GROWTH_SERIES[1][4])
+        avail_tol = tolerance(m, GROWTH_SERIES[0][4])
         figs.append(_figure("S2 memory per cycle",
                             lambda: plots.memory_per_cycle(m.get("mem_available_kb"), m.get("slab_kb"), tol,
                                                            m.get("vmalloc_used_kb"), avail_tol),
@@ -273,6 +274,27 @@ def _metric_row(name: str, value: Any) -> str:
                 f"<code>{e(raw)}</code></details></td></tr>")
     if is_number(value):
         return f"<tr><td>{e(name)}</td><td>{e(fmt_value(float(value), spec.unit))}</td></tr>"
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        # Per-cycle samples (module_counters): say whether they ever changed.
+        keys = sorted({k for d in value for k in d})
+        varying = [k for k in keys if any(d.get(k) != value[0].get(k) for d in value)]
+        if not keys:
+            head = f"n={len(value)} · all empty"
+        elif varying:
+            head = f"n={len(value)} · changing: " + ", ".join(
+                f"{k} {value[0].get(k)} → {value[-1].get(k)}" for k in varying)
+        else:
+            head = f"n={len(value)} · the same in every sample: " + ", ".join(
+                f"{k}={value[0].get(k)}" for k in keys)
+        text = json.dumps(jsonable(value), indent=1, sort_keys=True, ensure_ascii=False)
+        return (f"<tr><td>{e(name)}</td><td>{e(head)}<details><summary>all values</summary>"
+                f"<pre>{e(text)}</pre></details></td></tr>")
+    if isinstance(value, list) and not value:
+        return f'<tr><td>{e(name)}</td><td><span class="muted">none</span></td></tr>'
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = "".join(f"<li><code>{e(v)}</code></li>" for v in value[:200])
+        more = f"<li>… {len(value) - 200} more</li>" if len(value) > 200 else ""
+        return f"<tr><td>{e(name)}</td><td>{len(value)}:<ul>{items}{more}</ul></td></tr>"
     if isinstance(value, (dict, list)):
         text = json.dumps(jsonable(value), indent=2, sort_keys=True, ensure_ascii=False)
         first = text.splitlines()[0] + (" …" if "\n" in text else "")

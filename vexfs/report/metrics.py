@@ -117,11 +117,24 @@ def spec_for(name: str) -> MetricSpec:
 
 # (derived metric, per-cycle series, sign, label, tolerance metric). Growth is
 # last cycle minus first; MemAvailable *lost* is growth, hence the sign.
+# The tolerance metrics are tried in order (S2 records `mem_tolerance_kb` for
+# MemAvailable and `slab_tolerance_kb` for Slab/Vmalloc; older runs had one
+# `mem_tolerance_kb` for everything).
 GROWTH_SERIES = (
-    ("mem_growth_kb", "mem_available_kb", -1, "MemAvailable lost", "mem_available_tolerance_kb"),
-    ("slab_growth_kb", "slab_kb", 1, "Slab grew", "mem_tolerance_kb"),
-    ("vmalloc_growth_kb", "vmalloc_used_kb", 1, "VmallocUsed grew", "mem_tolerance_kb"),
+    ("mem_growth_kb", "mem_available_kb", -1, "MemAvailable lost",
+     ("mem_available_tolerance_kb", "mem_tolerance_kb")),
+    ("slab_growth_kb", "slab_kb", 1, "Slab grew", ("slab_tolerance_kb", "mem_tolerance_kb")),
+    ("vmalloc_growth_kb", "vmalloc_used_kb", 1, "VmallocUsed grew",
+     ("vmalloc_tolerance_kb", "slab_tolerance_kb", "mem_tolerance_kb")),
 )
+
+
+def tolerance(metrics: dict[str, Any], keys: tuple[str, ...]) -> float:
+    """The first tolerance the scenario recorded among `keys`, else the default."""
+    for key in keys:
+        if is_number(metrics.get(key)):
+            return float(metrics[key])
+    return float(DEFAULT_MEM_TOLERANCE_KB)
 
 
 def memory_growth(metrics: dict[str, Any]) -> dict[str, float]:
@@ -164,17 +177,13 @@ class MemoryVerdict:
 
 def memory_verdicts(metrics: dict[str, Any]) -> list[MemoryVerdict]:
     """The "no memory growth" judgement, one line per thing judged, using the
-    tolerances the scenario recorded (`mem_tolerance_kb` for Slab/Vmalloc,
-    `mem_available_tolerance_kb` for MemAvailable, else the default)."""
+    tolerances the scenario recorded (see GROWTH_SERIES), else the default."""
     out = []
     growth = memory_growth(metrics)
-    base_tol = metrics.get("mem_tolerance_kb")
-    base_tol = float(base_tol) if is_number(base_tol) else DEFAULT_MEM_TOLERANCE_KB
-    for key, _, _, label, tol_key in GROWTH_SERIES:
+    for key, _, _, label, tol_keys in GROWTH_SERIES:
         if key not in growth:
             continue
-        tol = metrics.get(tol_key)
-        tol = float(tol) if is_number(tol) else base_tol
+        tol = tolerance(metrics, tol_keys)
         out.append(MemoryVerdict(label, f"{growth[key]:+,.0f} kB", f"≤ {tol:,.0f} kB", growth[key] <= tol))
     leaks = counters_leak(metrics)
     if leaks is None:

@@ -74,7 +74,7 @@ def cycle_times(load_s: Any, unload_s: Any, load_limit: float, unload_limit: flo
         ax.set_xlabel("cycle")
         ax.set_ylabel("ms")
         ax.set_title("Module load/unload time per cycle")
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8, frameon=False)
         ax.text(0.01, 0.98, f"limits: load < {load_limit:g} s, unload < {unload_limit:g} s",
                 transform=ax.transAxes, va="top", fontsize=8, color=GREY)
         ax.xaxis.get_major_locator().set_params(integer=True)
