@@ -351,3 +351,67 @@ def test_blocked_tasks_from_the_harness_sysrq_probe():
     assert [(t.comm, t.func) for t in blocked_tasks(text)] == [("sh", "crashtest_hang")]
     assert blocked_tasks((DATA / "clean_boot.log").read_text()) == []
     assert [t.func for t in blocked_tasks(HUNG_TASK_WITH_LOCKS)] == ["vexfs_fill_super"]
+
+
+_REAL_LOGS = sorted(DATA.glob("*.log"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(_REAL_LOGS), st.randoms(use_true_random=False))
+def test_mangled_real_logs_give_well_formed_crashes(log, rnd):
+    """Lines lost, repeated or cut short (a console under pressure) never break
+    the detector, and every crash it reports is well formed."""
+    lines = log.read_text().splitlines()
+    mangled = []
+    for line in lines:
+        r = rnd.random()
+        if r < 0.1:
+            continue  # lost
+        if r < 0.15:
+            mangled.append(line[: rnd.randrange(len(line) + 1)])  # cut short
+            continue
+        mangled.append(line)
+        if r > 0.95:
+            mangled.append(line)  # repeated
+    for crash in parse_log("\n".join(mangled), dedupe=False):
+        assert crash.kind in sig.KINDS
+        assert crash.title and "{" not in crash.title and "\n" not in crash.title
+        assert crash.trace
+
+
+ARM64_OOPS = """\
+[    5.000000] Unable to handle kernel NULL pointer dereference at virtual address 0000000000000008
+[    5.000001] Mem abort info:
+[    5.000002] Internal error: Oops: 96000005 [#1] PREEMPT SMP
+[    5.000003] CPU: 0 PID: 88 Comm: mount Not tainted 6.1.0 #1
+[    5.000004] pc : vexfs_fill_super+0x3c/0x200 [vexfs]
+[    5.000005] lr : mount_bdev+0x1a0/0x1d0
+[    5.000006] Call trace:
+[    5.000007]  vexfs_fill_super+0x3c/0x200 [vexfs]
+[    5.000008]  mount_bdev+0x1a0/0x1d0
+[    5.000009] ---[ end trace 0000000000000000 ]---
+"""
+
+
+def test_every_header_named_in_issue_3_is_detected():
+    """The issue's list: Kernel panic, BUG:, kernel BUG at, Oops, general protection
+    fault, WARNING:, Unable to handle kernel, invalid opcode:, divide error:, UBSAN:,
+    INFO: task ... blocked, rcu ... stall, Dentry ... still in use."""
+    assert _titles(ARM64_OOPS) == [
+        ("Unable to handle kernel NULL pointer dereference in vexfs_fill_super", "oops", False)]
+    alone = {
+        "Internal error: Oops: 96000005 [#1] PREEMPT SMP": "oops",
+        "invalid opcode: 0000 [#1] PREEMPT SMP NOPTI": "oops",
+        "divide error: 0000 [#1] PREEMPT SMP NOPTI": "oops",
+        "general protection fault: 0000 [#1] SMP": "gpf",
+        "UBSAN: shift-out-of-bounds in fs/vexfs/alloc.c:9:3": "ubsan",
+        "INFO: task mount:9 blocked for more than 120 seconds.": "hang",
+        "rcu: INFO: rcu_sched detected stalls on CPUs/tasks:": "stall",
+        "BUG: Dentry 0000000012345678{i=2,n=a}  still in use (1) [unmount of vexfs loop0]": "leak",
+        "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009": "panic",
+        "kernel BUG at fs/vexfs/inode.c:12!": "bug",
+        "WARNING: CPU: 0 PID: 1 at fs/vexfs/super.c:10 vexfs_put_super+0x1/0x2 [vexfs]": "warning",
+        "BUG: kernel NULL pointer dereference, address: 0000000000000010": "oops",
+    }
+    for line, kind in alone.items():
+        assert [c.kind for c in parse_log("[    1.000000] " + line)] == [kind], line

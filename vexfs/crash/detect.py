@@ -309,7 +309,9 @@ def build_crash(report: _Report) -> Crash:
                 corrupted = True
     body = "\n".join(report.clean)
     for needed in fmt.needs:
-        if needed not in body:
+        # "Call Trace:" stands for any stack header (arm64 prints "Call trace:")
+        present = report.seen_trace if needed == "Call Trace:" else needed in body
+        if not present:
             corrupted = True
     title = re.sub(r"  +", " ", title)  # an optional capture left empty
     return Crash(kind=fmt.kind, title=title.strip(), trace="\n".join(report.lines),
