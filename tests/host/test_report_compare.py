@@ -155,3 +155,13 @@ def test_load_run_round_trip() -> None:
     run, run_dir = load_run(RUNS / "regressed")
     assert run_dir == RUNS / "regressed"
     assert run.scenarios[2].crashes[0].kind == "bug"
+
+
+def test_bench_tool_shape_is_compared() -> None:
+    def bench(qps: float) -> dict:
+        return {"bench": {"results": [{"n": 1000, "dim": 64, "kernel_batch_qps": qps, "numpy_batch_qps": 500.0,
+                                       "insert_vps": 1e5}]}}
+    cmp = compare_runs(_run(bench(400.0)), _run(bench(200.0)))
+    assert cmp.regressed
+    assert "bench.batch_qps_n1000_d64.vexfs" in cmp.regressions[0].what
+    assert not compare_runs(_run(bench(400.0)), _run(bench(390.0))).changes

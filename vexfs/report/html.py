@@ -20,6 +20,7 @@ from typing import Any, Callable
 from vexfs.report import plots
 from vexfs.report.metrics import (
     as_floats,
+    bench_figures,
     DEFAULT_MEM_TOLERANCE_KB,
     GROWTH_SERIES,
     fmt_value,
@@ -214,13 +215,21 @@ def _plots(run: Run) -> str:
                                                            m.get("vmalloc_used_kb"), avail_tol),
                             f"{cyc.id}: /proc/meminfo after each cycle's unload, as the change from cycle 1. "
                             "Green band: Slab/Vmalloc growth tolerance; blue dashed: MemAvailable loss limit."))
-    mounts = {s.id: (s.metrics.get("mount_s"), s.metrics.get("umount_s"))
-              for s in run.scenarios if "mount_s" in s.metrics or "umount_s" in s.metrics}
+    mounts: dict[str, tuple[Any, Any]] = {}
+    for s in run.scenarios:
+        m = s.metrics
+        mount = m.get("mount_s", [v / 1000 for v in as_floats(m.get("mount_ms"))] or None)
+        umount = m.get("umount_s", [v / 1000 for v in as_floats(m.get("umount_ms"))] or None)
+        if mount is not None or umount is not None:
+            mounts[s.id] = (mount, umount)
+        if "ext4_mount_s" in m or "ext4_umount_s" in m:  # S4's reference: ext4 on the same device
+            mounts[f"{s.id} ext4"] = (m.get("ext4_mount_s"), m.get("ext4_umount_s"))
     if mounts:
         figs.append(_figure("Mount and umount times", lambda: plots.mount_times(mounts, 10.0),
-                            "mount(2) / umount(2) wall time measured in the guest."))
+                            "mount(2) / umount(2) wall time measured in the guest; grey: ext4 on the "
+                            "same device, for reference."))
     for s in run.scenarios:
-        if isinstance(s.metrics.get("bench"), dict):
+        if bench_figures(s.metrics.get("bench")):
             bench = s.metrics["bench"]
             figs.append(_figure(f"{s.id} vector benchmark", lambda b=bench: plots.bench_bars(b),
                                 f"{s.id}: figures recorded in metrics.bench."))
@@ -259,8 +268,8 @@ def _bench_table(bench: dict) -> str:
 
 def _metric_row(name: str, value: Any) -> str:
     spec = spec_for(name)
-    if name == "bench" and isinstance(value, dict) and value:
-        return f"<tr><td>{e(name)}</td><td>{_bench_table(value)}</td></tr>"
+    if name == "bench" and bench_figures(value):
+        return f"<tr><td>{e(name)}</td><td>{_bench_table(bench_figures(value))}</td></tr>"
     if isinstance(value, list) and len(value) == 1 and is_number(value[0]):
         return f"<tr><td>{e(name)}</td><td>{e(fmt_value(float(value[0]), spec.unit))}</td></tr>"
     if isinstance(value, list) and value and all(is_number(v) for v in value):

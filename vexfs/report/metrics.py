@@ -85,9 +85,9 @@ def _guess_spec(part: str) -> MetricSpec | None:
     lowered = part.lower()
     if lowered in KNOWN:
         return KNOWN[lowered]
-    if any(tag in lowered for tag in ("per_s", "per_sec", "ops", "qps", "throughput", "mb_s", "gbps")):
+    if any(tag in lowered for tag in ("per_s", "per_sec", "ops", "qps", "vps", "throughput", "mb_s", "gbps")):
         return MetricSpec("/s", "higher", None, 0.20, 0.0)
-    if "recall" in lowered or "accuracy" in lowered:
+    if "recall" in lowered or "accuracy" in lowered or "agreement" in lowered:
         return MetricSpec("", "higher", None, 0.01, 0.005)
     for suffix, unit, floor in (("_ns", "ns", 20_000.0), ("_us", "us", 20.0), ("_ms", "ms", 0.5),
                                 ("_s", "s", 0.025), ("seconds", "s", 0.025)):
@@ -195,6 +195,42 @@ def memory_verdicts(metrics: dict[str, Any]) -> list[MemoryVerdict]:
     return out
 
 
+def bench_figures(bench: Any) -> dict[str, dict[str, Any]]:
+    """Benchmark figures as {figure: {"vexfs": n, "numpy": n, "unit": str}}.
+
+    Accepts that documented shape (a figure may also be a bare number) and the
+    output of `vexfs bench vectors --json` ({"results": [one dict per size]}),
+    which becomes insert rate, batch and single-query QPS per size."""
+    if not isinstance(bench, dict):
+        return {}
+    figures: dict[str, dict[str, Any]] = {}
+    results = bench.get("results")
+    if isinstance(results, list):
+        for r in results:
+            if not isinstance(r, dict):
+                continue
+            size = f"n{r.get('n', '?')}_d{r.get('dim', '?')}"
+            if is_number(r.get("insert_vps")):
+                figures[f"insert_vps_{size}"] = {"vexfs": r["insert_vps"], "unit": "vectors/s"}
+            for mode in ("batch", "single"):
+                kern, ref = r.get(f"kernel_{mode}_qps"), r.get(f"numpy_{mode}_qps")
+                if is_number(kern) or is_number(ref):
+                    fig = {"unit": "queries/s"}
+                    if is_number(kern):
+                        fig["vexfs"] = kern
+                    if is_number(ref):
+                        fig["numpy"] = ref
+                    figures[f"{mode}_qps_{size}"] = fig
+    for name, value in bench.items():
+        if name == "results":
+            continue
+        if isinstance(value, dict) and any(is_number(v) for v in value.values()):
+            figures[str(name)] = value
+        elif is_number(value):
+            figures[str(name)] = {"vexfs": value}
+    return figures
+
+
 def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested dicts (like `bench`) become dotted names; leaves stay as they are."""
     out: dict[str, Any] = {}
@@ -211,7 +247,10 @@ def comparable_metrics(scenario: ScenarioResult) -> dict[str, float]:
     """Every metric of a scenario reduced to one number (lists by median), plus
     the derived memory growth, keyed by dotted name."""
     out: dict[str, float] = {}
-    for name, value in flatten(scenario.metrics).items():
+    metrics = dict(scenario.metrics)
+    if "bench" in metrics:
+        metrics["bench"] = bench_figures(metrics["bench"])
+    for name, value in flatten(metrics).items():
         if name == "module_counters" or name.endswith(".unit"):
             continue
         v = summary_value(value)
@@ -242,6 +281,9 @@ def spec_limit_checks(run: Run) -> list[LimitCheck]:
         found = False
         for s in run.scenarios:
             nums = as_floats(s.metrics.get(metric))
+            ms_name = metric[:-2] + "_ms"  # e.g. S6 records mount_ms
+            if not nums and ms_name in s.metrics:
+                nums = [v / 1000 for v in as_floats(s.metrics.get(ms_name))]
             if nums:
                 found = True
                 checks.append(LimitCheck(label, s.id, metric, limit, max(nums), len(nums)))

@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # no display, ever
 import matplotlib.ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from vexfs.report.metrics import as_floats, is_number  # noqa: E402
+from vexfs.report.metrics import as_floats, bench_figures, is_number  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,8 @@ def memory_per_cycle(mem_available_kb: Any, slab_kb: Any, tolerance_kb: float,
 
 
 def mount_times(series: dict[str, tuple[Any, Any]], limit: float) -> str | None:
-    """Mount and umount times by scenario: {scenario id: (mount_s, umount_s)}, in ms."""
+    """Mount and umount times by label: {"S4": (mount_s, umount_s), "S4 ext4": (...)}, in ms.
+    Labels with a space (a reference filesystem) are drawn grey."""
     rows = [(sid, as_floats(m), as_floats(u)) for sid, (m, u) in series.items()]
     rows = [r for r in rows if r[1] or r[2]]
     if not rows:
@@ -123,7 +124,9 @@ def mount_times(series: dict[str, tuple[Any, Any]], limit: float) -> str | None:
         labels: list[str] = []
         x = 0
         for sid, mounts, umounts in rows:
-            for kind, values, color in (("mount", mounts, BLUE), ("umount", umounts, ORANGE)):
+            ref = " " in sid
+            for kind, values, color in (("mount", mounts, GREY if ref else BLUE),
+                                        ("umount", umounts, GREY if ref else ORANGE)):
                 if not values:
                     continue
                 ms = [v * 1000 for v in values]
@@ -145,17 +148,10 @@ def bench_bars(bench: Any) -> str | None:
     `bench` is {figure name: {"vexfs": n, "numpy": n, "unit": "..."}}; a figure
     that is a plain number is drawn as a single bar.
     """
-    if not isinstance(bench, dict):
-        return None
     figures: list[tuple[str, list[tuple[str, float]], str]] = []
-    for name, value in bench.items():
-        if isinstance(value, dict):
-            unit = str(value.get("unit", ""))
-            bars = [(str(k), float(v)) for k, v in value.items() if k != "unit" and is_number(v)]
-        elif is_number(value):
-            unit, bars = "", [("vexfs", float(value))]
-        else:
-            continue
+    for name, value in bench_figures(bench).items():
+        unit = str(value.get("unit", ""))
+        bars = [(str(k), float(v)) for k, v in value.items() if k != "unit" and is_number(v)]
         if bars:
             figures.append((str(name), bars, unit))
     if not figures:

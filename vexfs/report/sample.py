@@ -132,7 +132,9 @@ def sample_run(run_id: str = "20261125-104500-sample", seed: int = 1) -> Run:
             Criterion("unmount succeeds", True, "0.009 s"),
             Criterion("no kernel warnings", False, "WARNING at fs/vexfs/super.c:318 <vexfs_fill_super>"),
         ],
-        metrics={"mount_s": [0.021, 0.019, 0.024], "umount_s": [0.009, 0.011, 0.010]},
+        metrics={"mount_s": [0.021, 0.019, 0.024], "umount_s": [0.009, 0.011, 0.010],
+                 "ext4_mount_s": 0.058, "ext4_umount_s": 0.021, "kernel_warnings": [
+                     "[   41.221403] WARNING: CPU: 1 PID: 212 at fs/vexfs/super.c:318 vexfs_fill_super+0x2a1/0x4c0 [vexfs]"]},
         crashes=[Crash(kind="warning", title="WARNING in vexfs_fill_super",
                        trace=SAMPLE_WARNING_TRACE, log_path="console/S4.log")],
         logs=["console/S4.log"],
