@@ -415,3 +415,10 @@ def test_every_header_named_in_issue_3_is_detected():
     }
     for line, kind in alone.items():
         assert [c.kind for c in parse_log("[    1.000000] " + line)] == [kind], line
+
+
+def test_warning_catch_all_and_its_suppressions():
+    assert _titles("[ 1.0] WARNING: stack recursion on stack type 4") == [
+        ("WARNING: stack recursion on stack type", "warning", False)]
+    assert parse_log("[ 1.0] WARNING: The mand mount option has been deprecated and") == []
+    assert parse_log("[ 1.0] x86/mm: Checked W+X mappings: passed, no W+X pages found.") == []

@@ -195,7 +195,7 @@ OOPSES: tuple[Oops, ...] = (
         F(PREFIX + r"BUG: (?:unable to handle|kernel)", "BUG: unable to handle kernel access in {FUNC}",
           "oops", stack=("rip", "trace")),
         # catch-all: a BUG we have no entry for; the title is its first words
-        F(PREFIX + r"BUG: ([A-Za-z][A-Za-z0-9 _\-]{2,60})", "BUG: {1}", "bug", end="task", needs=(),
+        F(PREFIX + r"BUG: ([A-Za-z][A-Za-z _\-]{2,60}[A-Za-z])", "BUG: {1}", "bug", end="task", needs=(),
           ),
     )),
     Oops("kernel BUG at", (
@@ -216,6 +216,10 @@ OOPSES: tuple[Oops, ...] = (
           "WARNING: {1}", "lockdep", end="task", needs=()),
         F(PREFIX + r"WARNING: CPU: \d+ PID: -?\d+ at", "WARNING in {FUNC}", "warning",
           stack=("rip", "trace")),
+        # catch-all, at the very start of a kernel line only: the unwinder's
+        # "WARNING: stack recursion on stack type 4" and the like
+        F(r"^WARNING: ([A-Za-z][A-Za-z _\-]{2,60}[A-Za-z])", "WARNING: {1}", "warning", end="task",
+          needs=()),
     ), suppressions=(
         re.compile(r"Spectre V2 : WARNING|RETBleed: WARNING|WARNING: Unprivileged eBPF"),
         re.compile(r"WARNING: The mand mount option"),
