@@ -422,3 +422,20 @@ def test_warning_catch_all_and_its_suppressions():
         ("WARNING: stack recursion on stack type", "warning", False)]
     assert parse_log("[ 1.0] WARNING: The mand mount option has been deprecated and") == []
     assert parse_log("[ 1.0] x86/mm: Checked W+X mappings: passed, no W+X pages found.") == []
+
+
+def test_report_timeout_closes_a_stalled_report():
+    now = [100.0]
+    det = CrashDetector(report_timeout=10, clock=lambda: now[0])
+    assert det.feed("[ 1.0] WARNING: CPU: 0 PID: 1 at fs/vexfs/super.c:10 vexfs_sync_fs+0x1/0x2") is None
+    now[0] += 5
+    assert det.poll() is None and det.in_report
+    now[0] += 6
+    crash = det.poll()
+    assert crash is not None and crash.title == "WARNING in vexfs_sync_fs" and crash.corrupted
+    # a line arriving after the timeout also ends the stale report first
+    det.feed("[ 2.0] kernel BUG at fs/vexfs/inode.c:1!")
+    now[0] += 11
+    crash = det.feed("[ 3.0] an ordinary line")
+    assert crash is not None and crash.title == "kernel BUG at fs/vexfs/inode.c:1!"
+    assert "ordinary" not in crash.trace and not det.in_report

@@ -16,7 +16,10 @@ most lines cost one regex search); only on a hit try the suppressions and
 the formats of `vexfs.crash.signatures`. A header opens a report; its
 lines are collected until the format's end (`---[ end trace`, `</TASK>`,
 a `====` banner, the panic's `Kernel Offset:`...), a bound of
-`max_lines`, a new header (for reports without end marker), or `flush()`.
+`max_lines`, a new header (for reports without end marker), `flush()`, or
+`report_timeout` seconds after the header (checked on the next line, or
+by `poll()`, which the streaming caller may call while the console is
+quiet).
 Then the title's `{FUNC}` is resolved from the report's RIP line, header or
 call trace, and the `Crash` is returned.
 
@@ -47,7 +50,9 @@ from __future__ import annotations
 import collections
 import logging
 import re
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from vexfs.crash import signatures as sig
 from vexfs.report.model import Crash
@@ -93,6 +98,7 @@ class _Report:
     lines: list[str]  # raw lines, context first
     header_index: int
     clean: list[str] = field(default_factory=list)  # cleaned lines from the header on
+    opened: float = 0.0  # clock() when the header arrived
     seen_trace: bool = False
     seen_panic: bool = False
     task_done: bool = False  # "</TASK>" seen after the call trace
@@ -102,8 +108,14 @@ class _Report:
 
 class CrashDetector:
     def __init__(self, max_lines: int = 300, kernel_lines_only: bool | None = None,
-                 dedupe: bool = True) -> None:
+                 dedupe: bool = True, report_timeout: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.max_lines = max_lines
+        # a report still open this long after its header is over, whatever
+        # follows (the kernel prints a report in milliseconds; a silent
+        # console mid-report means the rest is not coming)
+        self.report_timeout = report_timeout
+        self._clock = clock
         self.kernel_lines_only = kernel_lines_only
         self.dedupe = dedupe
         # title -> how many reports had it; with dedupe only the first is returned
@@ -136,6 +148,18 @@ class CrashDetector:
             self._report = None
             return None
 
+    def poll(self) -> Crash | None:
+        """Call now and then while the console is quiet: ends a report that
+        has been open longer than `report_timeout` (returned like feed())."""
+        try:
+            report = self._report
+            if report is not None and self._clock() - report.opened > self.report_timeout:
+                return self._finish()
+        except Exception:
+            log.exception("crash detector poll failed")
+            self._report = None
+        return None
+
     def hang(self, seconds: float, what: str = "progress") -> Crash:
         """A Crash for a guest that made no `what` for `seconds` (the harness's
         timeout; the console cannot report this itself)."""
@@ -159,6 +183,9 @@ class CrashDetector:
 
         done: Crash | None = None
         report = self._report
+        if report is not None and self._clock() - report.opened > self.report_timeout:
+            done = self._finish()  # stale: this line starts afresh
+            report = None
         if report is not None:
             if report.fmt.end == "slub" and report.task_done and not sig.SLUB_TAIL_RE.match(text):
                 done = self._finish()  # the object details are over; this line is not ours
@@ -179,7 +206,8 @@ class CrashDetector:
             if found is not None:
                 fmt, match = found
                 lines = list(self._context) + [raw]
-                self._report = _Report(fmt, match, lines, len(lines) - 1, [text])
+                self._report = _Report(fmt, match, lines, len(lines) - 1, [text],
+                                       opened=self._clock())
                 self._context.clear()
                 return done
         self._context.append(raw)
