@@ -68,6 +68,20 @@ static int vexfs_write_end(struct file *file, struct address_space *mapping,
 	return ret;
 }
 
+/* O_DIRECT through the generic block-device DIO code, as ext2 does. */
+static ssize_t vexfs_direct_IO(struct kiocb *iocb, struct iov_iter *iter)
+{
+	struct address_space *mapping = iocb->ki_filp->f_mapping;
+	size_t count = iov_iter_count(iter);
+	loff_t offset = iocb->ki_pos;
+	ssize_t ret;
+
+	ret = blockdev_direct_IO(iocb, mapping->host, iter, vexfs_get_block);
+	if (ret < 0 && iov_iter_rw(iter) == WRITE)
+		vexfs_write_failed(mapping, offset + count);
+	return ret;
+}
+
 static sector_t vexfs_bmap(struct address_space *mapping, sector_t block)
 {
 	return generic_block_bmap(mapping, block, vexfs_get_block);
@@ -83,6 +97,7 @@ const struct address_space_operations vexfs_aops = {
 	.write_begin		= vexfs_write_begin,
 	.write_end		= vexfs_write_end,
 	.bmap			= vexfs_bmap,
+	.direct_IO		= vexfs_direct_IO,
 	.migrate_folio		= buffer_migrate_folio,
 	.is_partially_uptodate	= block_is_partially_uptodate,
 	.error_remove_page	= generic_error_remove_page,

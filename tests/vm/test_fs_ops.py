@@ -150,6 +150,17 @@ def guest_ops(m: Path) -> dict:
     os.close(fd)
     check("fsync", (m / "synced").read_bytes() == b"durable")
 
+    # O_DIRECT write and read, 4 KiB aligned, into a new file
+    buf = mmap.mmap(-1, 3 * 4096)
+    buf.write(_pattern(9, 3 * 4096))
+    fd = os.open(m / "direct", os.O_CREAT | os.O_RDWR | os.O_DIRECT, 0o644)
+    n = os.pwritev(fd, [buf], 4096)
+    rbuf = mmap.mmap(-1, 3 * 4096)
+    got = os.preadv(fd, [rbuf], 4096)
+    os.close(fd)
+    check("o_direct", n == got == 3 * 4096 and bytes(rbuf) == _pattern(9, 3 * 4096) and
+          (m / "direct").read_bytes() == bytes(4096) + _pattern(9, 3 * 4096), f"{n} {got}")
+
     # fallocate: blocks allocated, content zero, size set
     fd = os.open(m / "falloc", os.O_CREAT | os.O_RDWR, 0o644)
     os.posix_fallocate(fd, 0, 1024 * 1024)
@@ -390,13 +401,18 @@ def test_vfs_operations_persist_and_fsck_clean():
     script = GUEST_PREAMBLE + "mount -t vexfs $LOOP /mnt/v\n" + _phase("ops") + """
 umount /mnt/v
 rmmod vexfs
+# detach the loop device too: every block is read from the image again
+losetup -d $LOOP
+echo 3 > /proc/sys/vm/drop_caches
 insmod /tmp/vexfs.ko
+LOOP=$(losetup -f --show /tmp/v.img)
 mount -t vexfs $LOOP /mnt/v
 """ + _phase("verify") + """
 mount -o remount,ro /mnt/v
 grep ' /mnt/v ' /proc/mounts
 """ + _phase("ro") + """
-mount -o remount,rw /mnt/v
+mount -o remount,rw,errors=continue /mnt/v
+grep ' /mnt/v ' /proc/mounts
 touch /mnt/v/after-rw
 umount /mnt/v
 echo "COUNTERS $(cat /sys/fs/vexfs/inodes) $(cat /sys/fs/vexfs/buffers) $(cat /sys/fs/vexfs/mounts) $(cat /sys/fs/vexfs/extent_maps)"
@@ -414,6 +430,7 @@ dmesg | grep -i 'vexfs (' || true
         _assert_checks(checks)
     assert len(phases["ops"]) >= 35
     assert "/mnt/v vexfs ro" in res.output
+    assert "/mnt/v vexfs rw,relatime,errors=continue" in res.output
     assert "COUNTERS 0 0 0 0" in res.output, res.output[-2000:]
     assert "FSCK-RC=0" in res.output, res.output[-3000:]
     assert "error:" not in res.output
