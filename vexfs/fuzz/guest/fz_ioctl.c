@@ -248,7 +248,7 @@ static void one_call(uint64_t *s, struct stats *st)
 		a.c.reserved = pick(s, smalls, 9);
 		is_mut = 1;
 	} else if (cmd == VEXFS_IOC_INSERT) {
-		uint32_t n = rnd(s) % 2 ? rnd(s) % 64 : pick(s, counts, 14);
+		uint32_t n = rnd(s) % 12 ? rnd(s) % 64 : pick(s, counts, 14);
 
 		a.i.count = n;
 		a.i.flags = rnd(s) % 3 ? rnd(s) % 2 : pick(s, smalls, 9);
@@ -256,13 +256,13 @@ static void one_call(uint64_t *s, struct stats *st)
 		a.i.vectors_ptr = mkptr(s, (size_t)4 * 64 * (n > 4096 ? 4096 : n), NULL);
 		if (a.i.ids_ptr >= (uintptr_t)buf && a.i.ids_ptr < (uintptr_t)buf + BUFSZ - 8 * 64)
 			for (uint32_t k = 0; k < 64 && k < n; k++)
-				((uint64_t *)(uintptr_t)a.i.ids_ptr)[k] = rnd(s) % 3 ? rnd(s) % 500 : rnd(s);
+				((uint64_t *)(uintptr_t)a.i.ids_ptr)[k] = rnd(s) % 20 ? rnd(s) % 500 : rnd(s);
 		if (a.i.vectors_ptr >= (uintptr_t)buf &&
 		    a.i.vectors_ptr < (uintptr_t)buf + BUFSZ - 4 * 64 * 64)
 			fill_floats(s, (float *)(uintptr_t)a.i.vectors_ptr, 64 * (n < 64 ? n : 64));
 		is_mut = 1;
 	} else if (cmd == VEXFS_IOC_GET) {
-		uint32_t n = rnd(s) % 2 ? rnd(s) % 64 : pick(s, counts, 14);
+		uint32_t n = rnd(s) % 12 ? rnd(s) % 64 : pick(s, counts, 14);
 
 		a.g.count = n;
 		a.g.flags = pick(s, smalls, 9);
@@ -270,7 +270,7 @@ static void one_call(uint64_t *s, struct stats *st)
 		a.g.vectors_ptr = mkptr(s, (size_t)4 * 64 * (n > 4096 ? 4096 : n), NULL);
 		a.g.found_ptr = rnd(s) % 3 ? mkptr(s, n > 4096 ? 4096 : n, NULL) : 0;
 	} else if (cmd == VEXFS_IOC_DELETE) {
-		uint32_t n = rnd(s) % 2 ? rnd(s) % 16 : pick(s, counts, 14);
+		uint32_t n = rnd(s) % 12 ? rnd(s) % 16 : pick(s, counts, 14);
 
 		a.d.count = n;
 		a.d.flags = pick(s, smalls, 9);
@@ -280,8 +280,8 @@ static void one_call(uint64_t *s, struct stats *st)
 				((uint64_t *)(uintptr_t)a.d.ids_ptr)[k] = rnd(s) % 500;
 		is_mut = 1;
 	} else if (cmd == VEXFS_IOC_SEARCH) {
-		uint32_t nq = rnd(s) % 2 ? 1 + rnd(s) % 4 : pick(s, counts, 14);
-		uint32_t k = rnd(s) % 2 ? 1 + rnd(s) % 20 : pick(s, ks, 8);
+		uint32_t nq = rnd(s) % 12 ? 1 + rnd(s) % 4 : pick(s, counts, 14);
+		uint32_t k = rnd(s) % 6 ? 1 + rnd(s) % 20 : pick(s, ks, 8);
 		size_t cap = nq > 16 ? 16 : nq;
 
 		a.q.nq = nq;

@@ -1,0 +1,66 @@
+"""ddmin shrinker: minimality, budget, and the image use (no VM)."""
+
+from __future__ import annotations
+
+import random
+
+from vexfs.fuzz.mutate import apply_bytes
+from vexfs.fuzz.shrink import ddmin
+
+
+def test_finds_the_single_culprit() -> None:
+    items = list(range(100))
+    probes = []
+
+    def fails(sub):
+        probes.append(len(sub))
+        return 42 in sub
+
+    best, used = ddmin(items, fails)
+    assert best == [42]
+    assert used == len(probes) and used < 40
+
+
+def test_finds_an_interacting_pair_and_is_one_minimal() -> None:
+    items = list(range(64))
+
+    def fails(sub):
+        return 3 in sub and 50 in sub
+
+    best, _ = ddmin(items, fails)
+    assert sorted(best) == [3, 50]
+    for x in best:  # 1-minimal: dropping any element stops the failure
+        assert not fails([y for y in best if y != x])
+
+
+def test_budget_bounds_the_probes_and_keeps_a_failing_set() -> None:
+    items = list(range(1000))
+    need = set(random.Random(1).sample(items, 12))
+
+    def fails(sub):
+        return need <= set(sub)
+
+    best, used = ddmin(items, fails, max_probes=15)
+    assert used <= 15
+    assert fails(best)
+    assert len(best) <= len(items)
+
+
+def test_shrinks_image_bytes() -> None:
+    base = bytes(4096)
+    img = bytearray(base)
+    for off in (10, 200, 300, 4000):
+        img[off] = 0xFF
+    offsets = [10, 200, 300, 4000]
+
+    def crashes(sub):  # a "kernel" that dies when bytes 200 and 4000 are both set
+        cand = apply_bytes(base, img, sub)
+        return cand[200] == 0xFF and cand[4000] == 0xFF
+
+    best, _ = ddmin(offsets, crashes)
+    assert sorted(best) == [200, 4000]
+
+
+def test_single_item_input() -> None:
+    best, used = ddmin([7], lambda s: True)
+    assert best == [7] and used == 0

@@ -1,0 +1,229 @@
+"""Scenario 6: error handling and recovery (the spec's steps, checked by code).
+
+Spec steps: load the module; mount /dev/nonexistent (must fail, clearly);
+a 10 MB /dev/urandom image on a loop device (must be refused, with a dmesg
+line naming the reason); ten 10 MB loop devices mounted at once (formatted
+with mkfs.vexfs first, so the mounts succeed) with file and vector
+operations on each; `dmesg | tail`, `free -h`; unmount everything, detach,
+rmmod.
+
+Expected kernel lines: the refusal of the garbage image is a KERN_ERR line
+by design ("vexfs (loopN): error: can't find a vexfs filesystem (bad magic
+0x...)" or another "error:" line naming the reason). Exactly the lines that
+the garbage mount added to dmesg are expected; any other line at warn
+level or above, and any crash report on the console, is a finding.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+from vexfs.harness.framework import Scenario, ScenarioContext
+from vexfs.vm.paths import REPO_ROOT
+
+N_DEVICES = 10
+IMAGE_MB = 10
+MEM_TOLERANCE_KB = 4096  # MemAvailable lost after everything is torn down
+VENV_BIN = REPO_ROOT / ".venv" / "bin"
+MKFS = str(VENV_BIN / "mkfs.vexfs")
+PYTHON = str(VENV_BIN / "python")
+COUNTER_NAMES = ("inodes", "mounts", "buffers", "extent_maps")
+# A refusal must say why: the module's error lines carry the device and the reason.
+REFUSAL_RE = re.compile(r"vexfs \((loop\d+)\): error: (.+)")
+REASON_WORDS = ("magic", "checksum", "unsupported", "corrupt", "superblock", "version",
+                "block size")
+
+# One Python process does the vector work on all ten mounts (Python start-up
+# under TCG costs seconds): create a collection, insert, search, check.
+VECTOR_SCRIPT = r"""
+import json, sys
+import numpy as np
+from vexfs.vector.client import Collection
+out = {}
+for mnt in sys.argv[1:]:
+    r = {}
+    try:
+        rng = np.random.default_rng(len(mnt))
+        vecs = rng.standard_normal((50, 8)).astype(np.float32)
+        c = Collection.create(mnt + "/vectors", dim=8, metric="l2")
+        r["added"] = int(c.insert(np.arange(1000, 1050), vecs))
+        dist, ids = c.search(vecs[7:8], 3)
+        ids, dist = np.asarray(ids), np.asarray(dist)
+        r["top_id"] = int(ids.reshape(-1)[0])
+        r["top_dist"] = float(dist.reshape(-1)[0])
+        r["count"] = int(c.stats().count)
+        c.close()
+    except Exception as e:
+        r["error"] = f"{type(e).__name__}: {e}"
+    out[mnt] = r
+print(json.dumps(out))
+"""
+
+
+def _counters(ctx: ScenarioContext) -> dict[str, int | str]:
+    """The module-wide live-object counters (one command: cheap under TCG)."""
+    r = ctx.run("cd /sys/fs/vexfs && for f in " + " ".join(COUNTER_NAMES)
+                + "; do printf '%s=%s\\n' $f \"$(cat $f)\"; done")
+    values: dict[str, int | str] = {}
+    for line in r.stdout.splitlines():
+        k, _, v = line.partition("=")
+        values[k] = int(v) if v.strip().isdigit() else v
+    return {k: values.get(k, "missing") for k in COUNTER_NAMES}
+
+
+def _free(ctx: ScenarioContext, label: str) -> dict[str, int]:
+    ctx.run("free -h")
+    ctx.vm.run("sync; echo 3 > /proc/sys/vm/drop_caches")
+    mem = ctx.meminfo()
+    ctx.metric(f"mem_available_kb_{label}", mem.get("MemAvailable"))
+    ctx.metric(f"mem_free_kb_{label}", mem.get("MemFree"))
+    ctx.metric(f"slab_kb_{label}", mem.get("Slab"))
+    return mem
+
+
+def run(ctx: ScenarioContext) -> None:
+    ctx.step("1. load module")
+    ctx.clear_dmesg()
+    ctx.run("modprobe loop max_loop=16 || modprobe loop")
+    mem_before = _free(ctx, "before")
+    load = ctx.run(["insmod", ctx.module])
+    ctx.check("Module loads", load.rc == 0, f"insmod exit {load.rc} {load.stderr.strip()}")
+
+    ctx.step("2. invalid operations: mount a nonexistent device")
+    ctx.run("mkdir -p /mnt/test")
+    bad = ctx.run("mount -t vexfs /dev/nonexistent /mnt/test 2>&1")
+    msg = bad.stdout.strip()
+    ctx.note(f"Invalid mount result: {bad.rc}")
+    # util-linux: exit 32 (mount failure), "special device /dev/nonexistent does not exist"
+    ctx.check("Mount of /dev/nonexistent fails with a clear error",
+              bad.rc == 32 and "/dev/nonexistent" in msg
+              and ("does not exist" in msg or "No such file" in msg),
+              f"exit {bad.rc}: {msg!r}")
+
+    ctx.step("2b. invalid filesystem: 10 MB of /dev/urandom on a loop device")
+    ctx.run(f"dd if=/dev/urandom of=/tmp/invalid.img bs=1M count={IMAGE_MB} 2>&1")
+    loop = ctx.run("losetup -f --show /tmp/invalid.img")
+    loopdev = loop.stdout.strip()
+    ctx.check("Loop device for the garbage image", loop.rc == 0 and loopdev.startswith("/dev/loop"),
+              f"losetup exit {loop.rc}: {loopdev or loop.stderr.strip()}")
+    before_lines = set(ctx.dmesg())
+    inval = ctx.run(f"mount -t vexfs {shlex.quote(loopdev)} /mnt/test 2>&1")
+    ctx.note(f"Invalid filesystem mount result: {inval.rc}")
+    new_lines = [ln for ln in ctx.dmesg() if ln not in before_lines]
+    refusals = [ln for ln in new_lines if (m := REFUSAL_RE.search(ln))
+                and f"/dev/{m.group(1)}" == loopdev]
+    named = [ln for ln in refusals if any(w in ln.lower() for w in REASON_WORDS)]
+    ctx.check("Garbage image is refused", inval.rc != 0 and
+              ctx.run("mountpoint -q /mnt/test").rc != 0,
+              f"mount exit {inval.rc}: {inval.stdout.strip()!r}")
+    ctx.check("dmesg names the reason for the refusal", bool(named),
+              "; ".join(named) if named else f"new kernel lines: {new_lines[-10:]}")
+    expected = set(refusals)
+    ctx.metric("expected_refusal_lines", sorted(expected))
+    ctx.run("dmesg | tail -20")
+    ctx.run(f"losetup -d {shlex.quote(loopdev)}")
+
+    ctx.step(f"3. resource limits: {N_DEVICES} loop devices formatted and mounted at once")
+    devs: list[str] = []
+    for i in range(1, N_DEVICES + 1):
+        ctx.run(f"dd if=/dev/zero of=/tmp/test_{i}.img bs=1M count={IMAGE_MB} 2>&1")
+        r = ctx.run(f"losetup -f --show /tmp/test_{i}.img")
+        devs.append(r.stdout.strip() if r.rc == 0 else "")
+    ctx.check(f"{N_DEVICES} loop devices set up", all(devs) and len(set(devs)) == N_DEVICES,
+              ", ".join(d or "FAILED" for d in devs))
+    mkfs_ok = mount_ok = 0
+    mount_ms: list[float] = []
+    # mkfs.vexfs is Python: start-up dominates under TCG, so format all ten
+    # devices concurrently and collect each exit status.
+    fmt = ctx.run("; ".join(f"( {MKFS} -q {d}; echo mkfs {d} $? ) &" for d in devs if d)
+                  + "; wait", timeout=600, hang_timeout=300)
+    mkfs_ok = sum(1 for d in devs if d and f"mkfs {d} 0" in fmt.stdout)
+    for i, dev in enumerate(devs, 1):
+        if not dev:
+            continue
+        ctx.run(f"mkdir -p /mnt/test_{i}")
+        m = ctx.run(f"mount -t vexfs {dev} /mnt/test_{i} 2>&1")
+        if m.rc == 0:
+            mount_ok += 1
+            mount_ms.append(round(m.duration_s * 1000, 1))
+    ctx.metric("mount_ms", mount_ms)
+    ctx.check(f"All {N_DEVICES} devices formatted with mkfs.vexfs", mkfs_ok == N_DEVICES,
+              f"{mkfs_ok}/{N_DEVICES}")
+    counters_mounted = _counters(ctx)
+    ctx.check(f"All {N_DEVICES} mounted at the same time", mount_ok == N_DEVICES and
+              counters_mounted.get("mounts") == N_DEVICES,
+              f"{mount_ok}/{N_DEVICES} mounts; /sys/fs/vexfs/mounts = "
+              f"{counters_mounted.get('mounts')}; mount times {mount_ms} ms")
+
+    ctx.step("3b. file operations on every mount")
+    file_ok = 0
+    for i in range(1, N_DEVICES + 1):
+        r = ctx.run(
+            f"set -e; cd /mnt/test_{i}; dd if=/dev/urandom of=/tmp/src_{i} bs=4k count=37 2>/dev/null; "
+            f"cp /tmp/src_{i} data.bin; mkdir sub; echo 'hello {i}' > sub/note.txt; "
+            f"ln -s sub/note.txt link; sync; echo 3 > /proc/sys/vm/drop_caches; "
+            f"cmp /tmp/src_{i} data.bin; test \"$(cat link)\" = 'hello {i}'; "
+            f"rm /tmp/src_{i}; echo ok")
+        file_ok += r.rc == 0 and r.stdout.strip().endswith("ok")
+    ctx.check("Files written and read back intact on every mount (after dropping caches)",
+              file_ok == N_DEVICES, f"{file_ok}/{N_DEVICES}")
+
+    ctx.step("3c. vector operations on every mount")
+    mounts = [f"/mnt/test_{i}" for i in range(1, N_DEVICES + 1)]
+    vr = ctx.run([PYTHON, "-c", VECTOR_SCRIPT, *mounts], timeout=600, hang_timeout=120)
+    try:
+        vec = json.loads(vr.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        vec = {}
+    good = [m for m in mounts if vec.get(m, {}).get("top_id") == 1007
+            and abs(vec[m].get("top_dist", 1.0)) < 1e-4 and vec[m].get("count") == 50]
+    ctx.check("Collection created, 50 vectors inserted and searched on every mount",
+              len(good) == N_DEVICES,
+              f"{len(good)}/{N_DEVICES} correct (nearest of vector 1007 is itself at distance 0)"
+              + ("" if len(good) == N_DEVICES else f"; {vec or vr.stderr[-800:]}"))
+
+    ctx.step("4. system state")
+    ctx.run("dmesg | tail -30")
+    ctx.run("free -h")
+    ctx.run("df -h /mnt/test_*")
+
+    ctx.step("5. cleanup")
+    umount_ok = 0
+    for i in range(1, N_DEVICES + 1):
+        umount_ok += ctx.run(f"umount /mnt/test_{i}").rc == 0
+    detach_ok = sum(ctx.run(f"losetup -d {d}").rc == 0 for d in devs if d)
+    ctx.run(f"rm -f /tmp/test_*.img /tmp/invalid.img")
+    ctx.check(f"All {N_DEVICES} unmounted and detached", umount_ok == N_DEVICES and
+              detach_ok == N_DEVICES, f"umount {umount_ok}/{N_DEVICES}, losetup -d "
+              f"{detach_ok}/{N_DEVICES}")
+    counters = _counters(ctx)
+    ctx.metric("counters_after_umount", counters)
+    ctx.check("Module object counters back to zero", all(v == 0 for v in counters.values()),
+              str(counters))
+    unload = ctx.run(["rmmod", "vexfs"])
+    gone = ctx.run("test -e /sys/module/vexfs").rc != 0
+    ctx.check("Module unloads afterwards", unload.rc == 0 and gone,
+              f"rmmod exit {unload.rc} {unload.stderr.strip()}; /sys/module/vexfs "
+              f"{'gone' if gone else 'present'}")
+    mem_after = _free(ctx, "after")
+    lost = mem_before.get("MemAvailable", 0) - mem_after.get("MemAvailable", 0)
+    ctx.metric("mem_available_lost_kb", lost)
+    ctx.check(f"System memory stable (MemAvailable lost <= {MEM_TOLERANCE_KB} kB)",
+              lost <= MEM_TOLERANCE_KB,
+              f"MemAvailable {mem_before.get('MemAvailable')} -> {mem_after.get('MemAvailable')} kB "
+              f"({-lost:+d} kB); Slab {mem_before.get('Slab')} -> {mem_after.get('Slab')} kB")
+
+    problems = ctx.dmesg_problems()
+    unexpected = [p for p in problems if p not in expected]
+    ctx.metric("kernel_warnings", unexpected)
+    ctx.check("No kernel messages beyond the expected refusal", not unexpected and bool(expected),
+              f"expected: {sorted(expected)}" if not unexpected
+              else " | ".join(unexpected[:20]))
+
+
+SCENARIO = Scenario(id="S6", name="Error handling and recovery", fn=run,
+                    description="nonexistent device, garbage image, 10 concurrent mounts "
+                                "with file and vector work, cleanup, counters, rmmod",
+                    hang_timeout=120.0)
