@@ -617,10 +617,12 @@ class Checker:
             elif not info.reached:
                 desc = f"{info.kind} inode {ino} ({info.inode.i_size} bytes)"
                 if info.inode.i_links_count == 0:
+                    # Its inode and blocks stay counted as in use by this round's
+                    # bitmap check (they are, until the fix frees them); the next
+                    # round then finds and repairs the bitmaps and counts.
                     self.add("orphan.deleted", f"{desc} was deleted (link count 0) but is "
                              "still in use; it will be freed", self.clear_inode_fix(ino),
                              preen=True)
-                    info.valid = False      # its blocks are not in use any more
                 else:
                     self.orphans.append(info)
                     self.add("orphan.unreferenced", f"{desc} with link count "
