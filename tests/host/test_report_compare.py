@@ -124,7 +124,19 @@ def test_status_and_criteria_rules() -> None:
     new = _run({})
     new.scenarios.append(ScenarioResult("S3", "blk", Status.FAILED, 1.0))
     assert compare_runs(old, new).regressed
-    assert not compare_runs(new, old).regressed
+    gone = compare_runs(new, old)
+    assert not gone.regressed
+    assert [c.what for c in gone.changes] == ["S3 blk: failed → absent (not run)"]
+    assert not gone.changes[0].improvement  # disappearing is not getting better
+
+
+def test_crash_gone_with_its_scenario_is_not_a_fix() -> None:
+    base, _ = load_run(RUNS / "base")
+    only_s1_s2 = Run(run_id="x", started_at="", duration_s=1.0, environment=base.environment,
+                     scenarios=base.scenarios[:2])
+    cmp = compare_runs(base, only_s1_s2)
+    assert not [c for c in cmp.changes if c.kind == "crash"]
+    assert not cmp.regressed and not [c for c in cmp.changes if c.improvement]
     # New kernel warnings recorded as a metric list are regressions too.
     assert compare_runs(_run({"kernel_warnings": []}),
                         _run({"kernel_warnings": ["WARNING in vexfs_evict_inode"]})).regressed

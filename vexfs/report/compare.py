@@ -124,6 +124,8 @@ def _compare_status(sid: str, old: ScenarioResult | None, new: ScenarioResult | 
     if n is not None and _status_rank(n) > _status_rank(o):
         reason = f" ({new.message})" if new.message else ""
         return [Change("scenario", sid, text + reason, regression=True, old=before, new=after)]
+    if n is None:  # no longer run: worth seeing, neither better nor worse
+        return [Change("scenario", sid, text + " (not run)", old=before, new=after)]
     improvement = _status_rank(n) < _status_rank(o) or (o == Status.SKIPPED and n == Status.PASSED)
     return [Change("scenario", sid, text, improvement=improvement, old=before, new=after)]
 
@@ -224,6 +226,7 @@ def compare_runs(old: Run, new: Run) -> Comparison:
         if key not in old_titles:
             cmp.changes.append(Change("crash", sid, f"{sid} new {text}", regression=True, new=text))
     for key, (sid, text) in old_titles.items():
-        if key not in new_titles:
+        # Gone only means fixed if the scenario that showed it ran again.
+        if key not in new_titles and sid in after:
             cmp.changes.append(Change("crash", sid, f"{sid} gone: {text}", improvement=True, old=text))
     return cmp
