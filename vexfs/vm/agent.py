@@ -48,8 +48,9 @@ def uptime() -> float:
 
 
 class Agent:
-    def __init__(self, port: str) -> None:
-        self.fd = os.open(port, os.O_RDWR)
+    def __init__(self, port: str | int) -> None:
+        # A path (the virtio-serial port) or an already open fd (tests).
+        self.fd = port if isinstance(port, int) else os.open(port, os.O_RDWR)
         self.wlock = threading.Lock()
 
     def send(self, msg: dict) -> None:
@@ -60,12 +61,19 @@ class Agent:
                 n = os.write(self.fd, view)
                 view = view[n:]
 
-    def serve(self) -> None:
-        self.send({"id": 0, "hello": True, "uptime_s": uptime(), "pid": os.getpid()})
+    def serve(self, stop_on_eof: bool = False) -> None:
+        while True:
+            try:
+                self.send({"id": 0, "hello": True, "uptime_s": uptime(), "pid": os.getpid()})
+                break
+            except OSError:  # the host end is not connected yet
+                time.sleep(0.2)
         pending = b""
         while True:
             chunk = os.read(self.fd, 65536)
             if not chunk:
+                if stop_on_eof:
+                    return
                 # Host side not connected (or disconnected): the port reads
                 # EOF; wait for it to come back.
                 time.sleep(0.1)

@@ -69,6 +69,21 @@ class CrashWatch:
         if crash is not None:
             self._record(crash)
 
+    def poll(self) -> None:
+        """Close a report the console left open (the detector's
+        report_timeout); call while the console is quiet."""
+        poll = getattr(self.detector, "poll", None)
+        if poll is None:
+            return
+        with self._lock:
+            try:
+                crash = poll()
+            except Exception:
+                log.exception("crash detector poll failed")
+                return
+        if crash is not None:
+            self._record(crash)
+
     def flush(self) -> None:
         with self._lock:
             try:

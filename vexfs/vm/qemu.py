@@ -61,6 +61,8 @@ class VMConfig:
     agent_socket: Path | None = None  # virtio-serial port `vexfs.agent`
     hostfwd_ssh: int | None = None  # host port forwarded to guest :22
     cache_mode: str = "loose"
+    console_file: Path | None = None  # QEMU writes the console here itself (background VM)
+    pidfile: Path | None = None
 
     def cmdline(self) -> str:
         args = [
@@ -84,7 +86,9 @@ class VMConfig:
             "-machine", "q35", "-accel", self.accel, "-cpu", CPU_MODEL,
             "-m", self.memory, "-smp", str(self.cpus),
             "-display", "none", "-vga", "none",
-            "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con",
+            "-chardev", (f"file,id=con,path={self.console_file}" if self.console_file
+                         else "stdio,id=con,signal=off"),
+            "-serial", "chardev:con",
             "-kernel", str(self.kernel.boot_image), "-initrd", str(self.initramfs),
             "-append", self.cmdline(),
             "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
@@ -92,6 +96,8 @@ class VMConfig:
             "-fsdev", f"local,id=vexfsjob,path={self.job_dir},security_model=none",
             "-device", "virtio-9p-pci,fsdev=vexfsjob,mount_tag=vexfsjob",
         ]
+        if self.pidfile is not None:
+            argv += ["-pidfile", str(self.pidfile)]
         if self.qmp_socket is not None:
             argv += ["-qmp", f"unix:{self.qmp_socket},server=on,wait=off"]
         else:

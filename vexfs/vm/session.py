@@ -320,6 +320,7 @@ class GuestVM:
                     break
                 except queue.Empty:
                     pass
+                self.watch.poll()
                 if self.watch.crashed:
                     self.dead = True
                     raise GuestCrashed(self.watch.crashes[0])
@@ -355,7 +356,17 @@ class GuestVM:
             return GuestHung(crash, f"hang while running {what}: {crash.title}")
         dump = "\n".join(self.proc.lines[mark:])
         tail = "\n".join(self.proc.lines[max(0, mark - 40):mark])
-        title = f"hang: no progress for {limit:.0f} s while running {what}"
+        short = what if len(what) <= 80 else what[:77] + "..."
+        title = f"hang: no progress for {limit:.0f} s while running {short}"
+        try:
+            from vexfs.crash.detect import blocked_tasks
+
+            blocked = blocked_tasks(dump)
+        except Exception:  # ImportError or a parser bug: the raw dump is still kept
+            blocked = []
+        if blocked:
+            title += "; blocked in " + ", ".join(
+                f"{b.func} ({b.comm} pid {b.pid})" for b in blocked[:3])
         trace = (tail + "\n--- sysrq w/l after the hang ---\n" + dump).strip()
         if not dump.strip():
             trace += "\n(no answer to sysrq: the kernel is not scheduling or the console is dead)"

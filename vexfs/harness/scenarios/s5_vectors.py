@@ -1,0 +1,268 @@
+"""Scenario 5: vector operations (the spec's steps, then the real vector path).
+
+Spec steps: insmod; 500 MB image on /dev/loop0; `which mkfs.vexfs`, mkfs,
+`mkdir -p /mnt/vexfs_vector`, mount; in the mount, the spec's bash loop
+writing `vector_$i: [1.0, 2.0, 3.0, 4.0]` to vector_$i.vec (i = 1..10);
+`ls -la *.vec`; `cat vector_1.vec`; `cd /; umount`; cleanup.
+
+Then what "vector search (if implemented)" means for VexFS, through the
+vector engineer's client and CLI (vexfs.vector, `vexfs vec`), with every
+check computed by code (the guest half is _s5_guest.py):
+ - the `vexfs vec` CLI creates a collection, inserts the spec's files,
+   searches and reports its stats;
+ - the ten vectors parsed back from their files go into a collection; get
+   and search return the expected neighbours (all ten at distance 0 for
+   [1,2,3,4], ties broken by id; 1, 2, 3 at 30 for the origin);
+ - distinct 4-d vectors give the hand-computed L2 order and numpy's order
+   for l2, cosine and ip;
+ - 10,000 x 128 random float32 vectors (64-bit ids, random insertion
+   order), 105 queries, k = 10, per metric: ids identical to numpy's
+   ground truth wherever there is no tie, distances within 1e-5 relative;
+ - umount, `fsck.vexfs -n` clean, mount: the .vec files, every vector and
+   every search answer are bit-identical to before;
+ - `vexfs bench vectors --json` (vexfs.bench) in the same VM: insert rate
+   and search QPS against numpy, stored in the `bench` metric;
+ - umount, fsck clean again, cleanup (counters at zero before rmmod), no
+   kernel warning.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vexfs.harness.framework import Scenario, ScenarioContext
+from vexfs.harness.scenarios import _blockfs as B
+
+IMAGE = "/tmp/vexfs_vector.img"
+DEV = "/dev/loop0"
+MNT = "/mnt/vexfs_vector"
+SIZE_MIB = 500
+MOUNT_LIMIT_S = 10.0
+GUEST_SCRIPT = Path(__file__).with_name("_s5_guest.py")
+GUEST_SCRIPT_AT = "/tmp/s5_guest.py"
+STATE_AT = "/tmp/s5_state.npz"
+BENCH_MIN_ID_AGREEMENT = 0.999
+
+# The spec's loop, run by bash exactly as written (brace expansion).
+SPEC_LOOP = """for i in {1..10}; do
+  echo "vector_$i: [1.0, 2.0, 3.0, 4.0]" > "vector_$i.vec"
+done"""
+
+
+def spec_file(i: int) -> bytes:
+    return f"vector_{i}: [1.0, 2.0, 3.0, 4.0]\n".encode()
+
+
+def _read_back(ctx: ScenarioContext) -> list[str]:
+    """Every .vec file read through VexFS, compared byte for byte."""
+    problems = []
+    for i in range(1, 11):
+        try:
+            data = ctx.vm.read_file(f"{MNT}/vector_{i}.vec")
+        except Exception as exc:
+            problems.append(f"vector_{i}.vec: {exc}")
+            continue
+        if data != spec_file(i):
+            problems.append(f"vector_{i}.vec: {data[:80]!r}")
+    return problems
+
+
+def _guest_checks(ctx: ScenarioContext, mode: str, fallback: str) -> dict:
+    """Run _s5_guest.py in the guest; record its checks; return its metrics."""
+    result = B.sh(ctx, [B.GUEST_PYTHON, GUEST_SCRIPT_AT, mode, MNT, STATE_AT], timeout=900)
+    try:
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        report = None
+    if result.rc != 0 or not isinstance(report, dict) or not report.get("checks"):
+        ctx.check(fallback, False, f"guest script `{mode}` exit {result.rc}: {B.err_tail(result, 800)}")
+        return {}
+    for c in report["checks"]:
+        ctx.check(c["name"], c["passed"], c["detail"])
+    return report.get("metrics", {})
+
+
+def _bench_figures(raw: dict) -> tuple[dict, list[str], list[str]]:
+    """`vexfs bench vectors --json` -> the report's `bench` metric shape
+    ({figure: {"vexfs": n, "numpy": n, "unit": u}}), summary, problems."""
+    figures: dict = {}
+    summary, problems = [], []
+    for r in raw.get("results", []):
+        tag = f"{r['n'] // 1000}k" if r["n"] % 1000 == 0 else str(r["n"])
+        figures[f"insert_vectors_per_s_{tag}"] = {"vexfs": r["insert_vps"], "unit": "vectors/s"}
+        figures[f"search_batch_qps_{tag}"] = {"vexfs": r["kernel_batch_qps"],
+                                              "numpy": r["numpy_batch_qps"], "unit": "queries/s"}
+        figures[f"search_single_qps_{tag}"] = {"vexfs": r["kernel_single_qps"],
+                                               "numpy": r["numpy_single_qps"], "unit": "queries/s"}
+        summary.append(f"n={r['n']}: insert {r['insert_vps']:.0f} v/s, batch {r['kernel_batch_qps']:.1f} "
+                       f"qps vs numpy {r['numpy_batch_qps']:.1f} (x{r['ratio_batch']:.2f}), single "
+                       f"{r['kernel_single_qps']:.1f} vs {r['numpy_single_qps']:.1f} "
+                       f"(x{r['ratio_single']:.2f}), ids = numpy {r['id_agreement']:.4f}, {r['simd']}")
+        if r["id_agreement"] < BENCH_MIN_ID_AGREEMENT:
+            problems.append(f"n={r['n']}: only {r['id_agreement']:.4f} of the ids equal numpy's")
+        err = r.get("max_rel_dist_err")
+        if isinstance(err, (int, float)) and err == err and err > 1e-5:  # NaN: not measured
+            problems.append(f"n={r['n']}: max relative distance error {err:.2e}")
+    return figures, summary, problems
+
+
+def run(ctx: ScenarioContext) -> None:
+    klog = B.KernelLog()
+    ctx.clear_dmesg()
+    B.ensure_loop(ctx)
+    mount_s: list[float] = []
+    umount_s: list[float] = []
+
+    def mount() -> bool:
+        m = ctx.run(["mount", "-t", "vexfs", DEV, MNT], timeout=60)
+        if m.rc == 0:
+            mount_s.append(m.duration_s)
+        else:
+            ctx.note(f"mount failed: {B.err_tail(m)}")
+        return m.rc == 0 and B.mounted(ctx, MNT) == "vexfs"
+
+    def umount() -> bool:
+        u = ctx.run(["umount", MNT], timeout=120)
+        if u.rc == 0:
+            umount_s.append(u.duration_s)
+        else:
+            ctx.note(f"umount failed: {B.err_tail(u)}")
+        return u.rc == 0
+
+    ctx.step("1. setup: insmod, 500 MB image, losetup")
+    load = B.insmod(ctx)
+    img_ok, img_detail = B.make_image(ctx, IMAGE, SIZE_MIB)
+    lo_ok, lo_detail = B.losetup(ctx, DEV, IMAGE)
+
+    ctx.step("2. format and mount")
+    mk_ok, mk_detail = B.mkfs(ctx, DEV)
+    ctx.run(["mkdir", "-p", MNT])
+    mounted = mk_ok and mount()
+    ctx.check("VexFS set up on a 500 MB loop device and mounted",
+              load.rc == 0 and img_ok and lo_ok and mk_ok and mounted,
+              f"insmod exit {load.rc}; {img_detail}; {lo_detail}; {mk_detail}; mount "
+              + (f"ok in {mount_s[0]:.3f} s" if mounted else "FAILED"))
+    if not mounted:
+        ctx.run("dmesg | tail -10")
+        for name in ("Vector files can be created", "Vector data can be stored and retrieved",
+                     "VexFS-specific vector operations work"):
+            ctx.check(name, False, "not attempted: no mounted VexFS")
+        B.cleanup(ctx, DEV, IMAGE)
+        klog.collect(ctx)
+        klog.record(ctx)
+        return
+
+    ctx.step("3. === TESTING VECTOR OPERATIONS ===: the spec's ten .vec files")
+    loop = ctx.run(["bash", "-c", SPEC_LOOP], cwd=MNT)
+    ls = ctx.run(["bash", "-c", "ls -la *.vec"], cwd=MNT)
+    cat = ctx.run(["cat", "vector_1.vec"], cwd=MNT)
+    sizes = {}
+    for line in ls.stdout.splitlines():
+        f = line.split()
+        if len(f) >= 9 and f[0].startswith("-"):
+            sizes[f[8]] = int(f[4])
+    want_sizes = {f"vector_{i}.vec": len(spec_file(i)) for i in range(1, 11)}
+    ctx.check("Vector files can be created",
+              loop.rc == 0 and ls.rc == 0 and sizes == want_sizes,
+              f"loop exit {loop.rc}; ls -la *.vec: {len(sizes)} regular files, sizes "
+              + ("as written" if sizes == want_sizes else f"{sizes} (want {want_sizes})"))
+    bad_now = _read_back(ctx)
+    B.drop_caches(ctx)
+    bad_cold = _read_back(ctx)
+    ctx.check("Vector data can be stored and retrieved",
+              cat.rc == 0 and cat.stdout.encode() == spec_file(1) and not bad_now and not bad_cold,
+              f"cat vector_1.vec -> {cat.stdout!r}; all 10 files byte for byte: "
+              + ("identical" if not bad_now else "; ".join(bad_now))
+              + "; again after dropping caches (from the device): "
+              + ("identical" if not bad_cold else "; ".join(bad_cold)))
+
+    ctx.step("4. the vexfs vec CLI on the spec's files")
+    files = " ".join(f"vector_{i}.vec" for i in range(1, 11))
+    cli = B.sh(ctx, ["bash", "-c",
+                     f"set -e; cat {files} > spec_all.vec; echo '[0, 0, 0, 0]' > /tmp/s5_q.txt; "
+                     "vexfs vec create cli.vcol --dim 4 --metric l2; "
+                     "vexfs vec insert cli.vcol spec_all.vec --ids 1-10; "
+                     "vexfs vec search cli.vcol /tmp/s5_q.txt -k 3 --json; "
+                     "vexfs vec info cli.vcol --json"], cwd=MNT, timeout=300)
+    out = cli.stdout.strip().splitlines()
+    try:
+        hits = json.loads(out[-2])
+        info = json.loads(out[-1])
+        cli_ok = (cli.rc == 0 and hits.get("ids") == [1, 2, 3] and hits.get("distances") == [30.0] * 3
+                  and info.get("count") == 10 and info.get("dim") == 4)
+        cli_detail = f"search [0,0,0,0] k=3 -> {hits}; info {info}"
+    except (ValueError, IndexError):
+        cli_ok, cli_detail = False, f"exit {cli.rc}: {B.err_tail(cli, 600)}"
+    ctx.check("vexfs vec CLI: create, insert the spec's .vec files, search, info", cli_ok, cli_detail)
+
+    ctx.step("5. collections: the ten vectors, distinct vectors, 10000 x 128 vs numpy")
+    ctx.vm.put_file(GUEST_SCRIPT.read_bytes(), GUEST_SCRIPT_AT)
+    accuracy = _guest_checks(ctx, "build", "VexFS-specific vector operations work")
+    ctx.metric("vector_accuracy", accuracy)
+    klog.collect(ctx)
+
+    ctx.step("6. cd /; umount; fsck.vexfs -n; mount again")
+    u_ok = umount()
+    fs_ok, fs_detail = B.fsck_clean(ctx, DEV)
+    ctx.check("fsck.vexfs -n clean after the vector workload (no data corruption)",
+              u_ok and fs_ok, f"umount {'ok' if u_ok else 'FAILED'}; {fs_detail}")
+    B.drop_caches(ctx)
+    re_ok = u_ok and mount()
+    bad_after = _read_back(ctx) if re_ok else ["not remounted"]
+    ctx.check("After umount/mount: the .vec files are byte-identical",
+              re_ok and not bad_after, "all 10 identical" if not bad_after else "; ".join(bad_after))
+
+    ctx.step("7. after the remount: same vectors, same answers")
+    if re_ok:
+        _guest_checks(ctx, "verify", "After umount/mount: the same searches return the same answers")
+    else:
+        ctx.check("After umount/mount: the same searches return the same answers", False,
+                  "not attempted: the remount failed")
+
+    ctx.step("8. benchmark: vexfs bench vectors --json (in this VM)")
+    bench = B.sh(ctx, ["vexfs", "bench", "vectors", "--dir", MNT, "--json", "-"],
+                 timeout=1800) if re_ok else None
+    try:
+        raw = json.loads(bench.stdout) if bench is not None and bench.rc == 0 else None
+    except ValueError:
+        raw = None
+    if raw:
+        figures, summary, problems = _bench_figures(raw)
+        ctx.metric("bench", figures)
+        ctx.check("Vector benchmark runs in the VM; its answers agree with numpy",
+                  bool(figures) and not problems,
+                  f"in {bench.duration_s:.1f} s; " + "; ".join(summary + problems))
+    else:
+        ctx.check("Vector benchmark runs in the VM; its answers agree with numpy", False,
+                  "not run: no mount" if bench is None else
+                  f"exit {bench.rc}: {B.err_tail(bench, 800)}")
+
+    ctx.step("9. cd /; umount; fsck.vexfs -n")
+    u2_ok = re_ok and umount()
+    fs2_ok, fs2_detail = B.fsck_clean(ctx, DEV)
+    ctx.check("fsck.vexfs -n clean after the benchmark", u2_ok and fs2_ok,
+              f"umount {'ok' if u2_ok else 'FAILED'}; {fs2_detail}")
+    ctx.metric("mount_s", mount_s)
+    ctx.metric("umount_s", umount_s)
+    if mount_s:
+        ctx.check(f"Filesystem mount time < {MOUNT_LIMIT_S:g} s (every mount)",
+                  max(mount_s) < MOUNT_LIMIT_S, f"{len(mount_s)} mounts, max {max(mount_s):.3f} s")
+    klog.collect(ctx)
+
+    ctx.step("10. cleanup")
+    ctx.run(["rm", "-f", STATE_AT, GUEST_SCRIPT_AT, "/tmp/s5_q.txt"])
+    B.cleanup(ctx, DEV, IMAGE)
+
+    klog.collect(ctx)
+    klog.record(ctx)
+    ctx.check("No kernel errors or warnings during vector operations", not klog.problems,
+              "none at warn level or above (taint notices excepted"
+              + (f"; {len(klog.ignored)} environment line(s) ignored, see ignored_kernel_lines"
+                 if klog.ignored else "") + ")"
+              if not klog.problems else " | ".join(klog.problems[:20]))
+
+
+SCENARIO = Scenario(id="S5", name="Vector operations", fn=run, memory="3G",
+                    description="500 MB VexFS: the spec's .vec files, collections checked against "
+                                "numpy, persistence, fsck, benchmark")

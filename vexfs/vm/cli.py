@@ -1,0 +1,110 @@
+"""`vexfs vm`: a persistent test VM you can ssh into (the spec's workflow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+
+@click.group("vm")
+def vm() -> None:
+    """Start, stop and inspect the persistent test VM.
+
+    The VM runs the Debian guest kernel with the host's root filesystem
+    shared read-only (writable tmpfs on /tmp, /root, /mnt...), sshd on
+    guest port 22 forwarded to localhost:2222, and its console (with dmesg)
+    streamed to logs/test-kernel-vm_<timestamp>.log. Then, as in the spec:
+
+        ssh -p 2222 root@localhost
+        scp -P 2222 kernel/build/vexfs.ko root@localhost:/tmp/
+    """
+
+
+@vm.command()
+@click.option("--port", default=2222, show_default=True, help="Host port forwarded to guest sshd.")
+@click.option("--memory", default="2G", show_default=True)
+@click.option("--cpus", default=2, show_default=True)
+@click.option("--no-ssh-config", is_flag=True,
+              help="Do not add the localhost:PORT block to ~/.ssh/config.")
+def start(port: int, memory: str, cpus: int, no_ssh_config: bool) -> None:
+    """Boot the VM in the background; return once ssh answers."""
+    from vexfs.vm import persistent
+
+    started = time.monotonic()
+    try:
+        state = persistent.start(port=port, memory=memory, cpus=cpus,
+                                 configure_ssh=not no_ssh_config)
+    except (persistent.VMStateError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"VM running (pid {state.pid}, {state.accel}), up in "
+               f"{time.monotonic() - started:.1f} s")
+    click.echo(f"  ssh:     ssh -p {state.ssh_port} root@localhost")
+    click.echo(f"  copy:    scp -P {state.ssh_port} kernel/build/vexfs.ko root@localhost:/tmp/")
+    click.echo(f"  console: tail -f {state.log_path}")
+    click.echo("  stop:    vexfs vm stop")
+
+
+@vm.command()
+def stop() -> None:
+    """Stop the VM (its tmpfs state is discarded)."""
+    from vexfs.vm import persistent
+
+    click.echo("VM stopped" if persistent.stop() else "no VM was running")
+
+
+@vm.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """Is the VM running? Exit 1 if not."""
+    from vexfs.vm import persistent
+
+    info = persistent.status()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    elif not info["running"]:
+        click.echo("not running")
+    else:
+        click.echo(f"running: pid {info['pid']}, {info['accel']}, up {info['uptime_s']} s, "
+                   f"qemu {info['qemu_status']}")
+        click.echo(f"ssh port {info['ssh_port']}: {info['ssh']}")
+        click.echo(f"console log: {info['log_path']}")
+    sys.exit(0 if info["running"] else 1)
+
+
+@vm.command(context_settings={"ignore_unknown_options": True})
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def shell(command: tuple[str, ...]) -> None:
+    """ssh into the VM as root (or run COMMAND there)."""
+    from vexfs.vm import persistent, ssh
+
+    state = persistent.load_state()
+    if state is None or not state.alive():
+        raise click.ClickException("no VM running; `vexfs vm start` first")
+    argv = ssh.ssh_argv(state.ssh_port, ssh.ensure_keys(state.ssh_port)) + list(command)
+    os.execvp(argv[0], argv)
+
+
+@vm.command()
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (tail -f).")
+@click.option("-n", "--lines", default=50, show_default=True, help="Lines of history to show.")
+def logs(follow: bool, lines: int) -> None:
+    """Show the VM's console log (kernel messages included)."""
+    from vexfs.vm import persistent
+    from vexfs.vm.paths import logs_dir
+
+    state = persistent.load_state()
+    if state is not None:
+        path = Path(state.log_path)
+    else:
+        candidates = sorted(logs_dir().glob("test-kernel-vm_*.log"), key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            raise click.ClickException("no VM console log yet")
+        path = candidates[-1]
+    argv = ["tail", f"-n{lines}"] + (["-F"] if follow else []) + [str(path)]
+    os.execvp(argv[0], argv)
