@@ -238,3 +238,45 @@ def test_real_harness_run_agrees_with_its_criteria() -> None:
     assert all_within == leak_ok
     assert "MemAvailable lost" in dict(rows) and "badge failed" in dict(rows)["MemAvailable lost"]
     assert html.count("data:image/svg+xml;base64,") == 2  # S2 times and memory
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=20)
+_metric_names = st.sampled_from(["load_s", "unload_s", "mount_s", "umount_s", "mount_ms", "bench",
+                                 "mem_available_kb", "slab_kb", "vmalloc_used_kb", "module_counters",
+                                 "mem_tolerance_kb", "kernel_warnings", "ext4_mount_s", "x"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(metrics=st.dictionaries(_metric_names, _json, max_size=8), sid=st.sampled_from(["S2", "S5", "X1"]))
+def test_any_metrics_render_and_round_trip(metrics: dict, sid: str) -> None:
+    """Whatever a scenario records, the page renders and report.json round-trips."""
+    import json
+
+    from vexfs.report.writers import run_to_json
+
+    run = Run(run_id="h", started_at="", duration_s=1.0, environment=Environment("", "", ""),
+              scenarios=[ScenarioResult(sid, "<x>", Status.FAILED, 1.0, metrics=metrics,
+                                        crashes=[Crash("bug", "t", "line\n" * 500)])])
+    html = render_html(run)
+    assert f'id="{sid}"' in html and "more lines in the console log" in html
+    assert "could not draw" not in html
+    Run.from_dict(json.loads(run_to_json(run)))
+
+
+def test_plot_svgs_are_valid_xml_with_hostile_names() -> None:
+    import base64
+    import xml.etree.ElementTree as ET
+
+    bench = {"q\x04\x1b[31m<b>_ms": {"vexfs\x00": 1.0, "numpy": 2.0, "unit": "m\x07s"}}
+    run = Run(run_id="x", started_at="", duration_s=1.0, environment=Environment("", "", ""),
+              scenarios=[ScenarioResult("S5", "v", Status.PASSED, 1.0, metrics={"bench": bench})])
+    html = render_html(run)
+    svgs = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html)
+    assert len(svgs) == 1
+    ET.fromstring(base64.b64decode(svgs[0]))  # raises on an illegal character

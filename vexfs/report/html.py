@@ -120,6 +120,16 @@ def _figure(title: str, draw: Callable[[], str | None], caption: str = "") -> st
     return f'<figure><img alt="{e(title)}" src="data:image/svg+xml;base64,{data}">{cap}</figure>'
 
 
+MAX_TRACE_LINES = 400  # a trace longer than this is cut on the page; the full log is linked
+
+
+def _cap_lines(text: str, limit: int) -> str:
+    lines = text.splitlines()
+    if len(lines) <= limit:
+        return text
+    return "\n".join(lines[:limit]) + f"\n… {len(lines) - limit} more lines in the console log"
+
+
 def _log_link(path: str, run_dir: Path | None) -> str:
     """A relative link to a log in the run dir; marked when the file is missing."""
     if not path:
@@ -335,7 +345,7 @@ def _scenario_section(s: ScenarioResult, run_dir: Path | None) -> str:
         truncated = ' <span class="badge na">report truncated</span>' if getattr(crash, "corrupted", False) else ""
         out.append(f'<div class="crash"><h4><span class="badge error">{e(crash.kind)}</span> {e(crash.title)}'
                    f"{truncated}</h4>"
-                   f"<pre>{e(crash.trace)}</pre>"
+                   f"<pre>{e(_cap_lines(crash.trace, MAX_TRACE_LINES))}</pre>"
                    + (f"<div>Full console log: {link}</div>" if link else "") + "</div>")
     if s.metrics:
         rows = "".join(_metric_row(k, v) for k, v in s.metrics.items())

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+import warnings
 from typing import Any
 
 import matplotlib
@@ -49,9 +51,22 @@ def short(value: float) -> str:
     return f"{value:.3g}"
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def label(text: Any, limit: int = 40) -> str:
+    """Text from a report for a plot: no control characters (the SVG is XML,
+    where most are illegal), bounded length."""
+    text = _CONTROL_RE.sub("", str(text))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _to_svg(fig: Any) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    with warnings.catch_warnings():
+        # Odd names may use glyphs DejaVu lacks; the box drawn instead is fine.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        fig.savefig(buf, format="svg", bbox_inches="tight")
     return buf.getvalue()
 
 
@@ -132,7 +147,7 @@ def mount_times(series: dict[str, tuple[Any, Any]], limit: float) -> str | None:
                 ms = [v * 1000 for v in values]
                 ax.bar(x, sum(ms) / len(ms), color=color, alpha=0.35, width=0.6)
                 ax.plot([x] * len(ms), ms, "o", color=color, ms=4)
-                labels.append(f"{sid}\n{kind}")
+                labels.append(f"{label(sid, 16)}\n{kind}")
                 x += 1
         ax.set_xticks(range(len(labels)), labels)
         ax.set_ylabel("ms")
@@ -150,10 +165,10 @@ def bench_bars(bench: Any) -> str | None:
     """
     figures: list[tuple[str, list[tuple[str, float]], str]] = []
     for name, value in bench_figures(bench).items():
-        unit = str(value.get("unit", ""))
-        bars = [(str(k), float(v)) for k, v in value.items() if k != "unit" and is_number(v)]
+        unit = label(value.get("unit", ""), 20)
+        bars = [(label(k, 12), float(v)) for k, v in value.items() if k != "unit" and is_number(v)]
         if bars:
-            figures.append((str(name), bars, unit))
+            figures.append((label(name), bars, unit))
     if not figures:
         return None
     figures = figures[:12]
@@ -177,5 +192,7 @@ def bench_bars(bench: Any) -> str | None:
             ax.margins(y=0.18)
         fig.suptitle("Vector benchmark: VexFS (in-kernel) vs numpy (user space)", fontsize=10,
                      fontweight="bold")
-        fig.tight_layout()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+            fig.tight_layout()
         return _to_svg(fig)
