@@ -201,7 +201,6 @@ static u32 screen_key(const float *a, const float *x, u32 n, float dot,
 static void dist_l2_screened(const struct vexfs_dist_job *job)
 {
 	const float *queries = job->queries;
-	const char *base = job->base;
 	u32 n = job->dim4, nq = job->nq;
 	float qn[VEXFS_DIST_MAX_NQ];
 	u32 q, r;
@@ -210,7 +209,7 @@ static void dist_l2_screened(const struct vexfs_dist_job *job)
 		qn[q] = dot1(queries + (size_t)q * n, queries + (size_t)q * n, n);
 
 	for (r = 0; r < job->nr; r++) {
-		const float *x = (const float *)(base + r * job->stride);
+		const float *x = job->vecs[r];
 		u32 *keys = job->keys + r;
 		float rn = dot1(x, x, n);
 
@@ -240,7 +239,6 @@ static void dist_l2_screened(const struct vexfs_dist_job *job)
 void vexfs_dist_avx2(const struct vexfs_dist_job *job)
 {
 	const float *queries = job->queries;
-	const char *base = job->base;
 	u32 n = job->dim4, nq = job->nq, metric = job->metric;
 	bool l2 = metric == VEXFS_METRIC_L2;
 	float qn[VEXFS_DIST_MAX_NQ] = { 0 };
@@ -258,7 +256,7 @@ void vexfs_dist_avx2(const struct vexfs_dist_job *job)
 				     queries + (size_t)q * n, n);
 
 	for (r = 0; r < job->nr; r++) {
-		const float *x = (const float *)(base + r * job->stride);
+		const float *x = job->vecs[r];
 		u32 *keys = job->keys + r;
 		float rn = 0.0f;
 

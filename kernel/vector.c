@@ -812,13 +812,119 @@ static int topk_cmp(const void *a, const void *b)
 }
 
 /*
+ * Buffers of one search: a window of page-cache pages holding up to rper
+ * records, a pointer to each record's vector, its id, and a bounce area for
+ * records that cross a page boundary (only those are copied).
+ */
+struct scan_buf {
+	u8 *bounce;		/* rper * rs bytes */
+	const void **vecs;	/* rper */
+	u64 *ids;		/* rper */
+	struct page **pages;	/* max_pages */
+	u32 max_pages;
+	u32 rper;
+};
+
+static void scan_buf_free(struct scan_buf *sb)
+{
+	kvfree(sb->bounce);
+	kvfree(sb->vecs);
+	kvfree(sb->ids);
+	kvfree(sb->pages);
+}
+
+static int scan_buf_alloc(struct scan_buf *sb, const struct coll *c, u32 rper)
+{
+	sb->rper = rper;
+	sb->max_pages = DIV_ROUND_UP((size_t)rper * c->rs, PAGE_SIZE) + 1;
+	sb->bounce = kvmalloc((size_t)rper * c->rs, GFP_KERNEL);
+	sb->vecs = kvmalloc_array(rper, sizeof(*sb->vecs), GFP_KERNEL);
+	sb->ids = kvmalloc_array(rper, sizeof(*sb->ids), GFP_KERNEL);
+	sb->pages = kvmalloc_array(sb->max_pages, sizeof(*sb->pages), GFP_KERNEL);
+	if (!sb->bounce || !sb->vecs || !sb->ids || !sb->pages) {
+		scan_buf_free(sb);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * Map records [slot, slot + nr): read their pages (references held in
+ * sb->pages until scan_put_pages()), point sb->vecs at each vector in place
+ * or, for a record crossing a page boundary, at a copy in the bounce area.
+ * VexFS is x86-64 only (SIMD), where page cache pages are never highmem, so
+ * page_address() is valid for as long as the reference is held.
+ */
+static int scan_map(struct inode *inode, const struct coll *c,
+		    struct scan_buf *sb, u64 slot, u32 nr, u32 *npages)
+{
+	loff_t start = rec_pos(c, slot), end = rec_pos(c, slot + nr);
+	pgoff_t first = start >> PAGE_SHIFT;
+	u32 n = ((end - 1) >> PAGE_SHIFT) - first + 1, i, r;
+
+	BUILD_BUG_ON(IS_ENABLED(CONFIG_HIGHMEM));
+	*npages = 0;
+	if (WARN_ON_ONCE(n > sb->max_pages))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		struct page *page = read_mapping_page(inode->i_mapping,
+						      first + i, NULL);
+
+		if (IS_ERR(page))
+			return PTR_ERR(page);
+		sb->pages[i] = page;
+		*npages = i + 1;
+	}
+	for (r = 0; r < nr; r++) {
+		loff_t pos = rec_pos(c, slot + r);
+		u32 pi = (pos >> PAGE_SHIFT) - first;
+		size_t off = offset_in_page(pos);
+		const u8 *rec;
+
+		if (off + c->rs <= PAGE_SIZE) {
+			rec = (const u8 *)page_address(sb->pages[pi]) + off;
+		} else {
+			u8 *dst = sb->bounce + (size_t)r * c->rs;
+			size_t left = c->rs, done = 0;
+
+			while (left) {
+				size_t m = min_t(size_t, left, PAGE_SIZE - off);
+
+				memcpy(dst + done,
+				       (const u8 *)page_address(sb->pages[pi]) + off,
+				       m);
+				done += m;
+				left -= m;
+				pi++;
+				off = 0;
+			}
+			rec = dst;
+		}
+		sb->ids[r] = le64_to_cpu(*(const __le64 *)rec);
+		sb->vecs[r] = rec + REC_HDR;
+	}
+	return 0;
+}
+
+static void scan_put_pages(struct scan_buf *sb, u32 npages)
+{
+	while (npages)
+		put_page(sb->pages[--npages]);
+}
+
+/*
  * Exact top-k for one chunk of queries (nq <= VEXFS_DIST_MAX_NQ, already in
- * the kernel in q, rows of dim4 floats): scan all records a buffer-full at a
- * time, compute distances in bounded FPU sections, keep a heap per query.
+ * the kernel in q, rows of dim4 floats): scan all records a window at a
+ * time, compute distances in bounded FPU sections straight from the page
+ * cache, keep a heap per query.
+ *
+ * Stored vectors are read up to dim4 floats: the padding after dim floats is
+ * zero by construction (insert writes it, fsck checks it); a damaged padding
+ * can only change that record's own distance, as the query's padding is 0.
  */
 static int search_chunk(struct inode *inode, const struct coll *c,
 			const void *q, u32 nq, u32 k, struct topk_ent *heaps,
-			u32 *hn, u8 *rbuf, u32 rper, u32 *keys, u32 *thresh)
+			u32 *hn, struct scan_buf *sb, u32 *keys, u32 *thresh)
 {
 	bool screen = c->metric == VEXFS_METRIC_L2 &&
 		      vexfs_simd_mode() != VEXFS_SIMD_SCALAR;
@@ -826,10 +932,10 @@ static int search_chunk(struct inode *inode, const struct coll *c,
 	int err = 0;
 
 	while (slot < c->count) {
-		u32 nr = min_t(u64, rper, c->count - slot), r, qi;
+		u32 nr = min_t(u64, sb->rper, c->count - slot), r, qi, np;
 		struct vexfs_dist_job job = {
-			.queries = q, .base = rbuf + REC_HDR, .keys = keys,
-			.thresh = screen ? thresh : NULL, .stride = c->rs,
+			.queries = q, .vecs = sb->vecs, .keys = keys,
+			.thresh = screen ? thresh : NULL,
 			.nq = nq, .nr = nr, .dim4 = c->dim4, .metric = c->metric,
 		};
 
@@ -838,32 +944,18 @@ static int search_chunk(struct inode *inode, const struct coll *c,
 			thresh[qi] = hn[qi] == k ? heaps[(size_t)qi * k].key :
 				     VEXFS_KEY_NAN;
 
-		err = coll_read(inode, rec_pos(c, slot), rbuf,
-				(size_t)nr * c->rs);
-		if (err)
-			break;
-		/*
-		 * Stored padding is zero by construction; re-zero it anyway so a
-		 * damaged tail can only change that record's own distance.
-		 */
-		if (c->dim != c->dim4)
-			for (r = 0; r < nr; r++)
-				memset(rbuf + (size_t)r * c->rs + REC_HDR +
-				       c->dim * 4, 0, (c->dim4 - c->dim) * 4);
-		err = vexfs_dist_run(&job);
+		err = scan_map(inode, c, sb, slot, nr, &np);
+		if (!err)
+			err = vexfs_dist_run(&job);
+		scan_put_pages(sb, np);
 		if (err)
 			break;
 		for (qi = 0; qi < nq; qi++) {
 			const u32 *kq = keys + (size_t)qi * nr;
 			struct topk_ent *h = heaps + (size_t)qi * k;
 
-			for (r = 0; r < nr; r++) {
-				const __le64 *idp = (const void *)(rbuf +
-							(size_t)r * c->rs);
-
-				heap_push(h, &hn[qi], k, kq[r],
-					  le64_to_cpu(*idp));
-			}
+			for (r = 0; r < nr; r++)
+				heap_push(h, &hn[qi], k, kq[r], sb->ids[r]);
 		}
 		slot += nr;
 		cond_resched();
@@ -885,7 +977,8 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 	struct topk_ent *heaps = NULL;
 	u32 *keys = NULL, *hn = NULL, *obits = NULL, *thresh = NULL;
 	u64 *oids = NULL;
-	u8 *qbuf = NULL, *rbuf = NULL;
+	struct scan_buf sb = { 0 };
+	u8 *qbuf = NULL;
 	struct coll c;
 	int err;
 
@@ -905,15 +998,16 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 
 	err = -ENOMEM;
 	qbuf = kvcalloc((size_t)qper * c.dim4, 4, GFP_KERNEL);
-	rbuf = kvmalloc((size_t)rper * c.rs, GFP_KERNEL);
 	keys = kvmalloc_array((size_t)qper * rper, sizeof(u32), GFP_KERNEL);
 	heaps = kvmalloc_array((size_t)qper * k, sizeof(*heaps), GFP_KERNEL);
 	hn = kcalloc(qper, sizeof(u32), GFP_KERNEL);
 	thresh = kcalloc(qper, sizeof(u32), GFP_KERNEL);
 	obits = kvmalloc_array(k, sizeof(u32), GFP_KERNEL);
 	oids = kvmalloc_array(k, sizeof(u64), GFP_KERNEL);
-	if (!qbuf || !rbuf || !keys || !heaps || !hn || !thresh || !obits ||
-	    !oids)
+	if (!qbuf || !keys || !heaps || !hn || !thresh || !obits || !oids)
+		goto out;
+	err = scan_buf_alloc(&sb, &c, rper);
+	if (err)
 		goto out;
 
 	err = 0;
@@ -951,7 +1045,7 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 				err = -ESTALE;
 			if (!err)
 				err = search_chunk(inode, &now, qbuf, m, k, heaps,
-						   hn, rbuf, rper, keys, thresh);
+						   hn, &sb, keys, thresh);
 		}
 		inode_unlock_shared(inode);
 		if (err)
@@ -984,7 +1078,7 @@ out:
 	kfree(hn);
 	kvfree(heaps);
 	kvfree(keys);
-	kvfree(rbuf);
+	scan_buf_free(&sb);
 	kvfree(qbuf);
 	return err;
 }

@@ -27,8 +27,8 @@ long vexfs_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
  * A distance job: nq queries against nr stored vectors.
  *
  * queries: nq rows of dim4 floats (dim4 = round_up(dim, 4)), zero padded.
- * base:    first stored vector; vector i starts stride bytes after vector
- *          i-1; each has dim4 floats, zero padded. 16-byte aligned.
+ * vecs:    nr pointers to stored vectors (in the page cache, or copies of
+ *          records that cross a page), each dim4 floats, zero padded.
  * keys:    out, nq rows of nr keys (row q at keys + q * nr).
  * thresh:  L2 only, optional: per query, the key of the worst of the k
  *          results kept so far (VEXFS_KEY_NAN while fewer than k). A stored
@@ -48,10 +48,9 @@ long vexfs_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
 
 struct vexfs_dist_job {
 	const void *queries;
-	const void *base;
+	const void *const *vecs;
 	u32 *keys;
 	const u32 *thresh;
-	size_t stride;
 	u32 nq;
 	u32 nr;
 	u32 dim4;

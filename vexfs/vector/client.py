@@ -141,6 +141,10 @@ class Collection:
             raise
         return cls(fd, os.fspath(path), st.dim, st.metric)
 
+    def sync(self) -> None:
+        """fsync(2): the collection's records and header are on disk when this returns."""
+        os.fsync(self.fileno())
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
