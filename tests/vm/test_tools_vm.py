@@ -198,7 +198,7 @@ def guest() -> dict:
     res = sh(mkfs, loop, check=False)
     check("mkfs refuses an existing vexfs without -f",
           res.returncode == 1 and "vexfs signature" in res.stderr, res.stderr)
-    check("blkid/fsck agree the fresh fs is clean", sh(fsck, "-n", loop, check=False)
+    check("fsck -n clean on the fresh fs", sh(fsck, "-n", loop, check=False)
           .returncode == 0)
     m = Path("/mnt/tools")
     m.mkdir(parents=True, exist_ok=True)
@@ -324,7 +324,62 @@ def guest() -> dict:
                   and im.read_file("/frag") == payload + b"appended by the kernel"
                   and "n000" not in {e.name for e in im.list_dir(im.lookup("/a"))})
     sh("losetup", "-d", loop)
+    repaired_image_checks(check, fsck, m)
     return r
+
+
+def repaired_image_checks(check, fsck: str, m: Path) -> None:
+    """fsck -y's repairs (entry cleared in place, /lost+found, rebuilt
+    bitmaps) must give an image the kernel mounts and keeps using."""
+    from vexfs import layout as L
+    from vexfs.image import BS, Image, parse_dir_block
+    from vexfs.imagebuild import ImageBuilder
+    rep = Path("/tmp/repair.img")
+    with ImageBuilder.create(rep, 16 << 20) as b:
+        b.mkdir("/d")
+        for i in range(50):
+            b.write_file(f"/d/f{i:02d}", b"%d\n" % i)
+        b.mkdir("/d/sub")
+        b.write_file("/d/sub/x", b"in sub\n")
+        d_ino = b.img.lookup("/d")
+        sub_ino = b.img.lookup("/d/sub")
+        b.remove_entry(d_ino, b"sub")                  # orphaned directory tree
+    with Image(rep) as im:
+        pblk = dict(im.dir_blocks(d_ino, im.iget(d_ino)))[0]
+        block = bytearray(im.read_block(pblk))
+    recs, _ = parse_dir_block(block)
+    victim = next(x for x in recs if x.name == b"f10")
+    block[victim.offset:victim.offset + 4] = (900).to_bytes(4, "little")  # free inode
+    L.seal_block(block, "dir")
+    with open(rep, "r+b") as f:
+        f.seek(pblk * BS)
+        f.write(block)
+    res = sh(fsck, "-y", str(rep), check=False)
+    check("fsck -y repairs a damaged builder image (exit 1)", res.returncode == 1,
+          res.stdout[-2000:])
+    res = sh(fsck, "-n", str(rep), check=False)
+    check("damaged image clean after fsck -y", res.returncode == 0, res.stdout[-2000:])
+    loop = sh("losetup", "-f", "--show", str(rep)).stdout.strip()
+    try:
+        res = sh("mount", "-t", "vexfs", loop, str(m), check=False)
+        check("kernel mounts the fsck-repaired image", res.returncode == 0, res.stderr)
+        if res.returncode != 0:
+            return
+        names = set(os.listdir(m / "d"))
+        ok = ("f10" not in names and "sub" not in names and len(names) == 49
+              and (m / "lost+found" / f"#{sub_ino}" / "x").read_bytes() == b"in sub\n")
+        check("kernel sees the repaired tree (entry gone, orphan in lost+found)", ok,
+              sorted(names)[:5])
+        for i in range(200):
+            (m / "d" / f"new-{i:03d}").write_bytes(b"n" * i)
+        os.mkdir(m / "lost+found" / "made-by-kernel")
+        os.rename(m / "lost+found" / f"#{sub_ino}", m / "d" / "sub-again")
+        sh("umount", str(m))
+        res = sh(fsck, "-n", loop, check=False)
+        check("fsck clean after the kernel used the repaired image", res.returncode == 0,
+              res.stdout[-2000:])
+    finally:
+        sh("losetup", "-d", loop, check=False)
 
 
 # ------------------------------------------------------------------ host side
