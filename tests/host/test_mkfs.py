@@ -276,3 +276,35 @@ def test_console_script_runs(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "Writing superblock and filesystem metadata: done" in res.stdout
     assert wall < 5
+
+
+def test_multi_block_bitmaps_end_to_end(tmp_path):
+    """Bitmaps of several blocks: items past 32640 land in the right block,
+    and fsck names the right block/inode numbers."""
+    from vexfs.imagebuild import ImageBuilder
+    p = sparse_file(tmp_path / "multi.img", 200 * MiB)
+    mkfs(str(p), inodes=40000)
+    with Image(p) as im:
+        sb = im.sb
+        assert (sb.s_ibitmap_blocks, sb.s_bbitmap_blocks) == (2, 2)
+        assert im.inode_in_use(1) and not im.inode_in_use(40000)
+    with ImageBuilder.open(p) as b:
+        b._cursor = 32600                       # allocate across the bitmap-block boundary
+        ino = b.write_file("/straddle", b"s" * 100 * BS)
+    with Image(p) as im:
+        e = im.extents(ino).extents[0]
+        assert e.start < 32640 < e.end
+        assert im.block_in_use(32640) and im.block_in_use(e.end - 1)
+        assert not im.block_in_use(e.end)
+        bb2 = im.sb.s_bbitmap_start + 1
+    assert fsck_rc(p)[0] == 0
+    # clear the bit of block 32650 in the second block-bitmap block
+    with open(p, "r+b") as f:
+        f.seek(bb2 * BS)
+        block = bytearray(f.read(BS))
+        block[16 + 10 // 8] &= ~(1 << (10 % 8)) & 0xFF
+        L.seal_block(block, "bitmap")
+        f.seek(bb2 * BS)
+        f.write(block)
+    rc, out = fsck_rc(p)
+    assert rc == 4 and "1 blocks in use are marked free (32650)" in out, out
