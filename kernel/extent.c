@@ -17,6 +17,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/mm.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include "vexfs.h"
 
@@ -30,6 +31,20 @@ static u32 vexfs_chain_needed(u32 nr_ext)
 	return DIV_ROUND_UP(nr_ext - VEXFS_INLINE_EXTENTS, VEXFS_EPB);
 }
 
+/*
+ * Map arrays can be large (one entry per extent): allocate with kvmalloc in
+ * a NOFS scope so big arrays may come from vmalloc even though we may be
+ * called from writeback.
+ */
+static void *vexfs_map_alloc(size_t n, size_t size)
+{
+	unsigned int nofs = memalloc_nofs_save();
+	void *p = kvmalloc_array(n, size, GFP_KERNEL);
+
+	memalloc_nofs_restore(nofs);
+	return p;
+}
+
 static int vexfs_ext_reserve(struct vexfs_inode_info *ei, u32 n)
 {
 	struct vexfs_mext *p;
@@ -38,7 +53,7 @@ static int vexfs_ext_reserve(struct vexfs_inode_info *ei, u32 n)
 	if (n <= ei->i_ext_cap)
 		return 0;
 	cap = max_t(u32, n, ei->i_ext_cap * 2);
-	p = kvmalloc_array(cap, sizeof(*p), GFP_NOFS);
+	p = vexfs_map_alloc(cap, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	memcpy(p, ei->i_ext, ei->i_nr_ext * sizeof(*p));
@@ -59,7 +74,7 @@ static int vexfs_chain_reserve(struct vexfs_inode_info *ei, u32 n)
 	if (n <= ei->i_chain_cap)
 		return 0;
 	cap = max_t(u32, n, max_t(u32, 4, ei->i_chain_cap * 2));
-	p = kvmalloc_array(cap, sizeof(*p), GFP_NOFS);
+	p = vexfs_map_alloc(cap, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	if (ei->i_chain) {

@@ -175,6 +175,60 @@ def guest_enospc(m: Path) -> dict:
     return r
 
 
+def _churn_worker(args: tuple) -> list:
+    """One process of the concurrent churn: its own dir plus a shared one."""
+    m, k, seconds = args
+    rnd = random.Random(k)
+    own = Path(m) / f"own{k}"
+    shared = Path(m) / "shared"
+    own.mkdir(exist_ok=True)
+    shared.mkdir(exist_ok=True)
+    errors = []
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+        op = rnd.randrange(6)
+        name = f"{k}-{rnd.randrange(40)}"
+        try:
+            if op == 0:
+                data = rnd.randbytes(rnd.randrange(1, 30000))
+                (own / name).write_bytes(data)
+                if (own / name).read_bytes() != data:
+                    errors.append(f"content {name}")
+            elif op == 1:
+                (shared / name).write_bytes(b"s" * rnd.randrange(0, 5000))
+            elif op == 2:
+                os.rename(shared / name, shared / f"{k}-{rnd.randrange(40)}")
+            elif op == 3:
+                os.unlink(shared / name)
+            elif op == 4:
+                os.listdir(shared)
+            else:
+                (own / f"d{name}").mkdir()
+                (own / f"d{name}" / "x").write_bytes(b"x")
+                (own / f"d{name}" / "x").unlink()
+                (own / f"d{name}").rmdir()
+        except FileNotFoundError:
+            pass
+        except FileExistsError:
+            pass
+        except OSError as e:
+            errors.append(f"{op}: {e}")
+    return errors + [f"ops={n}"]
+
+
+def guest_concurrency(m: Path) -> dict:
+    """Four processes creating, renaming, unlinking and listing at once."""
+    import multiprocessing
+
+    with multiprocessing.Pool(4) as pool:
+        outs = pool.map(_churn_worker, [(str(m), k, 20) for k in range(4)])
+    errs = [e for out in outs for e in out if not e.startswith("ops=")]
+    ops = [e for out in outs for e in out if e.startswith("ops=")]
+    return {"concurrent_churn": [not errs, f"{ops} {errs[:5]}"]}
+
+
 def guest_mount_timing(img_dir: Path) -> dict:
     """Median mount and umount time of a 200 MB vexfs vs ext4 image."""
     res = {}
@@ -212,6 +266,7 @@ GUEST_PHASES = {
     "bigfile_write": guest_bigfile_write, "bigfile_verify": guest_bigfile_verify,
     "tree": guest_tree, "tree_verify": guest_tree_verify,
     "enospc": guest_enospc, "mount_timing": guest_mount_timing,
+    "concurrency": guest_concurrency,
 }
 
 # ----------------------------------------------------------------- host side
@@ -260,7 +315,8 @@ mount -t vexfs $LOOP /mnt/v
 truncate -s 200M /tmp/e.img
 mkfs.ext4 -q -F /tmp/e.img
 mount -o loop /tmp/e.img /mnt/v-ext4
-""" + _phase("bigfile_write", "/mnt/v") + _phase("tree", "/mnt/v") + """
+""" + _phase("bigfile_write", "/mnt/v") + _phase("tree", "/mnt/v") + \
+        _phase("concurrency", "/mnt/v") + """
 umount /mnt/v
 rmmod vexfs
 # detach the loop device too: every block is read from the image again
@@ -275,7 +331,7 @@ losetup -d $LOOP
 """ + FSCK
     checks = _run(script, timeout=1500)
     assert {"bigfile_written", "bigfile_after_remount", "tree_matches_ext4",
-            "tree_after_remount"} <= set(checks)
+            "tree_after_remount", "concurrent_churn"} <= set(checks)
 
 
 def test_enospc_and_mount_time():
