@@ -365,7 +365,7 @@ def render_html(run: Run, run_dir: Path | None = None) -> str:
     banner = ""
     if crashes:
         kinds = ", ".join(sorted({c.kind for _, c in crashes}))
-        banner = (f'<div class="banner error">{len(crashes)} kernel crash report'
+        banner = (f'<div class="banner error">{len(crashes)} kernel crash/hang report'
                   f'{"s" if len(crashes) != 1 else ""} ({e(kinds)}) in '
                   + ", ".join(f'<a style="color:#fff;text-decoration:underline" href="#{e(sid)}">{e(sid)}</a>'
                               for sid in dict.fromkeys(s.id for s, _ in crashes)) + "</div>")
