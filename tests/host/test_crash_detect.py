@@ -5,6 +5,7 @@ configured) and the per-line cost."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -439,3 +440,40 @@ def test_report_timeout_closes_a_stalled_report():
     crash = det.feed("[ 3.0] an ordinary line")
     assert crash is not None and crash.title == "kernel BUG at fs/vexfs/inode.c:1!"
     assert "ordinary" not in crash.trace and not det.in_report
+
+
+def test_guest_clock_running_fast_marks_stall_reports_suspect():
+    """Seen under TCG with host load 15: the guest clock ran ~20x fast and RCU
+    stalls / soft lockups fired during boot. The detector measures the guest's
+    printk clock against the host's and says so in such reports' traces."""
+    now = [0.0]
+    det = CrashDetector(clock=lambda: now[0])
+    for i in range(30):  # 30 s of host time, 600 s of guest time
+        det.feed(f"[{i * 20:8.6f}] tick")
+        now[0] += 1.0
+    assert det.guest_clock_ratio is not None and 19 < det.guest_clock_ratio < 21
+    # the real report, as if printed at guest time 600 s and on
+    lines = [re.sub(r"^\[\s*(\d+\.\d+)\]", lambda m: f"[{float(m.group(1)) + 600:12.6f}]", x)
+             for x in _lines("softlockup")]
+    crashes = [c for c in map(det.feed, lines) if c]
+    assert crashes[0].kind == "stall"
+    assert "guest clock ran" in crashes[0].trace and "faster than the host" in crashes[0].trace
+    # a WARNING is not about time: no note
+    det2 = CrashDetector(clock=lambda: now[0])
+    for i in range(30):
+        det2.feed(f"[{i * 20:8.6f}] tick")
+        now[0] += 1.0
+    warn = [c for c in map(det2.feed, _lines("warn")) if c][0]
+    assert "guest clock" not in warn.trace
+
+
+def test_guest_clock_normal_speed_adds_nothing():
+    now = [0.0]
+    det = CrashDetector(clock=lambda: now[0])
+    for i in range(30):
+        det.feed(f"[{i:8.6f}] tick")
+        now[0] += 1.0
+    assert 0.9 < det.guest_clock_ratio < 1.1
+    crash = [c for c in map(det.feed, _lines("softlockup")) if c][0]
+    assert "guest clock" not in crash.trace
+    assert CrashDetector().guest_clock_ratio is None

@@ -64,20 +64,35 @@ CONTEXT_BEFORE = 5  # lines kept before a header, for the reader of the trace
 TAIL_LINES = 60  # console tail kept for hang()
 TASK_REPORT_NO_STACK = 60  # a "task" report with no Call Trace this long is over
 
+# Reports that measure time: a guest clock running much faster than the
+# host's makes them fire falsely (see guest_clock_ratio).
+TIME_KINDS = ("stall", "lockup", "hang")
+CLOCK_SUSPECT_RATIO = 3.0
+CLOCK_MIN_WALL_S = 10.0
+
 _ABS_PATH_RE = re.compile(r"^/(?:[^/]+/)*([^/]+/[^/]+)$")
 
 
-def clean_line(raw: str) -> tuple[str, bool]:
-    """The console line without printk decorations, and whether it had a timestamp."""
+_TS_VALUE_RE = re.compile(r"\[\s*(\d{1,8}\.\d{1,9})\]")
+
+
+def _split_line(raw: str) -> tuple[str, bool, float | None]:
     line = raw.rstrip("\r\n")
     if "\r" in line:  # a carriage return redraws the line: keep the last part
         line = line.rsplit("\r", 1)[-1] or line.replace("\r", "")
     match = sig.TIMESTAMP_RE.search(line)
     if match:
+        value = _TS_VALUE_RE.search(match.group(0))
         line = line[match.end():]
         line = sig.CALLER_ID_RE.sub("", line, count=1)
-        return line, True
-    return sig.SYSLOG_PREFIX_RE.sub("", line, count=1), False
+        return line, True, float(value.group(1)) if value else None
+    return sig.SYSLOG_PREFIX_RE.sub("", line, count=1), False, None
+
+
+def clean_line(raw: str) -> tuple[str, bool]:
+    """The console line without printk decorations, and whether it had a timestamp."""
+    line, stamped, _ = _split_line(raw)
+    return line, stamped
 
 
 def normalize_func(name: str) -> str:
@@ -126,6 +141,9 @@ class CrashDetector:
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._report: _Report | None = None
         self.lines_fed = 0
+        # (guest printk time, host clock) of the first and last stamped line
+        self._clock_first: tuple[float, float] | None = None
+        self._clock_last: tuple[float, float] | None = None
 
     # --- public API -------------------------------------------------------------
     @property
@@ -166,16 +184,48 @@ class CrashDetector:
         return Crash(kind="hang", title=f"hang: no {what} for {int(seconds)} s",
                      trace="\n".join(self._tail))
 
+    @property
+    def guest_clock_ratio(self) -> float | None:
+        """How fast the guest's printk clock ran against the host's, over the
+        stream so far (None until 10 s of host time with timestamps). Under
+        TCG on an overloaded host the guest clock was seen running ~20x fast
+        (its TSC miscalibrated), and then RCU stalls and soft lockups fire
+        without any kernel bug."""
+        if self._clock_first is None or self._clock_last is None:
+            return None
+        wall = self._clock_last[1] - self._clock_first[1]
+        if wall < CLOCK_MIN_WALL_S:
+            return None
+        return (self._clock_last[0] - self._clock_first[0]) / wall
+
     # --- internals --------------------------------------------------------------
+    def _track_clock(self, stamp: float) -> None:
+        now = self._clock()
+        if self._clock_first is None or (self._clock_last and stamp < self._clock_last[0] - 1):
+            self._clock_first = (stamp, now)  # first line, or the guest rebooted
+        self._clock_last = (stamp, now)
+
+    def _annotate(self, crash: Crash) -> Crash:
+        ratio = self.guest_clock_ratio
+        if crash.kind in TIME_KINDS and ratio is not None and ratio > CLOCK_SUSPECT_RATIO:
+            note = (f"[vexfs.crash] the guest clock ran {ratio:.1f}x faster than the host's "
+                    f"during this boot: this {crash.kind} report may be an artefact of a "
+                    f"starved/miscalibrated VM, not a kernel bug")
+            log.warning("%s: %s", crash.title, note)
+            crash.trace += "\n" + note
+        return crash
+
     def _feed(self, raw: str) -> Crash | None:
         self.lines_fed += 1
         raw = raw.rstrip("\r\n")
         if len(raw) > MAX_LINE:
             raw = raw[:MAX_LINE]
         self._tail.append(raw)
-        text, stamped = clean_line(raw)
+        text, stamped, stamp = _split_line(raw)
         if stamped:
             self._timestamps_seen = True
+            if stamp is not None:
+                self._track_clock(stamp)
         kernel_only = self.kernel_lines_only
         if kernel_only is None:
             kernel_only = self._timestamps_seen
@@ -270,7 +320,7 @@ class CrashDetector:
         self._report = None
         if report is None:
             return None
-        crash = build_crash(report)
+        crash = self._annotate(build_crash(report))
         self.counts[crash.title] += 1
         if self.dedupe and self.counts[crash.title] > 1:
             log.debug("repeated crash report %r (%d)", crash.title, self.counts[crash.title])
