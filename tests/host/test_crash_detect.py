@@ -280,7 +280,7 @@ def test_per_line_cost_is_small():
             det.feed(line)
         n += len(lines)
     per_line = (time.perf_counter() - start) / n
-    assert per_line < 20e-6, f"{per_line * 1e6:.1f} us per line"
+    assert per_line < 50e-6, f"{per_line * 1e6:.1f} us per line"  # 4-8 us measured; slack for a loaded host
 
 
 def test_hang_crash_carries_console_tail():

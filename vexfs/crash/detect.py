@@ -73,19 +73,17 @@ CLOCK_MIN_WALL_S = 10.0
 _ABS_PATH_RE = re.compile(r"^/(?:[^/]+/)*([^/]+/[^/]+)$")
 
 
-_TS_VALUE_RE = re.compile(r"\[\s*(\d{1,8}\.\d{1,9})\]")
-
-
 def _split_line(raw: str) -> tuple[str, bool, float | None]:
     line = raw.rstrip("\r\n")
     if "\r" in line:  # a carriage return redraws the line: keep the last part
         line = line.rsplit("\r", 1)[-1] or line.replace("\r", "")
     match = sig.TIMESTAMP_RE.search(line)
     if match:
-        value = _TS_VALUE_RE.search(match.group(0))
+        value = match.group("ts")
         line = line[match.end():]
-        line = sig.CALLER_ID_RE.sub("", line, count=1)
-        return line, True, float(value.group(1)) if value else None
+        if line.startswith("["):
+            line = sig.CALLER_ID_RE.sub("", line, count=1)
+        return line, True, float(value) if value else None
     return sig.SYSLOG_PREFIX_RE.sub("", line, count=1), False, None
 
 
@@ -224,8 +222,8 @@ class CrashDetector:
         text, stamped, stamp = _split_line(raw)
         if stamped:
             self._timestamps_seen = True
-            if stamp is not None:
-                self._track_clock(stamp)
+            if stamp is not None and (self.lines_fed & 15 == 1 or self._clock_first is None):
+                self._track_clock(stamp)  # sampled: the host clock costs a syscall
         kernel_only = self.kernel_lines_only
         if kernel_only is None:
             kernel_only = self._timestamps_seen

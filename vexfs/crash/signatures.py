@@ -46,7 +46,7 @@ def compile_re(pattern: str) -> re.Pattern[str]:
 # --- how a console line is cleaned before matching (syzkaller's consoleOutputRe)
 # "[   12.345678] ", "[   12.345678][  T123] ", "<4>[   12.3] ", "[Tue Nov 25 10:48:47 2026] "
 TIMESTAMP_RE = re.compile(
-    r"(?:<\d{1,2}>)?\[\s*\d{1,8}\.\d{1,9}\](?:\[\s*[TC]\d+\])?\s?"
+    r"(?:<\d{1,2}>)?\[\s*(?P<ts>\d{1,8}\.\d{1,9})\](?:\[\s*[TC]\d+\])?\s?"
     r"|(?:<\d{1,2}>)?\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\]\s?")
 SYSLOG_PREFIX_RE = re.compile(r"^<\d{1,2}>")
 CALLER_ID_RE = re.compile(r"^\[\s*[TC]\d+\]\s?")
