@@ -48,7 +48,7 @@ errno_of() {{ # run a command, print the errno name it reported (or OK)
     *) echo "OTHER:$(echo "$out" | tr ' \\n' '__' | cut -c1-80)";;
   esac
 }}
-fsck_rc() {{ $FSCK -n "$1" > /tmp/fsck.out 2>&1; rc=$?; sed 's/^/  fsck: /' /tmp/fsck.out | tail -15; echo $rc; }}
+fsck_rc() {{ $FSCK -n "$1" > /tmp/fsck.out 2>&1; rc=$?; sed 's/^/  fsck: /' /tmp/fsck.out | tail -15 >&2; echo $rc; }}
 setup_dm() {{ # $1 name, $2 size MB -> /dev/mapper/$1 over a loop device, formatted
   truncate -s $2M /tmp/$1.img
   L=$(losetup -f --show /tmp/$1.img)
@@ -69,8 +69,8 @@ FLAKEY_ERROR_WRITES = """
 setup_dm few 16
 mkdir /mnt/few/d; echo before > /mnt/few/d/old; dd if=/dev/urandom of=/mnt/few/big bs=4k count=64 2>/dev/null; sync
 swap_table few "0 $S flakey $L 0 0 5 1 error_writes"
-R ew_write "$(errno_of sh -c 'dd if=/dev/zero of=/mnt/few/new bs=4k count=32 conv=fsync 2>&1')"
-R ew_sync "$(errno_of sh -c 'echo x > /mnt/few/d/n2; sync -f /mnt/few')"
+R ew_write "$(errno_of sh -ec 'dd if=/dev/zero of=/mnt/few/new bs=4k count=32 conv=fsync 2>&1')"
+R ew_sync "$(errno_of sh -ec 'echo x > /mnt/few/d/n2; sync -f /mnt/few')"
 R ew_read_old "$(errno_of cat /mnt/few/d/old)"
 R ew_after_error "$(errno_of touch /mnt/few/after)"
 R ew_ro "$(grep -q ' /mnt/few vexfs ro' /proc/mounts && echo yes || echo no)"
@@ -85,7 +85,7 @@ FLAKEY_DROP_WRITES = """
 setup_dm fdw 16
 echo before > /mnt/fdw/old; sync
 swap_table fdw "0 $S flakey $L 0 0 5 1 drop_writes"
-R dw_write "$(errno_of sh -c 'dd if=/dev/urandom of=/mnt/fdw/new bs=4k count=16 conv=fsync 2>&1; mkdir /mnt/fdw/nd; sync')"
+R dw_write "$(errno_of sh -ec 'dd if=/dev/urandom of=/mnt/fdw/new bs=4k count=16 conv=fsync 2>&1; mkdir /mnt/fdw/nd; sync')"
 swap_table fdw "$(linear)"
 R dw_umount "$(errno_of umount /mnt/fdw)"
 R dw_fsck "$(fsck_rc /dev/mapper/fdw | tail -1)"
@@ -100,7 +100,7 @@ umount /mnt/fall; mount -t vexfs /dev/mapper/fall /mnt/fall   # cold caches
 swap_table fall "0 $S flakey $L 0 0 5"
 R io_read "$(errno_of cat /mnt/fall/big)"
 R io_ls "$(errno_of ls /mnt/fall/d)"
-R io_write "$(errno_of sh -c 'echo x > /mnt/fall/n; sync -f /mnt/fall')"
+R io_write "$(errno_of sh -ec 'echo x > /mnt/fall/n; sync -f /mnt/fall')"
 swap_table fall "$(linear)"
 R io_umount "$(errno_of umount /mnt/fall)"
 R io_fsck "$(fsck_rc /dev/mapper/fall | tail -1)"
@@ -113,7 +113,7 @@ echo data > /mnt/ferr/f; sync
 umount /mnt/ferr; mount -t vexfs /dev/mapper/ferr /mnt/ferr
 swap_table ferr "0 $S error"
 R et_read "$(errno_of cat /mnt/ferr/f)"
-R et_write "$(errno_of sh -c 'echo y > /mnt/ferr/g; sync -f /mnt/ferr')"
+R et_write "$(errno_of sh -ec 'echo y > /mnt/ferr/g; sync -f /mnt/ferr')"
 R et_umount "$(errno_of umount /mnt/ferr)"
 swap_table ferr "$(linear)"
 R et_fsck "$(fsck_rc /dev/mapper/ferr | tail -1)"
@@ -131,7 +131,7 @@ R sp_data "$(errno_of dd if=/dev/zero of=/mnt/full/fill bs=64k count=1000)"
 R sp_df_full "$(df -k /mnt/full | awk 'NR==2{print $4}')"
 i=0; res=OK
 while [ $i -lt 400 ]; do
-  if ! touch /mnt/full/i_$i 2>/tmp/e; then res=$(grep -q 'No space' /tmp/e && echo ENOSPC || cat /tmp/e); break; fi
+  if ! ( : > /mnt/full/i_$i ) 2>/tmp/e; then res=$(grep -q 'No space' /tmp/e && echo ENOSPC || cat /tmp/e); break; fi
   i=$((i+1)); done
 R sp_inodes "$res"
 R sp_inodes_made $i
@@ -188,7 +188,7 @@ def run_faults(out_dir: Path, module: Path | None = None,
             script = f"FZ={fz}\n" + COMMON + SECTIONS[name]
             t0 = time.monotonic()
             try:
-                res = vm.run(script, timeout=400, hang_timeout=120)
+                res = vm.run(script, timeout=600, hang_timeout=300)
             except GuestCrashed as e:
                 result["crashes"].append({"section": name, "kind": e.crash.kind,
                                           "title": e.crash.title,

@@ -148,7 +148,7 @@ static int documented(int e)
 	switch (e) {
 	case ENOTTY: case EINVAL: case EFAULT: case EBADF: case EROFS: case EPERM:
 	case EEXIST: case ENOTEMPTY: case EUCLEAN: case ENOSPC: case EFBIG: case ENOENT:
-	case ENOMEM: case EIO:
+	case EDQUOT: case ENOMEM: case EINTR: case EIO:
 		return 1;
 	}
 	return 0;
@@ -419,13 +419,18 @@ static int mkcoll(const char *path, unsigned int dim, unsigned int n, unsigned i
 		ids[i] = i;
 	for (i = 0; i < n * dim; i++)
 		v[i] = (float)((i * 37) % 101) / 10.0f - 5.0f;
-	memset(&ins, 0, sizeof(ins));
-	ins.ids_ptr = (uintptr_t)ids;
-	ins.vectors_ptr = (uintptr_t)v;
-	ins.count = n;
-	if (n && ioctl(fd, VEXFS_IOC_INSERT, &ins) < 0) {
-		perror("VEXFS_IOC_INSERT");
-		return 1;
+	/* in batches of at most VEXFS_MAX_BATCH ids */
+	for (i = 0; i < n; i += VEXFS_MAX_BATCH) {
+		unsigned int cnt = n - i < VEXFS_MAX_BATCH ? n - i : VEXFS_MAX_BATCH;
+
+		memset(&ins, 0, sizeof(ins));
+		ins.ids_ptr = (uintptr_t)(ids + i);
+		ins.vectors_ptr = (uintptr_t)(v + (size_t)i * dim);
+		ins.count = cnt;
+		if (ioctl(fd, VEXFS_IOC_INSERT, &ins) < 0) {
+			perror("VEXFS_IOC_INSERT");
+			return 1;
+		}
 	}
 	close(fd);
 	return 0;
