@@ -240,7 +240,7 @@ def test_real_harness_run_agrees_with_its_criteria() -> None:
     assert html.count("data:image/svg+xml;base64,") == 2  # S2 times and memory
 
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 _json = st.recursive(
@@ -254,6 +254,9 @@ _metric_names = st.sampled_from(["load_s", "unload_s", "mount_s", "umount_s", "m
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(metrics=st.dictionaries(_metric_names, _json, max_size=8), sid=st.sampled_from(["S2", "S5", "X1"]))
+@example(metrics={"load_s": [1.7976931348623157e308]}, sid="S2")  # once overflowed the ms axis
+@example(metrics={"mem_available_kb": [1e308, -1e308], "mem_tolerance_kb": 1e308}, sid="S2")
+@example(metrics={"bench": {"a": {"vexfs": 1e308, "numpy": -1e308}}, "mount_s": [1e300]}, sid="S5")
 def test_any_metrics_render_and_round_trip(metrics: dict, sid: str) -> None:
     """Whatever a scenario records, the page renders and report.json round-trips."""
     import json

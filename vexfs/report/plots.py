@@ -61,6 +61,19 @@ def label(text: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+PLOT_MAX = 1e12  # beyond this a value is garbage for any metric we plot, and breaks axis maths
+
+
+def values(metric: Any, scale: float = 1.0) -> list[float]:
+    """A metric's numbers, scaled, without those no plot can show (they stay in the tables)."""
+    out = []
+    for v in as_floats(metric):
+        v *= scale
+        if abs(v) < PLOT_MAX:
+            out.append(v)
+    return out
+
+
 def _to_svg(fig: Any) -> str:
     buf = io.StringIO()
     with warnings.catch_warnings():
@@ -72,20 +85,20 @@ def _to_svg(fig: Any) -> str:
 
 def cycle_times(load_s: Any, unload_s: Any, load_limit: float, unload_limit: float) -> str | None:
     """Per-cycle module load and unload time, in ms."""
-    load, unload = as_floats(load_s), as_floats(unload_s)
+    load, unload = values(load_s, 1000), values(unload_s, 1000)
     if not load and not unload:
         return None
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(6.4, 3.0))
         ax = fig.subplots()
         if load:
-            ax.plot(range(1, len(load) + 1), [v * 1000 for v in load], "o-", color=BLUE, ms=3.5,
+            ax.plot(range(1, len(load) + 1), load, "o-", color=BLUE, ms=3.5,
                     label="load (insmod)")
         if unload:
-            ax.plot(range(1, len(unload) + 1), [v * 1000 for v in unload], "s-", color=ORANGE, ms=3.5,
+            ax.plot(range(1, len(unload) + 1), unload, "s-", color=ORANGE, ms=3.5,
                     label="unload (rmmod)")
-        top = max(load + unload) * 1000
-        ax.set_ylim(0, top * 1.25 if top > 0 else 1)
+        top = max(load + unload)
+        ax.set_ylim(min(0.0, *load, *unload) * 1.25, top * 1.25 if top > 0 else 1)
         ax.set_xlabel("cycle")
         ax.set_ylabel("ms")
         ax.set_title("Module load/unload time per cycle")
@@ -99,10 +112,12 @@ def cycle_times(load_s: Any, unload_s: Any, load_limit: float, unload_limit: flo
 def memory_per_cycle(mem_available_kb: Any, slab_kb: Any, tolerance_kb: float,
                      vmalloc_kb: Any = None, mem_available_tolerance_kb: float | None = None) -> str | None:
     """MemAvailable, Slab and VmallocUsed per cycle, as the change from the first cycle (kB)."""
-    mem, slab, vmalloc = as_floats(mem_available_kb), as_floats(slab_kb), as_floats(vmalloc_kb)
+    mem, slab, vmalloc = values(mem_available_kb), values(slab_kb), values(vmalloc_kb)
+    tolerance_kb = tolerance_kb if abs(tolerance_kb) < PLOT_MAX else PLOT_MAX
     if len(mem) < 2 and len(slab) < 2:
         return None
     avail_tol = tolerance_kb if mem_available_tolerance_kb is None else mem_available_tolerance_kb
+    avail_tol = avail_tol if abs(avail_tol) < PLOT_MAX else PLOT_MAX
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(6.4, 3.0))
         ax = fig.subplots()
@@ -129,7 +144,7 @@ def memory_per_cycle(mem_available_kb: Any, slab_kb: Any, tolerance_kb: float,
 def mount_times(series: dict[str, tuple[Any, Any]], limit: float) -> str | None:
     """Mount and umount times by label: {"S4": (mount_s, umount_s), "S4 ext4": (...)}, in ms.
     Labels with a space (a reference filesystem) are drawn grey."""
-    rows = [(sid, as_floats(m), as_floats(u)) for sid, (m, u) in series.items()]
+    rows = [(sid, values(m, 1000), values(u, 1000)) for sid, (m, u) in series.items()]
     rows = [r for r in rows if r[1] or r[2]]
     if not rows:
         return None
@@ -140,11 +155,11 @@ def mount_times(series: dict[str, tuple[Any, Any]], limit: float) -> str | None:
         x = 0
         for sid, mounts, umounts in rows:
             ref = " " in sid
-            for kind, values, color in (("mount", mounts, GREY if ref else BLUE),
-                                        ("umount", umounts, GREY if ref else ORANGE)):
-                if not values:
+            for kind, vals, color in (("mount", mounts, GREY if ref else BLUE),
+                                      ("umount", umounts, GREY if ref else ORANGE)):
+                if not vals:
                     continue
-                ms = [v * 1000 for v in values]
+                ms = vals
                 ax.bar(x, sum(ms) / len(ms), color=color, alpha=0.35, width=0.6)
                 ax.plot([x] * len(ms), ms, "o", color=color, ms=4)
                 labels.append(f"{label(sid, 16)}\n{kind}")
@@ -166,7 +181,8 @@ def bench_bars(bench: Any) -> str | None:
     figures: list[tuple[str, list[tuple[str, float]], str]] = []
     for name, value in bench_figures(bench).items():
         unit = label(value.get("unit", ""), 20)
-        bars = [(label(k, 12), float(v)) for k, v in value.items() if k != "unit" and is_number(v)]
+        bars = [(label(k, 12), float(v)) for k, v in value.items()
+                if k != "unit" and is_number(v) and abs(v) < PLOT_MAX]
         if bars:
             figures.append((label(name), bars, unit))
     if not figures:
