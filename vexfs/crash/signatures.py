@@ -89,6 +89,9 @@ SKIP_FRAMES = tuple(re.compile(p) for p in (
     r"^kmem_cache_destroy$", r"^__kmem_cache_shutdown$", r"^list_slab_objects$",
     r"^umount_check$", r"^d_walk$", r"^do_one_tree$", r"^shrink_dcache_for_umount$",
     r"^generic_shutdown_super$",
+    # thread entry points, and the RCU grace-period kthread whose stack an RCU
+    # stall report dumps before (or instead of) the stalled CPU's
+    r"^kthread$", r"^ret_from_fork", r"^rcu_gp_",
 ))
 
 # A task blocked in D state: skip the sleeping/locking primitives.
