@@ -140,3 +140,14 @@ def test_latest_link_refuses_real_dir(tmp_path: Path) -> None:
     (tmp_path / "latest").mkdir()
     with pytest.raises(FileExistsError):
         update_latest_link(tmp_path, tmp_path / "x")
+
+
+def test_reads_reports_with_newer_fields(tmp_path: Path) -> None:
+    """Fields added later (same schema_version) must not break older readers."""
+    data = json.loads(run_to_json(sample_run()))
+    data["environment"]["future_field"] = 1
+    data["scenarios"][5]["crashes"][0]["future_field"] = "x"
+    data["scenarios"][0]["criteria"][0]["weight"] = 2
+    run = Run.from_dict(data)
+    assert run.environment.kernel_version == "6.1.0-56-amd64"
+    assert run.scenarios[5].crashes[0].kind == "oops"

@@ -9,7 +9,7 @@ docs/report.md.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -23,6 +23,13 @@ class Status(str, enum.Enum):
     FAILED = "failed"
     ERROR = "error"
     SKIPPED = "skipped"
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The keys of `data` that `cls` has: a report written by a newer version
+    (with fields added, schema_version unchanged) still reads."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 @dataclass
@@ -101,9 +108,9 @@ class Run:
                 name=s["name"],
                 status=Status(s["status"]),
                 duration_s=float(s["duration_s"]),
-                criteria=[Criterion(**c) for c in s.get("criteria", [])],
+                criteria=[Criterion(**_known(Criterion, c)) for c in s.get("criteria", [])],
                 metrics=dict(s.get("metrics", {})),
-                crashes=[Crash(**c) for c in s.get("crashes", [])],
+                crashes=[Crash(**_known(Crash, c)) for c in s.get("crashes", [])],
                 logs=list(s.get("logs", [])),
                 message=s.get("message", ""),
             )
@@ -113,7 +120,7 @@ class Run:
             run_id=data["run_id"],
             started_at=data["started_at"],
             duration_s=float(data["duration_s"]),
-            environment=Environment(**data["environment"]),
+            environment=Environment(**_known(Environment, data["environment"])),
             scenarios=scenarios,
             schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
         )
