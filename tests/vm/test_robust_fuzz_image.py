@@ -38,3 +38,31 @@ def test_image_fuzz_1000_cases() -> None:
     findings = summary["findings"]
     assert not findings, "\n".join(f"case {f['case']}: {f['kind']}: {f['title']} -> "
                                    f"{f['reproducer']}" for f in findings)
+
+
+@pytest.mark.vm
+@pytest.mark.timeout(1200)
+def test_crash_is_attributed_saved_shrunk_and_survived(tmp_path) -> None:
+    """The machinery itself: a WARNING fired (by vexfs_crashtest) while case 5
+    runs must be attributed to case 5, saved with its image and trace,
+    shrunk (the trigger ignores the image, so ddmin must end at one byte),
+    and the remaining cases must run in a fresh VM."""
+    from vexfs.crash.crashtest import build_crashtest
+
+    ko = build_crashtest()
+    cfg = FuzzConfig(cases=12, seed=3, out=tmp_path / "fz", module=VEXFS_KO,
+                     kernel_base=False, shrink_probes=12, inject=(5, "warn"),
+                     crashtest_module=ko)
+    summary = ImageFuzzer(cfg, echo=print).run()
+    findings = summary["findings"]
+    assert [f["case"] for f in findings] == [5], findings
+    f = findings[0]
+    assert f["kind"] == "crash" and "WARNING" in f["title"], f
+    d = tmp_path / "fz" / "findings" / "case_000005_crash"
+    meta = json.loads((d / "case.json").read_text())
+    assert meta["case"] == 5 and meta["seed"] == 3 and meta["mutations"]
+    assert "crashtest_warn" in meta["crash"]["trace"]
+    assert (d / "image.img").stat().st_size == (d / "base.img").stat().st_size
+    assert f["shrunk_bytes"] == 1 and (d / "minimized.img").exists(), f
+    st = summary["stats"]
+    assert st["cases_run"] == 12 and st["boots"] >= 3  # crash boot, the rest, shrink probes

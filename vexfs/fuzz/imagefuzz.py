@@ -105,6 +105,10 @@ class FuzzConfig:
     kernel_base: bool = True
     memory: str = "1G"
     p_fix: float = 0.6
+    # test hook: (case, vexfs_crashtest trigger) fired when that case starts;
+    # needs `crashtest_module` (see tests/vm/test_robust_fuzz_image.py)
+    inject: tuple[int, str] | None = None
+    crashtest_module: Path | None = None
 
 
 def _fsck(path: Path) -> tuple[int | str, str]:
@@ -200,6 +204,8 @@ class ImageFuzzer:
         self.stats.boots += 1
         vm = boot(f"fuzz-image-{self.stats.boots}", self.out / "console", self.module,
                   [progress.feed], hang_timeout=self.cfg.case_timeout, memory=self.cfg.memory)
+        if self.cfg.crashtest_module is not None:
+            vm.run(["insmod", str(Path(self.cfg.crashtest_module).resolve())], check=True)
         return vm
 
     def _stage(self, vm: GuestVM, cases: list[Case], tag: str) -> tuple[str, str, Path]:
@@ -225,7 +231,9 @@ class ImageFuzzer:
         t0 = time.monotonic()
         with Watchdog(vm, progress, self.cfg.case_timeout * 2) as dog:
             try:
-                res = vm.run(cmd, hang_timeout=self.cfg.case_timeout)
+                env = {"FZ_INJECT": f"{self.cfg.inject[0]}:{self.cfg.inject[1]}"} \
+                    if self.cfg.inject else None
+                res = vm.run(cmd, hang_timeout=self.cfg.case_timeout, env=env)
                 if res.rc != 0:
                     raise RuntimeError(f"fz_image failed (rc {res.rc}): {res.stderr[-2000:]}")
             except GuestCrashed as e:

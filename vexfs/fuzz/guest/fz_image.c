@@ -366,6 +366,28 @@ static void loop_detach(const char *dev)
 	close(fd);
 }
 
+/*
+ * Test hook for the harness's own tests: FZ_INJECT="<case>:<trigger>" fires
+ * a vexfs_crashtest trigger when that case starts, to prove that a crash is
+ * attributed to the running case, saved, shrunk and survived.
+ */
+static void inject(uint32_t case_no)
+{
+	const char *spec = getenv("FZ_INJECT");
+	char trig[32];
+	unsigned int n;
+	int fd;
+
+	if (!spec || sscanf(spec, "%u:%31s", &n, trig) != 2 || n != case_no)
+		return;
+	fd = open("/proc/vexfs_crashtest", O_WRONLY);
+	if (fd < 0)
+		return;
+	if (write(fd, trig, strlen(trig)) < 0)
+		perror("fz_image: inject");
+	close(fd);
+}
+
 static int run_case(FILE *res, uint32_t case_no, unsigned char *img, size_t len)
 {
 	struct timespec t0, t1;
@@ -380,6 +402,7 @@ static int run_case(FILE *res, uint32_t case_no, unsigned char *img, size_t len)
 	cur.case_no = case_no;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	say("FZ S %u\n", case_no);
+	inject(case_no);
 
 	imgfd = open(imgpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (imgfd < 0 || pwrite(imgfd, img, len, 0) != (ssize_t)len) {
