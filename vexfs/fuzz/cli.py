@@ -71,3 +71,43 @@ def ioctl(calls: int, seed: int, threads: int, module: Path | None, out: Path | 
                          out or cache_dir() / "fuzz" / f"ioctl-{seed}", echo=_echo)
     click.echo(json.dumps(res, indent=2))
     sys.exit(0 if res["ok"] else 1)
+
+
+@fuzz.command()
+@click.option("--module", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--section", "sections", multiple=True,
+              help="flakey_error_writes, flakey_drop_writes, flakey_all_io, error_target, "
+                   "enospc (default: all)")
+def faults(module: Path | None, out: Path | None, sections: tuple[str, ...]) -> None:
+    """dm-flakey/dm-error I/O errors and ENOSPC under a mounted VexFS."""
+    from vexfs.fuzz.faults import run_faults
+    from vexfs.vm.paths import cache_dir
+
+    out = out or cache_dir() / "fuzz" / "faults"
+    res = run_faults(out, module, list(sections) or None)
+    click.echo(json.dumps(res["results"], indent=1))
+    for c in res["crashes"]:
+        click.echo(f"CRASH in {c['section']}: {c['title']}\n{c['trace'][-3000:]}")
+    click.echo(f"transcript: {out / 'faults.txt'}; result: {out / 'faults.json'}")
+    sys.exit(1 if res["crashes"] else 0)
+
+
+@fuzz.command()
+@click.option("--module", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--cycles", type=click.IntRange(3), default=20, show_default=True)
+@click.option("--slub-debug", default="slub_debug=FZPU", show_default=True,
+              help="Kernel command line argument for the boot ('' for none).")
+def leaks(module: Path | None, out: Path | None, cycles: int, slub_debug: str) -> None:
+    """Mount/workload/umount cycles under slub_debug; lifetime and race checks."""
+    from vexfs.fuzz.leaks import analyse, run_leaks
+    from vexfs.vm.paths import cache_dir
+
+    out = out or cache_dir() / "fuzz" / "leaks"
+    res = run_leaks(out, module, cycles, slub_debug)
+    click.echo(json.dumps({"analysis": analyse(res, cycles), "results": res["results"],
+                           "crashes": res["crashes"]}, indent=1))
+    sys.exit(1 if res["crashes"] else 0)
