@@ -52,16 +52,16 @@ def _mirrored_constant(name: str):
     return None
 
 
-def _header_text() -> str:
+def _header_text(header: Path = HEADER) -> str:
     # Strip comments so commented-out text cannot look like a definition.
-    text = HEADER.read_text()
+    text = header.read_text()
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     return re.sub(r"//[^\n]*", "", text)
 
 
-def header_structs() -> dict[str, list[str]]:
+def header_structs(header: Path = HEADER) -> dict[str, list[str]]:
     """struct name -> field names, parsed from the header."""
-    text = _header_text()
+    text = _header_text(header)
     out: dict[str, list[str]] = {}
     for m in re.finditer(r"^struct\s+(\w+)\s*\{(.*?)^\}", text, flags=re.S | re.M):
         fields = []
@@ -76,9 +76,9 @@ def header_structs() -> dict[str, list[str]]:
     return out
 
 
-def header_constants() -> list[str]:
+def header_constants(header: Path = HEADER) -> list[str]:
     """Object-like VEXFS_* macros and VEXFS_* enumerators of the header."""
-    text = _header_text()
+    text = _header_text(header)
     names = re.findall(r"^#define\s+(VEXFS_\w+)(?!\()\s+\S", text, flags=re.M)
     for body in re.findall(r"\benum\b[^{;]*\{(.*?)\}", text, flags=re.S):
         names += re.findall(r"\b(VEXFS_\w+)\b\s*(?:=|,|$)", body)
@@ -119,15 +119,14 @@ def _generate_c(structs: dict[str, type], constants: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture(scope="module")
-def c_output(tmp_path_factory) -> dict:
+def compile_and_run(tmp: Path, header: Path = HEADER) -> dict:
+    """Compile the generated program against ``header`` and parse its output."""
     if shutil.which("gcc") is None:
         pytest.fail("gcc is required for the layout test")
-    tmp = tmp_path_factory.mktemp("layout")
     src = tmp / "layout.c"
     exe = tmp / "layout"
-    src.write_text(_generate_c(_mirrored_structs(), header_constants()))
-    subprocess.run(["gcc", "-Wall", "-Werror", "-std=gnu11", f"-I{HEADER.parent}",
+    src.write_text(_generate_c(_mirrored_structs(), header_constants(header)))
+    subprocess.run(["gcc", "-Wall", "-Werror", "-std=gnu11", f"-I{header.parent}",
                     "-o", str(exe), str(src)], check=True, capture_output=True, text=True)
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
     parsed: dict = {"S": {}, "F": {}, "C": {}, "R": {}}
@@ -142,6 +141,27 @@ def c_output(tmp_path_factory) -> dict:
         elif kind == "R":
             parsed["R"][int(rest[0])] = int(rest[1])
     return parsed
+
+
+def mismatches(c_output: dict) -> list[str]:
+    """Every disagreement between the compiled header and the Python mirror."""
+    bad = []
+    for cname, cls in _mirrored_structs().items():
+        if ctypes.sizeof(cls) != c_output["S"][cname]:
+            bad.append(f"sizeof(struct {cname})")
+        for fname, _ in cls._fields_:
+            field = getattr(cls, fname)
+            if (field.offset, field.size) != c_output["F"][(cname, fname)]:
+                bad.append(f"{cname}.{fname}")
+    for name, value in c_output["C"].items():
+        if _mirrored_constant(name) != value:
+            bad.append(name)
+    return bad
+
+
+@pytest.fixture(scope="module")
+def c_output(tmp_path_factory) -> dict:
+    return compile_and_run(tmp_path_factory.mktemp("layout"))
 
 
 def test_every_header_struct_is_mirrored():
@@ -240,3 +260,27 @@ def test_collection_record_size_formula():
     assert layout.collection_record_size(4) == 32
     assert layout.collection_record_size(5) == 48
     assert layout.collection_record_size(128) == 16 + 512
+
+
+def test_drift_is_detected(tmp_path):
+    """The comparison is not vacuous: a changed field size, a changed
+    constant and a new struct in a copy of the header are all caught."""
+    text = HEADER.read_text()
+    assert "\t__le32\ts_mount_count;" in text
+    text = text.replace("\t__le32\ts_mount_count;", "\t__le64\ts_mount_count;")
+    text = text.replace("#define VEXFS_INLINE_EXTENTS\t6U", "#define VEXFS_INLINE_EXTENTS\t7U")
+    text = text.replace("#endif /* _UAPI_LINUX_VEXFS_FS_H */",
+                        "struct vexfs_new_thing {\n\t__le32\tx;\n};\n"
+                        "#endif /* _UAPI_LINUX_VEXFS_FS_H */")
+    (tmp_path / "inc").mkdir()
+    drifted = tmp_path / "inc" / "vexfs_fs.h"
+    drifted.write_text(text)
+    bad = mismatches(compile_and_run(tmp_path, drifted))
+    assert "vexfs_super_block.s_mount_count" in bad
+    assert "sizeof(struct vexfs_super_block)" in bad
+    assert "VEXFS_INLINE_EXTENTS" in bad
+    assert "vexfs_new_thing" in set(header_structs(drifted)) - set(_mirrored_structs())
+
+
+def test_real_header_has_no_mismatch(c_output):
+    assert mismatches(c_output) == []
