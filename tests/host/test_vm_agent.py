@@ -22,11 +22,21 @@ class Client:
                                        daemon=True)
         self.thread.start()
         self.file = self.host.makefile("rb")
+        self.heartbeats = 0
         self.hello = json.loads(self.file.readline())
+
+    def next_msg(self) -> dict:
+        """The next reply, skipping heartbeats (counted)."""
+        while True:
+            msg = json.loads(self.file.readline())
+            if msg.get("heartbeat"):
+                self.heartbeats += 1
+                continue
+            return msg
 
     def call(self, **msg) -> dict:
         self.host.sendall((json.dumps(msg) + "\n").encode())
-        return json.loads(self.file.readline())
+        return self.next_msg()
 
     def close(self) -> None:
         self.host.shutdown(socket.SHUT_WR)
@@ -84,6 +94,26 @@ def test_requests_are_served_concurrently(client: Client) -> None:
     # A slow command must not block a second request (the hang probe relies on it).
     client.host.sendall((json.dumps({"id": 10, "op": "exec", "cmd": "sleep 2"}) + "\n").encode())
     client.host.sendall((json.dumps({"id": 11, "op": "ping"}) + "\n").encode())
-    first = json.loads(client.file.readline())
+    first = client.next_msg()
     assert first["id"] == 11
-    assert json.loads(client.file.readline())["id"] == 10
+    assert client.next_msg()["id"] == 10
+
+
+def test_heartbeats_flow_while_a_command_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vexfs.vm.agent as agent_mod
+
+    monkeypatch.setattr(agent_mod, "HEARTBEAT_S", 0.1)
+    c = Client()
+    try:
+        r = c.call(id=12, op="exec", cmd="sleep 1")
+        assert r["rc"] == 0
+        assert c.heartbeats >= 3
+    finally:
+        c.close()
+
+
+def test_large_request_is_parsed(client: Client, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 16384  # 4 MiB: arrives in many reads
+    dest = tmp_path / "big"
+    r = client.call(id=13, op="write", path=str(dest), data=base64.b64encode(data).decode())
+    assert r["size"] == len(data) and dest.read_bytes() == data

@@ -39,7 +39,8 @@ def print_summary(run, out_dir: Path) -> None:
         ok = sum(1 for c in s.criteria if c.passed)
         why = s.message or ""
         if s.crashes:
-            why = f"{s.crashes[0].kind}: {s.crashes[0].title}"
+            c = s.crashes[0]
+            why = c.title if c.title.lower().startswith(c.kind) else f"{c.kind}: {c.title}"
         table.add_row(s.id, s.name, f"[{colours.get(status, '')}]{status}[/]",
                       f"{s.duration_s:.1f} s", f"{ok}/{len(s.criteria)}", why[:90])
     console = Console(file=sys.stdout)

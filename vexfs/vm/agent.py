@@ -16,7 +16,8 @@ Requests (one JSON object per line, always with an integer "id"):
   {"op": "read", "path"}                              -> {"data" (base64)}
   {"op": "ping"}                                      -> {"uptime_s"}
 Replies echo the id; failures carry "error" instead.
-On start the agent sends {"id": 0, "hello": true, "uptime_s": ...}.
+On start the agent sends {"id": 0, "hello": true, "uptime_s": ...}, then
+{"id": -2, "heartbeat": true, "uptime_s": ...} every HEARTBEAT_S seconds.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import threading
 import time
 
 PORT_NAME = "vexfs.agent"
-MAX_OUTPUT = 16 * 1024 * 1024  # bytes of stdout/stderr kept per command
+MAX_OUTPUT = 16 * 1024 * 1024
+HEARTBEAT_S = 2.0  # bytes of stdout/stderr kept per command
 
 
 def find_port(name: str = PORT_NAME) -> str:
@@ -68,9 +70,10 @@ class Agent:
                 break
             except OSError:  # the host end is not connected yet
                 time.sleep(0.2)
-        pending = b""
+        threading.Thread(target=self.heartbeat, daemon=True).start()
+        pending = bytearray()
         while True:
-            chunk = os.read(self.fd, 65536)
+            chunk = os.read(self.fd, 1 << 20)
             if not chunk:
                 if stop_on_eof:
                     return
@@ -78,11 +81,28 @@ class Agent:
                 # EOF; wait for it to come back.
                 time.sleep(0.1)
                 continue
+            # Only the new bytes are searched for a newline: a multi-MB
+            # request must not cost quadratic time under TCG.
+            start = len(pending)
             pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
+            pos = pending.find(b"\n", start)
+            while pos != -1:
+                line = bytes(pending[:pos])
+                del pending[:pos + 1]
                 if line.strip():
                     threading.Thread(target=self.handle, args=(line,), daemon=True).start()
+                pos = pending.find(b"\n")
+
+    def heartbeat(self) -> None:
+        """Tell the host every HEARTBEAT_S that the guest still schedules
+        userspace: the host's hang detector counts this as progress, so a
+        long but live command under a slow emulator is not a hang."""
+        while True:
+            time.sleep(HEARTBEAT_S)
+            try:
+                self.send({"id": -2, "heartbeat": True, "uptime_s": uptime()})
+            except OSError:
+                pass
 
     def handle(self, line: bytes) -> None:
         try:
@@ -98,7 +118,10 @@ class Agent:
         except Exception as exc:  # report every failure to the host
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         reply["id"] = rid
-        self.send(reply)
+        try:
+            self.send(reply)
+        except OSError:  # the host went away; nothing to tell
+            pass
 
     def op_ping(self, req: dict) -> dict:
         return {"uptime_s": uptime()}

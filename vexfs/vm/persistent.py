@@ -62,7 +62,8 @@ class VMState:
 
 
 def state_dir() -> Path:
-    path = cache_dir() / "vm"
+    # VEXFS_VM_STATE_DIR: a second, independent persistent VM (tests use it).
+    path = Path(os.environ.get("VEXFS_VM_STATE_DIR", cache_dir() / "vm"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -134,8 +135,10 @@ def start(port: int = DEFAULT_PORT, memory: str = "2G", cpus: int = 2,
     log_path = logs_dir() / f"test-kernel-vm_{stamp}.log"
     log_path.touch()
     link_legacy_logs()
-    qmp = Path(f"/tmp/vexfs-vm-{os.getuid()}-qmp.sock")
-    agent = Path(f"/tmp/vexfs-vm-{os.getuid()}-agent.sock")
+    qmp = state_dir() / "qmp.sock"
+    agent = state_dir() / "agent.sock"
+    if len(str(qmp)) > 100:  # AF_UNIX path limit
+        raise VMStateError(f"state directory path too long for a unix socket: {qmp}")
     pidfile = state_dir() / "qemu.pid"
     for path in (qmp, agent, pidfile):
         path.unlink(missing_ok=True)

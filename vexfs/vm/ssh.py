@@ -69,6 +69,11 @@ def sshd_config(hostkey_in_guest: str) -> str:
         "UseDNS no",
         "PrintMotd no",
         "AcceptEnv LANG LC_*",
+        # OpenSSH 9's default post-quantum key exchange (sntrup761) costs
+        # seconds of emulated CPU per login under TCG; curve25519 is ~6x
+        # cheaper (measured: 6.6 s -> 1.1 s of ssh client CPU in the guest).
+        "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org",
+        "GSSAPIAuthentication no",
         "",
     ])
 
