@@ -36,11 +36,13 @@ def bench() -> None:
               help="Vectors per insert ioctl.")
 @click.option("--single", type=click.IntRange(1), default=20, show_default=True,
               help="Queries timed one ioctl (one matmul) at a time.")
+@click.option("--rounds", type=click.IntRange(1, 20), default=2, show_default=True,
+              help="Alternating kernel/numpy timing rounds; the best time of each counts.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write the results as JSON here ('-' for stdout).")
 def vectors(directory: str, sizes: str, dim: int, k: int, nq: int, batch: int, single: int,
-            seed: int, json_out: str | None) -> None:
+            rounds: int, seed: int, json_out: str | None) -> None:
     """Insert throughput and k-NN QPS: VexFS kernel vs numpy brute force."""
     from vexfs.bench.vectors import run
 
@@ -51,7 +53,7 @@ def vectors(directory: str, sizes: str, dim: int, k: int, nq: int, batch: int, s
     if not size_list or min(size_list) < 1:
         raise click.BadParameter("sizes must be positive", param_hint="--sizes")
     result = run(Path(directory), size_list, dim=dim, k=k, nq=nq, batch=batch, single=single,
-                 seed=seed)
+                 seed=seed, rounds=rounds)
     if json_out == "-":
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
