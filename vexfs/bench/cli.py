@@ -66,4 +66,5 @@ def vectors(directory: str, sizes: str, dim: int, k: int, nq: int, batch: int, s
         click.echo(f"{r.n:>8} {r.dim:>4} {r.insert_vps:>11.0f} {r.kernel_batch_qps:>11.1f} "
                    f"{r.numpy_batch_qps:>10.1f} {r.ratio_batch:>6.2f} "
                    f"{r.kernel_single_qps:>8.1f} {r.numpy_single_qps:>8.1f} "
-                   f"{r.ratio_single:>6.2f} {r.id_agreement:>6.3f} {r.simd} (numpy ids= {r.numpy_id_agreement:.3f})")
+                   f"{r.ratio_single:>6.2f} {r.id_agreement:>6.3f} {r.simd} "
+                   f"(numpy ids= {r.numpy_id_agreement:.3f})")

@@ -138,7 +138,8 @@ def bench_size(directory: Path, n: int, dim: int, k: int, nq: int, batch: int,
         insert_vps=n / insert_s, kernel_batch_qps=nq / kb_s, kernel_single_qps=ks_n / ks_s,
         numpy_batch_qps=nq / nb_s, numpy_single_qps=ks_n / ns_s,
         ratio_batch=(nq / kb_s) / (nq / nb_s), ratio_single=(ks_n / ks_s) / (ks_n / ns_s),
-        id_agreement=agree, numpy_id_agreement=numpy_agree, max_rel_dist_err=max_rel, simd=st.simd, bytes=st.bytes)
+        id_agreement=agree, numpy_id_agreement=numpy_agree, max_rel_dist_err=max_rel,
+        simd=st.simd, bytes=st.bytes)
 
 
 def run(directory: Path, sizes: list[int], dim: int = 128, k: int = 10, nq: int = 100,
