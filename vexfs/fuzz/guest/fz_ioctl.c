@@ -383,10 +383,17 @@ static void *worker(void *arg)
 		if (i % 500 == 499 && (uintptr_t)arg == 0) {
 			char p[600];
 
+			int nfd;
+
+			/* other threads use this fd number concurrently: replace
+			 * the file behind it atomically with dup2(), never close it */
 			snprintf(p, sizeof(p), "%s/fz_empty", mnt);
 			unlink(p);
-			close(fds[FD_EMPTY]);
-			fds[FD_EMPTY] = open(p, O_RDWR | O_CREAT, 0644);
+			nfd = open(p, O_RDWR | O_CREAT, 0644);
+			if (nfd >= 0) {
+				dup2(nfd, fds[FD_EMPTY]);
+				close(nfd);
+			}
 		}
 	}
 	pthread_mutex_lock(&lock);
