@@ -147,6 +147,20 @@ class ImageFuzzer:
         self.driver = cbuild.build("fz_image")
         self.ioctl_driver = cbuild.build("fz_ioctl")
         self.tmp = Path(tempfile.mkdtemp(prefix="vexfs-fuzz-"))
+        # kernel console lines printed while each case ran (first 20 per case)
+        self.case_console: dict[int, list[str]] = {}
+        self._console_case: int | None = None
+
+    def _console(self, line: str) -> None:
+        import re as _re
+        m = _re.search(r"\bFZ S (\d+)", line)
+        if m:
+            self._console_case = int(m.group(1))
+            return
+        if self._console_case is not None and _re.match(r"\s*\[\s*\d+\.\d+\]", line):
+            lines = self.case_console.setdefault(self._console_case, [])
+            if len(lines) < 20:
+                lines.append(line.rstrip())
 
     # -- seed images -------------------------------------------------------
     def _module_key(self) -> str:
@@ -203,7 +217,8 @@ class ImageFuzzer:
     def _boot(self, progress: Progress) -> GuestVM:
         self.stats.boots += 1
         vm = boot(f"fuzz-image-{self.stats.boots}", self.out / "console", self.module,
-                  [progress.feed], hang_timeout=self.cfg.case_timeout, memory=self.cfg.memory)
+                  [progress.feed, self._console], hang_timeout=self.cfg.case_timeout,
+                  memory=self.cfg.memory)
         if self.cfg.crashtest_module is not None:
             vm.run(["insmod", str(Path(self.cfg.crashtest_module).resolve())], check=True)
         return vm
@@ -289,10 +304,21 @@ class ImageFuzzer:
                               f"fsck.vexfs -n raised on the image {which} the kernel ran",
                               img, detail=text)
         if rc_pre == 0 and rc_post not in (0, "exception"):
-            self._finding("corrupted-clean-image", case.case_no,
-                          "fsck.vexfs -n found the mutated image consistent, but not after "
-                          "the kernel mounted, walked, wrote and unmounted it", pre,
-                          detail=out_post[-3000:], post=post)
+            import re as _re
+            m = _re.search(r"(\d+) problems found", out_post)
+            only_state = "(state ERROR)" in out_post and m is not None and m.group(1) == "1"
+            if only_state:
+                # the kernel rejected something fsck accepts: one of the two
+                # checkers is wrong; the dmesg line of the case says what
+                self._finding("fsck-kernel-disagree", case.case_no,
+                              "fsck.vexfs -n calls the mutated image consistent but the kernel "
+                              "reported an error on it (state ERROR after umount)", pre,
+                              detail=out_post[-3000:], post=post)
+            else:
+                self._finding("corrupted-clean-image", case.case_no,
+                              "fsck.vexfs -n found the mutated image consistent, but not after "
+                              "the kernel mounted, walked, wrote and unmounted it", pre,
+                              detail=out_post[-3000:], post=post)
 
     def _finding(self, kind: str, case_no: int, title: str, img: bytes, detail: str = "",
                  post: bytes | None = None, crash: Crash | None = None) -> Finding:
@@ -303,6 +329,7 @@ class ImageFuzzer:
             (d / "after.img").write_bytes(post)
         b, _, ops = self.case_image(case_no)
         meta = {"kind": kind, "title": title, "seed": self.cfg.seed, "case": case_no,
+                "kernel_lines": self.case_console.get(case_no, []),
                 "base": self.base_names[b],
                 "base_sha256": hashlib.sha256(self.bases[b]).hexdigest(),
                 "mutations": ops, "module": str(self.module),
