@@ -111,6 +111,11 @@ def test_metric_rules() -> None:
     assert compare_runs(_run({"mem_available_kb": [1000000, 999900]}),
                         _run({"mem_available_kb": [1000000, 995900]})).regressed
     assert spec_for("bench.search_l2_ms.vexfs").unit == "ms"
+    assert spec_for("bench.search_batch_qps_10k.vexfs").better == "higher"
+    assert spec_for("bench.search_batch_qps_10k.numpy").better == ""
+    # Only the innermost name decides: an error inside "vector_accuracy" is not an accuracy.
+    assert spec_for("vector_accuracy.random_l2.max_rel_err").better == ""
+    assert spec_for("vector_accuracy.recall").better == "higher"
 
 
 def test_status_and_criteria_rules() -> None:

@@ -79,6 +79,7 @@ def summary_value(value: Any) -> float | None:
 # Reference implementations a benchmark compares against: their figures are
 # shown, but they getting slower or faster is not a VexFS regression.
 REFERENCE_LABELS = ("numpy", "reference", "baseline", "ext4", "host")
+IMPLEMENTATION_LABELS = REFERENCE_LABELS + ("vexfs", "kernel")
 
 
 def _guess_spec(part: str) -> MetricSpec | None:
@@ -103,11 +104,11 @@ def spec_for(name: str) -> MetricSpec:
     guessed from the innermost component that says something (times: lower is
     better; rates: higher), so `bench.search_l2_ms.vexfs` is a time in ms."""
     parts = name.split(".")
-    spec = None
-    for part in reversed(parts):
-        spec = _guess_spec(part)
-        if spec is not None:
-            break
+    # The innermost component that is not an implementation label decides:
+    # `bench.search_l2_ms.vexfs` is a time, but `vector_accuracy.l2.max_rel_err`
+    # is not an accuracy.
+    figure = next((p for p in reversed(parts) if p.lower() not in IMPLEMENTATION_LABELS), parts[-1])
+    spec = _guess_spec(figure)
     if spec is None:
         spec = MetricSpec("", "", None, 0.20, 0.0)
     if parts[-1].lower() in REFERENCE_LABELS:
