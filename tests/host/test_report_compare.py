@@ -124,6 +124,13 @@ def test_status_and_criteria_rules() -> None:
     assert not compare_runs(_run({}, Status.PASSED), _run({}, Status.SKIPPED)).regressed
     # Still failing, but a criterion that passed now fails: that is new breakage.
     assert compare_runs(_run({}, Status.FAILED, crit_ok=True), _run({}, Status.FAILED, crit_ok=False)).regressed
+    # Recovering from an error to a failure is not a regression, even though the
+    # failing criterion was never evaluated before (the old run hung first).
+    errored = _run({}, Status.ERROR)
+    errored.scenarios[0].criteria = []
+    cmp = compare_runs(errored, _run({}, Status.FAILED, crit_ok=False))
+    assert not cmp.regressed
+    assert any("not evaluated in the old run" in c.what for c in cmp.changes)
     # A new scenario that fails is a regression; one that disappears is not.
     old = _run({})
     new = _run({})

@@ -133,12 +133,19 @@ def _compare_status(sid: str, old: ScenarioResult | None, new: ScenarioResult | 
 def _compare_criteria(sid: str, old: ScenarioResult, new: ScenarioResult) -> list[Change]:
     changes = []
     before = {c.name: c for c in old.criteria}
+    # A criterion absent from an old run that did not finish (error, skipped)
+    # was never evaluated: failing it now is not news of a regression.
+    old_finished = Status(old.status) in (Status.PASSED, Status.FAILED)
     for c in new.criteria:
         prev = before.get(c.name)
         if prev is None:
             if not c.passed:
-                changes.append(Change("criterion", sid, f"{sid} new criterion fails: {c.name}: {c.detail}",
-                                      regression=True, new="fail"))
+                if old_finished:
+                    changes.append(Change("criterion", sid, f"{sid} new criterion fails: {c.name}: {c.detail}",
+                                          regression=True, new="fail"))
+                else:
+                    changes.append(Change("criterion", sid, f"{sid} fails (not evaluated in the old run, "
+                                          f"which did not finish): {c.name}: {c.detail}", new="fail"))
             continue
         if prev.passed and not c.passed:
             changes.append(Change("criterion", sid, f"{sid} ✔→✘ {c.name}: {c.detail}", regression=True,
@@ -199,7 +206,7 @@ def _crash_titles(run: Run) -> dict[str, tuple[str, str]]:
     titles: dict[str, tuple[str, str]] = {}
     for s in run.scenarios:
         for c in s.crashes:
-            text = f"{c.kind}: {c.title}"
+            text = c.title if c.title.lower().startswith(f"{c.kind.lower()}:") else f"{c.kind}: {c.title}"
             titles.setdefault(normalize_title(text), (s.id, text))
         warnings = s.metrics.get("kernel_warnings")
         if isinstance(warnings, list):
