@@ -378,11 +378,10 @@ class Checker:
             self._inode_problem(info, "collection.feature", "is a collection but the "
                                 "superblock lacks the COLLECTIONS feature", set_feature,
                                 preen=True)
-        if inode.i_size < L.VEXFS_DATA_OFFSET:
-            self._inode_problem(info, "collection.size", f"collection of {inode.i_size} "
-                                "bytes is smaller than its 4096-byte header block")
-            return
-        raw = self.img.read_data(ino, 0, L.COLLECTION_HEADER_SIZE, inode=inode)
+        # the header lives in file block 0, whatever i_size says
+        first = next((e for e in info.extents if e.logical == 0), None)
+        raw = self.img.dev.read_block(first.start)[:L.COLLECTION_HEADER_SIZE] if first \
+            else bytes(L.COLLECTION_HEADER_SIZE)
         head = L.CollectionHeader.unpack(raw)
         problems = collection_header_problems(head)
         for msg in problems:
@@ -391,9 +390,16 @@ class Checker:
             return
         expect = L.VEXFS_DATA_OFFSET + head.c_count * head.c_record_size
         if inode.i_size != expect:
+            mapped_end = max((e.logical + e.length) * BS for e in info.extents)
+            fix = None
+            if L.struct_checksum_ok(head) and mapped_end >= expect:
+                # the checksummed header is the better witness: trust its count
+                fix = self.patch_inode(ino, lambda i, v=expect: setattr(i, "i_size", v))
             self._inode_problem(info, "collection.size",
                                 f"collection size {inode.i_size} is not 4096 + "
-                                f"{head.c_count} records x {head.c_record_size} bytes = {expect}")
+                                f"{head.c_count} records x {head.c_record_size} bytes = {expect}"
+                                + ("; i_size will be set from the header" if fix else ""),
+                                fix)
             return
         if not L.struct_checksum_ok(head):
             lblk_start = next((e.start for e in info.extents if e.logical == 0), None)
@@ -497,6 +503,8 @@ class Checker:
                 self.add("dir.checksum", f"{where}: checksum mismatch (the entries are "
                          "valid, the checksum will be rewritten)",
                          self.patch_dir_block(pblk, lambda b: None), preen=True)
+            if lblk == 0 and not problems and len(recs) < 2:
+                self.check_missing_dotdot(d, recs, pblk, where)
             for idx, r in enumerate(recs):
                 if lblk == 0 and idx < 2:
                     self.check_dot(d, r, idx, pblk, where)
@@ -515,12 +523,42 @@ class Checker:
             b[off:off + 4] = b"\0\0\0\0"
         return self.patch_dir_block(pblk, mutate)
 
+    def check_missing_dotdot(self, d: InodeInfo, recs: list, pblk: int, where: str) -> None:
+        """Block 0 holds a single record: split it to make room for '..'."""
+        first = recs[0]
+        fix = None
+        if first.rec_len >= 2 * L.dir_rec_len(2) and first.name == b"." and first.inode:
+            parent = d.parent if d.parent else d.ino
+
+            def add_dotdot(b: bytearray, rl=first.rec_len, v=parent) -> None:
+                b[4:6] = (12).to_bytes(2, "little")
+                b[12:20] = bytes(L.DirEntry(d_inode=v, d_rec_len=rl - 12, d_name_len=2,
+                                            d_file_type=L.VEXFS_FT_DIR))
+                b[20:22] = b".."
+            fix = self.patch_dir_block(pblk, add_dotdot)
+        self.add("dir.dot", f"{where}: the '..' entry is missing"
+                 + ("; it will be added" if fix else ""), fix)
+
     def check_dot(self, d: InodeInfo, r, idx: int, pblk: int, where: str) -> None:
         want_name = b"." if idx == 0 else b".."
         want_ino = d.ino if idx == 0 else d.parent
         if r.name != want_name or not r.inode:
+            fix = None
+            if r.rec_len >= L.dir_rec_len(len(want_name)):
+                # rewrite the record in place; if it was a live entry, its
+                # inode becomes an orphan that the next round reconnects
+                target = want_ino if want_ino else d.ino
+
+                def fix_dot(b: bytearray, off=r.offset, rl=r.rec_len, v=target,
+                            name=want_name) -> None:
+                    b[off:off + 8] = bytes(L.DirEntry(d_inode=v, d_rec_len=rl,
+                                                      d_name_len=len(name),
+                                                      d_file_type=L.VEXFS_FT_DIR))
+                    b[off + 8:off + 8 + len(name)] = name
+                fix = self.patch_dir_block(pblk, fix_dot)
             self.add("dir.dot", f"{where}: entry {idx} should be {want_name.decode()!r} but "
-                     f"is {r.name!r} (inode {r.inode})")
+                     f"is {r.name!r} (inode {r.inode})"
+                     + ("; it will be rewritten" if fix else ""), fix)
             return
         if d.disconnected and idx == 1:
             return   # fixed when the tree is reconnected to /lost+found
@@ -680,9 +718,14 @@ class Checker:
             if active is not None and c[0] < active[1]:
                 a, b = sorted((active, c), key=lambda x: (x[2], x[3]))
                 shared = min(a[1], b[1]) - max(a[0], b[0])
+                victim = (b[2], b[3], b[0], b[1])
+
+                def clone(v=victim) -> None:
+                    self.pending_clone.append(v)
                 self.add("block.multiply_claimed",
                          f"inode {b[2]}: {b[4]} overlaps inode {a[2]}'s {a[4]} ({shared} "
-                         f"shared blocks, first {max(a[0], b[0])})")
+                         f"shared blocks, first {max(a[0], b[0])}); inode {b[2]}'s blocks "
+                         "will be copied to free space", clone)
             if active is None or c[1] > active[1]:
                 active = c
         fix = self.rebuild_bitmaps_fix()
@@ -743,6 +786,82 @@ class Checker:
 
     bitmaps_rebuilt = False
     pending_reconnect: list[int]
+    pending_clone: list[tuple[int, int, int, int]]
+
+    def clone_claims(self, victims: list[tuple[int, int, int, int]]) -> None:
+        """Give each (inode, claim index, first, end) its own copy of the blocks
+        it shares with another claim (e2fsck's pass 1b "clone"): data extents
+        first, then extent-chain blocks, so a cloned chain block carries the
+        already re-pointed extents."""
+        from vexfs.imagebuild import ImageBuilder, NoSpace
+        b = ImageBuilder(self.img)
+        try:
+            for ino, idx, lo, hi in sorted(set(victims), key=lambda v: (v[1] >= 1_000_000, v)):
+                info = self.infos[ino]
+                start = self._alloc_contiguous(b, hi - lo)
+                for off in range(0, hi - lo, 256):
+                    n = min(256, hi - lo - off)
+                    self.img.dev.write_block(start + off, self.img.dev.read(
+                        (lo + off) * BS, n * BS))
+                if idx >= 1_000_000:
+                    ci = idx - 1_000_000
+                    if ci == 0:
+                        self.patch_inode(ino, lambda i, v=start: setattr(
+                            i, "i_extent_block", v))()
+                    else:
+                        self._set_chain_next(info.chain[ci - 1], start)
+                else:
+                    self._repoint_extent(info, idx, start)
+        except NoSpace as e:
+            raise ImageError(f"no contiguous free space to copy shared blocks: {e}") from None
+        finally:
+            b.commit()
+            self.sb = self.img.sb
+
+    @staticmethod
+    def _alloc_contiguous(b, n: int) -> int:
+        from vexfs.imagebuild import NoSpace
+        sb = b.sb
+        if n > sb.s_blocks_count - sb.s_data_start:
+            raise NoSpace(f"{n} blocks")
+        run = 0
+        for blk in range(sb.s_data_start, sb.s_blocks_count):
+            run = 0 if b._get(b.bbits, blk) else run + 1
+            if run == n:
+                first = blk - n + 1
+                for x in range(first, blk + 1):
+                    b._set(b.bbits, x, True)
+                return first
+        raise NoSpace(f"{n} contiguous blocks")
+
+    def _set_chain_next(self, blk: int, nxt: int) -> None:
+        data = bytearray(self.img.dev.read_block(blk))
+        head = L.ExtentBlockHeader.unpack(data)
+        head.eb_next = nxt
+        data[:L.EXTENT_BLOCK_HEADER_SIZE] = bytes(head)
+        L.seal_block(data, "extent")
+        self.write_block(blk, data)
+
+    def _repoint_extent(self, info: InodeInfo, k: int, start: int) -> None:
+        inline = info.inode.i_nr_extents
+        if k < inline:
+            def mutate(i: L.Inode, k=k, v=start) -> None:
+                i.i_extents[k].ee_start = v
+            self.patch_inode(info.ino, mutate)()
+            return
+        j = k - inline
+        for cb in info.chain:
+            data = bytearray(self.img.dev.read_block(cb))
+            count = L.ExtentBlockHeader.unpack(data).eb_count
+            if j < count:
+                off = L.EXTENT_BLOCK_HEADER_SIZE + j * L.EXTENT_SIZE
+                ext = L.Extent.unpack(data, off)
+                ext.ee_start = start
+                data[off:off + L.EXTENT_SIZE] = bytes(ext)
+                L.seal_block(data, "extent")
+                self.write_block(cb, data)
+                return
+            j -= count
 
     # -- repairs needing allocation -------------------------------------------
     def reconnect_orphans(self, inos: list[int]) -> None:
@@ -802,18 +921,54 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
         return EXIT_OPERATIONAL
     sb = L.SuperBlock.unpack(raw)
     problems = superblock_problems(sb, size // BS)
+    rebuilt: L.SuperBlock | None = None
+    sb_problem: Problem | None = None
     if problems:
         fatal_op = sb.s_magic != L.VEXFS_MAGIC or sb.s_version != L.VEXFS_FORMAT_VERSION or \
             sb.s_feature_incompat & ~L.VEXFS_FEATURE_INCOMPAT_SUPP or \
             sb.s_feature_ro_compat & ~L.VEXFS_FEATURE_RO_COMPAT_SUPP
         print(f"fsck.vexfs: {path}: superblock is unusable: " + "; ".join(problems),
               file=out)
-        if not fatal_op:
-            print("fsck.vexfs: the geometry is corrupt and there is no backup superblock; "
-                  "cannot check further", file=out)
-        return EXIT_OPERATIONAL if fatal_op else EXIT_UNCORRECTED
+        if fatal_op:
+            return EXIT_OPERATIONAL
+        try:
+            with Device(path) as dev:
+                found = rebuild_superblock(sb, dev)
+        except OSError as e:
+            print(f"fsck.vexfs: cannot read {path}: {e.strerror}", file=out)
+            return EXIT_OPERATIONAL
+        if found is None:
+            print("fsck.vexfs: the geometry is corrupt, no layout matching the bitmaps and "
+                  "root inode was found, and there is no backup superblock; cannot check "
+                  "further", file=out)
+            return EXIT_UNCORRECTED
+        rebuilt, changes = found
+        sb_problem = Problem("sb.geometry", "superblock fields are corrupt; rebuilt from the "
+                             "on-disk layout (bitmaps and root inode found where the format "
+                             "puts them): " + ", ".join(changes))
+        if mode != "y":
+            print(f"fsck.vexfs: {path}: checking with the rebuilt superblock; "
+                  "run fsck.vexfs -y to write it", file=out)
+            writable = False      # -p must not build repairs on an unwritten superblock
+    elif not L.struct_checksum_ok(sb):
+        # Fields look sane but the checksum says one is not: if the layout
+        # explains the superblock better with some field changed, use that.
+        try:
+            with Device(path) as dev:
+                found = rebuild_superblock(sb, dev)
+        except OSError:
+            found = None
+        if found is not None and found[1]:
+            rebuilt, changes = found
+            sb_problem = Problem("sb.geometry", "superblock checksum mismatch and fields "
+                                 "that disagree with the on-disk layout; rebuilt from the "
+                                 "layout: " + ", ".join(changes))
+            if mode != "y":
+                print(f"fsck.vexfs: {path}: checking with the rebuilt superblock; "
+                      "run fsck.vexfs -y to write it", file=out)
+                writable = False
     if mode == "p" and not force and sb.s_state == L.VEXFS_STATE_CLEAN and \
-            L.struct_checksum_ok(sb):
+            L.struct_checksum_ok(sb) and rebuilt is None:
         used_i = sb.s_inodes_count - sb.s_free_inodes
         used_b = sb.s_blocks_count - sb.s_free_blocks
         print(f"{path}: clean, {used_i}/{sb.s_inodes_count} files, "
@@ -827,19 +982,29 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
     remaining: list[Problem] = []
     stats: dict[str, int] = {}
     try:
-        img = Image(path, writable=writable, require_checksum=False)
+        img = Image(path, writable=writable, require_checksum=False, sb=rebuilt)
     except (OSError, ImageError) as e:
         print(f"fsck.vexfs: {path}: {e}", file=sys.stderr)
         return EXIT_OPERATIONAL
     with img:
+        if sb_problem is not None:
+            reported.append(sb_problem)
+            if mode == "y":
+                block0 = bytearray(img.dev.read_block(0))
+                block0[:256] = bytes(L.seal(rebuilt))
+                img.dev.write_block(0, block0)
+                sb_problem.fixed = fixed_any = True
+
         if verbose:
             print("Pass 1: superblock and bitmap blocks\nPass 2: inodes, extents, "
                   "collections\nPass 3: directory structure\nPass 4: connectivity and "
                   "link counts\nPass 5: block ownership, bitmaps, free counts", file=out)
         for rnd in range(MAX_ROUNDS + 1):
-            img.sb = L.SuperBlock.unpack(img.dev.read_block(0))
+            if not (rebuilt is not None and mode != "y"):
+                img.sb = L.SuperBlock.unpack(img.dev.read_block(0))
             checker = Checker(img, error_state_acked=error_acked)
             checker.pending_reconnect = []
+            checker.pending_clone = []
             try:
                 problems = checker.check()
             except FatalError as e:
@@ -862,8 +1027,10 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
             for p in problems:
                 if not p.fix or not (mode == "y" or p.preen):
                     continue
-                # reconnecting orphans allocates blocks: wait for correct bitmaps
-                if p.code in ("orphan.directory", "orphan.unreferenced") and bitmaps_bad:
+                # reconnecting orphans and cloning shared blocks allocate blocks:
+                # wait for correct bitmaps
+                if p.code in ("orphan.directory", "orphan.unreferenced",
+                              "block.multiply_claimed") and bitmaps_bad:
                     continue
                 try:
                     p.fix()
@@ -873,6 +1040,15 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
             for p in problems:
                 if p.code == "sb.error_state" and p.fixed:
                     error_acked, error_problem = True, p
+            if checker.pending_clone:
+                try:
+                    checker.clone_claims(checker.pending_clone)
+                except (OSError, ImageError) as e:
+                    print(f"fsck.vexfs: could not copy shared blocks: {e}", file=out)
+                    for p in problems:
+                        if p.code == "block.multiply_claimed":
+                            p.fixed = False
+                img.sb = L.SuperBlock.unpack(img.dev.read_block(0))
             if checker.pending_reconnect:
                 try:
                     checker.reconnect_orphans(checker.pending_reconnect)
@@ -886,6 +1062,8 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
                 remaining = problems
                 break
             fixed_any = True
+        if sb_problem is not None and not sb_problem.fixed:
+            remaining.append(sb_problem)
         if remaining and error_problem is not None:
             remaining.append(error_problem)    # the ERROR state stays while errors do
         if writable and not remaining:
@@ -927,6 +1105,76 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
         print(f"{path}: ***** FILE SYSTEM WAS MODIFIED *****", file=out)
         return EXIT_CORRECTED
     return EXIT_OK
+
+
+def rebuild_superblock(sb: L.SuperBlock, dev: Device
+                       ) -> tuple[L.SuperBlock, list[str]] | None:
+    """A usable superblock for a damaged one, or None.
+
+    There is no backup superblock, but mkfs.vexfs's layout is a pure function
+    of (blocks_count, inodes_count). Try the counts the damaged superblock and
+    the device suggest; accept the first layout whose bitmap blocks carry the
+    right magic and index and whose inode table starts with a valid root
+    directory inode, and restore the fields that have one legal value.
+    """
+    from vexfs.mkfs import Geometry, MkfsError
+    dev_blocks = dev.size // BS
+    found: list[tuple[L.SuperBlock, list[str]]] = []
+    blocks_c = [sb.s_blocks_count, dev_blocks]
+    inodes_c = [sb.s_inodes_count, sb.s_itable_blocks * L.VEXFS_INODES_PER_BLOCK,
+                (sb.s_data_start - sb.s_itable_start) * L.VEXFS_INODES_PER_BLOCK]
+    for blocks in dict.fromkeys(blocks_c):
+        for inodes in dict.fromkeys(inodes_c):
+            if not 0 < blocks <= dev_blocks or not 0 < inodes < 2**32:
+                continue
+            try:
+                g = Geometry.compute(blocks, inodes)
+            except MkfsError:
+                continue
+            if g.inodes != inodes:
+                continue
+            cand = L.SuperBlock.from_buffer_copy(bytes(sb))
+            for field_name, value in (
+                    ("s_blocks_count", g.blocks), ("s_inodes_count", g.inodes),
+                    ("s_ibitmap_start", g.ibitmap_start), ("s_ibitmap_blocks", g.ibitmap_blocks),
+                    ("s_bbitmap_start", g.bbitmap_start), ("s_bbitmap_blocks", g.bbitmap_blocks),
+                    ("s_itable_start", g.itable_start), ("s_itable_blocks", g.itable_blocks),
+                    ("s_data_start", g.data_start), ("s_block_size", BS),
+                    ("s_inode_size", L.VEXFS_INODE_SIZE), ("s_root_ino", L.VEXFS_ROOT_INO)):
+                setattr(cand, field_name, value)
+            cand.s_feature_incompat |= L.VEXFS_FEATURE_INCOMPAT_EXTENTS
+            cand.s_state &= L.VEXFS_STATE_CLEAN | L.VEXFS_STATE_ERROR
+            cand.s_free_blocks = min(cand.s_free_blocks, g.blocks)   # recounted later
+            cand.s_free_inodes = min(cand.s_free_inodes, g.inodes)
+            if superblock_problems(cand, dev_blocks) or not _layout_matches(cand, dev):
+                continue
+            changes = [f"{name} {getattr(sb, name)} -> {getattr(cand, name)}"
+                       for name, _ in L.SuperBlock._fields_
+                       if name not in ("s_checksum", "s_uuid", "s_label", "s_reserved")
+                       and getattr(sb, name) != getattr(cand, name)]
+            found.append((L.seal(cand), changes))
+    # the layout that explains the damaged superblock with the fewest changes
+    return min(found, key=lambda f: len(f[1])) if found else None
+
+
+def _layout_matches(sb: L.SuperBlock, dev: Device) -> bool:
+    try:
+        for start, count in ((sb.s_ibitmap_start, sb.s_ibitmap_blocks),
+                             (sb.s_bbitmap_start, sb.s_bbitmap_blocks)):
+            for i in range(count):
+                head = L.BitmapHeader.unpack(dev.read_block(start + i))
+                if head.bh_magic != L.VEXFS_BITMAP_MAGIC or head.bh_index != i:
+                    return False
+        root = L.Inode.unpack(dev.read_block(sb.s_itable_start))
+        # metadata blocks [0, data_start) are marked in use, and inode 1 is
+        bits = dev.read_block(sb.s_bbitmap_start)[16:]
+        ibits = dev.read_block(sb.s_ibitmap_start)[16:]
+    except ImageError:
+        return False
+    n = min(sb.s_data_start, L.VEXFS_BITS_PER_BITMAP)
+    meta_marked = all(bits[i >> 3] >> (i & 7) & 1 for i in range(n))
+    return stat.S_ISDIR(root.i_mode) and L.struct_checksum_ok(root) and meta_marked \
+        and bool(ibits[0] & 1)
 
 
 def build_parser() -> argparse.ArgumentParser:

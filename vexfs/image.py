@@ -341,11 +341,12 @@ class Image:
     """A VexFS filesystem read (and, for the builder and fsck, written) offline."""
 
     def __init__(self, path: str | os.PathLike, writable: bool = False,
-                 require_checksum: bool = True) -> None:
+                 require_checksum: bool = True, sb: L.SuperBlock | None = None) -> None:
+        """``sb``: use this superblock instead of block 0's (fsck's rebuilt one)."""
         self.path = str(path)
         self.dev = Device(path, writable=writable)
         try:
-            self.sb = self._load_superblock(require_checksum)
+            self.sb = sb if sb is not None else self._load_superblock(require_checksum)
         except BaseException:
             self.dev.close()
             raise

@@ -255,16 +255,49 @@ def test_sb_bad_version(img):
     assert rc == 8 and "version 7" in out
 
 
+def _assert_sb_rebuilt(img: Path, words: list[str]) -> None:
+    rc, out = fsck(img, "n")
+    assert rc == 4, out
+    for w in words + ["rebuilt from the"]:
+        assert w in out, out
+    assert "sb.geometry" not in out
+    rc, out = fsck(img, "p")
+    assert rc == 4 and "UNEXPECTED INCONSISTENCY" in out, out
+    assert_repaired(img)
+
+
 def test_sb_bad_geometry(img):
     edit_sb(img, s_itable_blocks=3)
-    rc, out = fsck(img, "y")
-    assert rc == 4 and "inode table is 3 blocks" in out
+    _assert_sb_rebuilt(img, ["inode table is 3 blocks", "s_itable_blocks 3 -> 32"])
 
 
 def test_sb_bigger_than_device(img):
     edit_sb(img, s_blocks_count=10**6)
-    rc, out = fsck(img)
-    assert rc == 4 and "device holds only 2048" in out
+    _assert_sb_rebuilt(img, ["device holds only 2048", "s_blocks_count 1000000 -> 2048"])
+
+
+def test_sb_bit_flip_in_geometry_without_reseal(img):
+    sb = L.SuperBlock.unpack(read(img, 0, 256))
+    edit_sb(img, reseal=False, s_data_start=sb.s_data_start ^ 0x40)
+    _assert_sb_rebuilt(img, ["s_data_start"])
+
+
+@pytest.mark.parametrize("fields", [
+    {"s_inodes_count": 7}, {"s_block_size": 1024}, {"s_inode_size": 128},
+    {"s_root_ino": 5}, {"s_feature_incompat": 0}, {"s_state": 0x8001},
+    {"s_free_blocks": 10**7}, {"s_ibitmap_start": 9}, {"s_bbitmap_blocks": 7},
+])
+def test_sb_fields_restored(img, fields):
+    edit_sb(img, **fields)
+    _assert_sb_rebuilt(img, [f"{k} {v} -> " for k, v in fields.items()])
+
+
+def test_sb_unrecoverable_geometry(img):
+    # no layout matches: the bitmaps are gone too
+    edit_sb(img, s_itable_blocks=3)
+    patch(img, 1 * BS, b"\0" * 16)
+    rc, out = fsck(img, "y")
+    assert rc == 4 and "no layout matching" in out
 
 
 def test_sb_free_block_count(img):
@@ -288,9 +321,7 @@ def test_sb_error_state(img):
 
 def test_error_state_stays_while_errors_remain(img):
     edit_sb(img, s_state=L.VEXFS_STATE_ERROR)
-    start = first_extent_start(img, "/docs/b.bin")
-    edit_inode(img, lookup(img, "/docs/sub/deep.txt"),
-               fn=lambda i: setattr(i.i_extents[0], "ee_start", start))
+    _edit_collection_header(img, c_metric=9)      # nothing can repair this
     rc, out = fsck(img, "y")
     assert rc == 4, out
     assert "recorded errors on this filesystem (state ERROR) [NOT FIXED]" in out
@@ -526,9 +557,37 @@ def test_block_shared_by_two_inodes(img):
     b = lookup(img, "/docs/sub/deep.txt")
     start = first_extent_start(img, "/docs/b.bin")
     edit_inode(img, b, fn=lambda i: setattr(i.i_extents[0], "ee_start", start))
+    with Image(img) as im:
+        a_data = im.read_file("/docs/b.bin")
     out = assert_detected(img, "block.multiply_claimed")
     assert f"inode {b}: extent 0" in out and f"overlaps inode {a}'s extent 0" in out
-    assert_not_repairable(img)
+    rc, out = fsck(img, "p")
+    assert rc == 4 and "UNEXPECTED INCONSISTENCY" in out
+    assert_repaired(img)
+    with Image(img) as im:
+        # the victim got its own copy; the first owner is untouched
+        assert im.read_file("/docs/b.bin") == a_data
+        assert im.extents(b).extents[0].start != start
+        assert im.read_file("/docs/sub/deep.txt")[:100] == a_data[:100]
+
+
+def test_extent_overlapping_another_files_extent_chain(img):
+    """A data extent laid over another file's extent block and data: the
+    later claims (the chain block, the data) are cloned and that file's
+    content survives intact."""
+    with Image(img) as im:
+        frag = im.lookup("/frag")
+        frag_data = im.read_file("/frag")
+        chain_blk = im.extents(frag).chain[0]
+    b = lookup(img, "/docs/b.bin")
+    assert b < frag
+    edit_inode(img, b, fn=lambda i: setattr(i.i_extents[0], "ee_start", chain_blk))
+    out = assert_detected(img, "block.multiply_claimed")
+    assert f"inode {frag}: extent block {chain_blk} overlaps inode {b}'s extent 0" in out
+    assert_repaired(img)
+    with Image(img) as im:
+        assert im.extents(frag).chain[0] != chain_blk
+        assert im.read_file("/frag") == frag_data
 
 
 # -- symlinks -----------------------------------------------------------------------------------
@@ -655,6 +714,35 @@ def test_dot_missing(img):
     pblk = dir_block(img, "/docs")
     edit_dir_block(img, pblk, lambda b: b.__setitem__(8, ord("x")))
     assert_detected(img, "dir.dot", ["entry 0 should be '.'"])
+    assert_repaired(img)
+
+
+def test_dotdot_replaced_by_a_live_entry(img):
+    """'..' overwritten by a real entry: '..' is restored and the entry's
+    inode is reconnected to /lost+found."""
+    pblk = dir_block(img, "/docs/sub")
+    deep = lookup(img, "/docs/sub/deep.txt")
+    e = entry(img, pblk, b"..")
+    def fn(b):
+        b[e.offset:e.offset + 4] = deep.to_bytes(4, "little")
+        b[e.offset + 6] = 2
+        b[e.offset + 7] = L.VEXFS_FT_REG_FILE
+        b[e.offset + 8:e.offset + 10] = b"zz"
+    edit_dir_block(img, pblk, fn)
+    assert_detected(img, "dir.dot", ["entry 1 should be '..'"])
+    assert_repaired(img)
+    with Image(img) as im:
+        assert im.lookup("/docs/sub/..") == im.lookup("/docs")
+
+
+def test_dotdot_record_missing(img):
+    pblk = dir_block(img, "/docs/sub")
+    recs, _ = parse_dir_block(read(img, pblk * BS, BS))
+    # make '.' swallow the whole block (its rec_len reaches the tail)
+    edit_dir_block(img, pblk, lambda b: b.__setitem__(slice(4, 6), (4088).to_bytes(2, "little")))
+    assert_detected(img, "dir.dot", ["the '..' entry is missing"])
+    assert_repaired(img)
+    assert len(recs) >= 2
 
 
 def test_duplicate_name(img):
@@ -760,6 +848,21 @@ def test_collection_header_fields(img, fields, words):
 def test_collection_count_vs_size(img):
     _edit_collection_header(img, c_count=11)
     assert_detected(img, "collection.size", ["4096 + 11 records x 48 bytes = 4624"])
+    assert_repaired(img)
+    with Image(img) as im:
+        assert im.collection(lookup(img, "/vecs")).count == 11
+
+
+def test_collection_size_below_header(img):
+    edit_inode(img, lookup(img, "/vecs"), i_size=100)
+    assert_detected(img, "collection.size", ["collection size 100 is not"])
+    assert_repaired(img)
+
+
+def test_collection_count_beyond_mapped_blocks(img):
+    _edit_collection_header(img, c_count=500)
+    assert_detected(img, "collection.size", ["4096 + 500 records"])
+    assert_not_repairable(img)
 
 
 def test_collection_header_checksum(img):
