@@ -4,7 +4,8 @@
 
   -n  check only; the device is opened read-only and nothing is written
   -y  repair everything that can be repaired (may remove directory entries,
-      clear corrupt inodes, reconnect orphans to /lost+found)
+      clear corrupt inodes, reconnect orphans to /lost+found, copy blocks two
+      files share, rebuild a damaged superblock from the on-disk layout)
   -p  preen: repair only what is safe without a human (counts, bitmaps, link
       counts, checksums of blocks whose structure is valid, deleted inodes,
       file types, state); anything else -> exit 4 and "run fsck manually".
