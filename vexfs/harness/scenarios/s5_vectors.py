@@ -44,6 +44,16 @@ GUEST_SCRIPT_AT = "/tmp/s5_guest.py"
 STATE_AT = "/tmp/s5_state.npz"
 BENCH_MIN_ID_AGREEMENT = 0.999
 
+# numpy 2.x dispatches sort/partition to AVX2 code (x86-simd-sort, its
+# "X86_V3" group) that QEMU 7.2's TCG emulates wrongly: in the guest
+# np.argpartition on float64 dies with a general protection fault in
+# _multiarray_umath, and where it survives it returns wrong indices (the
+# benchmark's numpy top-k then disagrees with the exact top-k on ~20% of
+# ranks). Every numpy process of this scenario therefore runs on numpy's
+# baseline (x86-64-v2) kernels; BLAS (OpenBLAS, its own dispatch) and the
+# kernel module are unaffected.
+NUMPY_ENV = {"NPY_DISABLE_CPU_FEATURES": "X86_V3"}
+
 # The spec's loop, run by bash exactly as written (brace expansion).
 SPEC_LOOP = """for i in {1..10}; do
   echo "vector_$i: [1.0, 2.0, 3.0, 4.0]" > "vector_$i.vec"
@@ -70,7 +80,8 @@ def _read_back(ctx: ScenarioContext) -> list[str]:
 
 def _guest_checks(ctx: ScenarioContext, mode: str, fallback: str) -> dict:
     """Run _s5_guest.py in the guest; record its checks; return its metrics."""
-    result = B.sh(ctx, [B.GUEST_PYTHON, GUEST_SCRIPT_AT, mode, MNT, STATE_AT], timeout=900)
+    result = B.sh(ctx, [B.GUEST_PYTHON, GUEST_SCRIPT_AT, mode, MNT, STATE_AT], timeout=900,
+                  env=NUMPY_ENV)
     try:
         report = json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -98,9 +109,12 @@ def _bench_figures(raw: dict) -> tuple[dict, list[str], list[str]]:
         summary.append(f"n={r['n']}: insert {r['insert_vps']:.0f} v/s, batch {r['kernel_batch_qps']:.1f} "
                        f"qps vs numpy {r['numpy_batch_qps']:.1f} (x{r['ratio_batch']:.2f}), single "
                        f"{r['kernel_single_qps']:.1f} vs {r['numpy_single_qps']:.1f} "
-                       f"(x{r['ratio_single']:.2f}), ids = numpy {r['id_agreement']:.4f}, {r['simd']}")
+                       f"(x{r['ratio_single']:.2f}), kernel ids = exact top-k {r['id_agreement']:.4f}"
+                       + (f" (numpy's: {r['numpy_id_agreement']:.4f})" if "numpy_id_agreement" in r else "")
+                       + f", {r['simd']}")
         if r["id_agreement"] < BENCH_MIN_ID_AGREEMENT:
-            problems.append(f"n={r['n']}: only {r['id_agreement']:.4f} of the ids equal numpy's")
+            problems.append(f"n={r['n']}: only {r['id_agreement']:.4f} of the kernel's ids equal "
+                            "the exact top-k")
         err = r.get("max_rel_dist_err")
         if isinstance(err, (int, float)) and err == err and err > 1e-5:  # NaN: not measured
             problems.append(f"n={r['n']}: max relative distance error {err:.2e}")
@@ -184,7 +198,7 @@ def run(ctx: ScenarioContext) -> None:
                      "vexfs vec create cli.vcol --dim 4 --metric l2; "
                      "vexfs vec insert cli.vcol spec_all.vec --ids 1-10; "
                      "vexfs vec search cli.vcol /tmp/s5_q.txt -k 3 --json; "
-                     "vexfs vec info cli.vcol --json"], cwd=MNT, timeout=300)
+                     "vexfs vec info cli.vcol --json"], cwd=MNT, timeout=300, env=NUMPY_ENV)
     out = cli.stdout.strip().splitlines()
     try:
         hits = json.loads(out[-2])
@@ -222,7 +236,7 @@ def run(ctx: ScenarioContext) -> None:
 
     ctx.step("8. benchmark: vexfs bench vectors --json (in this VM)")
     bench = B.sh(ctx, ["vexfs", "bench", "vectors", "--dir", MNT, "--json", "-"],
-                 timeout=1800) if re_ok else None
+                 timeout=1800, env=NUMPY_ENV) if re_ok else None
     try:
         raw = json.loads(bench.stdout) if bench is not None and bench.rc == 0 else None
     except ValueError:
