@@ -94,6 +94,10 @@ class CrashWatch:
         if crash is not None:
             self._record(crash)
 
+    def record(self, crash: Crash) -> None:
+        """Add a crash found by other means (the session's hang detector)."""
+        self._record(crash)
+
     def _record(self, crash: Crash) -> None:
         self.crashes.append(crash)
         self.event.set()

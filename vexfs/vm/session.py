@@ -366,6 +366,7 @@ class GuestVM:
             return GuestHung(crash, f"hang while running {what}: {crash.title}")
         dump = "\n".join(self.proc.lines[mark:])
         tail = "\n".join(self.proc.lines[max(0, mark - 40):mark])
+        what = "; ".join(part.strip() for part in what.strip().splitlines() if part.strip())
         short = what if len(what) <= 80 else what[:77] + "..."
         title = f"hang: no progress for {limit:.0f} s while running {short}"
         try:
@@ -382,7 +383,7 @@ class GuestVM:
             trace += "\n(no answer to sysrq: the kernel is not scheduling or the console is dead)"
         crash = Crash(kind="hang", title=title, trace=trace,
                       log_path=str(self.log_paths[0]) if self.log_paths else "")
-        self.watch.crashes.append(crash)
+        self.watch.record(crash)
         return GuestHung(crash, title)
 
     def run(self, cmd: str | list[str], *, timeout: float | None = None, check: bool = False,
