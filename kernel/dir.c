@@ -236,6 +236,7 @@ static struct buffer_head *vexfs_dir_grow(struct inode *dir, u64 n)
 	down_write(&ei->i_ext_sem);
 	err = vexfs_ext_alloc(dir, n, 1, &pblk, &got);
 	up_write(&ei->i_ext_sem);
+	mark_inode_dirty(dir);
 	if (err)
 		return ERR_PTR(err);
 	bh = vexfs_getblk(dir->i_sb, pblk);

@@ -382,7 +382,11 @@ static int vexfs_ext_commit(struct inode *inode, u32 from)
 		ei->i_nr_chain = need;
 	ei->i_chain_linked = need;
 	ei->i_chain_dense = true;
-	mark_inode_dirty(inode);
+	/*
+	 * No mark_inode_dirty() here: i_ext_sem is held and ->dirty_inode
+	 * takes it to copy the map into the inode table. Callers mark the
+	 * inode dirty after dropping the lock.
+	 */
 	return err;
 }
 
@@ -551,6 +555,7 @@ int vexfs_ext_truncate(struct inode *inode, u64 first)
 	if (from < old || ei->i_nr_chain > vexfs_chain_needed(ei->i_nr_ext))
 		err = vexfs_ext_commit(inode, from) ?: err;
 	up_write(&ei->i_ext_sem);
+	mark_inode_dirty(inode);
 	return err;
 }
 
@@ -580,14 +585,15 @@ int vexfs_get_block(struct inode *inode, sector_t iblock,
 	ret = vexfs_ext_map(inode, iblock, &pblk, &len);
 	if (ret == 0) {
 		ret = vexfs_ext_alloc(inode, iblock, max, &pblk, &got);
-		if (ret) {
-			up_write(&ei->i_ext_sem);
+		up_write(&ei->i_ext_sem);
+		mark_inode_dirty(inode);
+		if (ret)
 			return ret;
-		}
 		len = got;
 		set_buffer_new(bh);
+	} else {
+		up_write(&ei->i_ext_sem);
 	}
-	up_write(&ei->i_ext_sem);
 mapped:
 	map_bh(bh, inode->i_sb, pblk);
 	bh->b_size = min_t(u64, len, max) << VEXFS_BLOCK_BITS;

@@ -87,6 +87,7 @@ static int vexfs_alloc_range(struct inode *inode, u64 lblk, u64 count)
 			err = sb_issue_zeroout(sb, pblk, got, GFP_NOFS);
 		}
 		up_write(&ei->i_ext_sem);
+		mark_inode_dirty(inode);
 		if (err)
 			return err;
 		lblk += got;

@@ -313,6 +313,26 @@ int vexfs_write_inode(struct inode *inode, struct writeback_control *wbc)
 			     wbc->sync_mode == WB_SYNC_ALL);
 }
 
+/*
+ * Keep the inode table buffer in step with the in-memory inode: every time
+ * the VFS or we dirty an inode, its on-disk form is copied into the (dirty)
+ * inode table buffer. So whenever the block device is flushed (fsync,
+ * sync), the inodes written match the directory blocks and bitmaps written
+ * with them: a new file's entry never reaches the disk without its inode.
+ * Never called with i_ext_sem held (see vexfs_ext_commit).
+ */
+void vexfs_dirty_inode(struct inode *inode, int flags)
+{
+	struct vexfs_inode raw;
+
+	if (!(flags & I_DIRTY_INODE) || is_bad_inode(inode))
+		return;
+	if (!inode->i_nlink && (inode->i_state & I_FREEING))
+		return;
+	vexfs_fill_raw(inode, &raw);
+	vexfs_put_raw(inode->i_sb, inode->i_ino, &raw, false);
+}
+
 void vexfs_inode_set_collection(struct inode *inode, bool on)
 {
 	struct vexfs_inode_info *ei = VEXFS_I(inode);

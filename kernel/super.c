@@ -232,6 +232,7 @@ static const struct super_operations vexfs_sops = {
 	.alloc_inode	= vexfs_alloc_inode,
 	.free_inode	= vexfs_free_inode,
 	.write_inode	= vexfs_write_inode,
+	.dirty_inode	= vexfs_dirty_inode,
 	.evict_inode	= vexfs_evict_inode,
 	.put_super	= vexfs_put_super,
 	.sync_fs	= vexfs_sync_fs,

@@ -211,6 +211,7 @@ extern const struct address_space_operations vexfs_aops;
 struct inode *vexfs_iget(struct super_block *sb, unsigned long ino);
 struct inode *vexfs_new_inode(struct inode *dir, umode_t mode);
 int vexfs_write_inode(struct inode *inode, struct writeback_control *wbc);
+void vexfs_dirty_inode(struct inode *inode, int flags);
 void vexfs_evict_inode(struct inode *inode);
 int vexfs_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
 		  struct iattr *attr);

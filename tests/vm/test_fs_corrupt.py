@@ -317,7 +317,7 @@ cd {REPO}
 modprobe loop
 insmod /tmp/vexfs.ko
 mkdir -p /tmp/cw
-echo "RESULT: $({PY} {THIS} guest /tmp/cw)"
+printf 'RESULT: %s\\n' "$({PY} {THIS} guest /tmp/cw)"
 echo "COUNTERS $(cat /sys/fs/vexfs/inodes) $(cat /sys/fs/vexfs/buffers) $(cat /sys/fs/vexfs/mounts) $(cat /sys/fs/vexfs/extent_maps)"
 rmmod vexfs
 echo RMMOD-OK

@@ -377,7 +377,8 @@ mkdir -p /mnt/v
 
 
 def _phase(name: str) -> str:
-    return f'echo "RESULT-{name}: $({PY} {THIS} {name} /mnt/v)"\n'
+    # printf, not echo: dash's echo would expand the \\n escapes inside the JSON
+    return f'printf "RESULT-{name}: %s\\n" "$({PY} {THIS} {name} /mnt/v)"\n'
 
 
 def _results(output: str) -> dict:

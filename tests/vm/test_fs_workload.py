@@ -175,6 +175,38 @@ def guest_enospc(m: Path) -> dict:
     return r
 
 
+def guest_fsync_crash(m: Path) -> dict:
+    """Power cut after fsync: copy the image while it is mounted (what the
+    disk holds at that instant), mount the copy, find the fsynced data."""
+    r = {}
+    data = random.Random(5).randbytes(300_000)
+    (m / "dsub").mkdir()
+    fd = os.open(m / "dsub" / "durable", os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, data)
+    os.fsync(fd)
+    os.close(fd)
+    (m / "unsynced").write_bytes(b"u" * 5000)
+    subprocess.run(["cp", "/tmp/v.img", "/tmp/crash.img"], check=True)
+    loop = subprocess.run(["losetup", "-f", "--show", "/tmp/crash.img"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    Path("/mnt/crash").mkdir(exist_ok=True)
+    mark = len(subprocess.run(["dmesg"], capture_output=True, text=True).stdout.splitlines())
+    subprocess.run(["mount", "-t", "vexfs", loop, "/mnt/crash"], check=True)
+    got = Path("/mnt/crash/dsub/durable").read_bytes()
+    subprocess.run(["umount", "/mnt/crash"], check=True)
+    subprocess.run(["losetup", "-d", loop], check=True)
+    new = subprocess.run(["dmesg"], capture_output=True, text=True).stdout.splitlines()[mark:]
+    r["fsync_survives_power_cut"] = [got == data, len(got)]
+    r["unclean_mount_warns"] = [any("not cleanly unmounted" in ln for ln in new), new[:3]]
+    fsck = str(REPO / ".venv/bin/fsck.vexfs")
+    y = subprocess.run([fsck, "-y", "/tmp/crash.img"], capture_output=True, text=True)
+    n = subprocess.run([fsck, "-n", "-f", "/tmp/crash.img"], capture_output=True, text=True)
+    r["fsck_repairs_power_cut"] = [y.returncode in (0, 1) and n.returncode == 0,
+                                   f"-y rc={y.returncode} -n rc={n.returncode} {y.stdout[-300:]}"]
+    os.unlink("/tmp/crash.img")
+    return r
+
+
 def _churn_worker(args: tuple) -> list:
     """One process of the concurrent churn: its own dir plus a shared one."""
     m, k, seconds = args
@@ -273,14 +305,15 @@ GUEST_PHASES = {
     "bigfile_write": guest_bigfile_write, "bigfile_verify": guest_bigfile_verify,
     "tree": guest_tree, "tree_verify": guest_tree_verify,
     "enospc": guest_enospc, "mount_timing": guest_mount_timing,
-    "concurrency": guest_concurrency,
+    "concurrency": guest_concurrency, "fsync_crash": guest_fsync_crash,
 }
 
 # ----------------------------------------------------------------- host side
 
 
 def _phase(name: str, arg: str) -> str:
-    return f'echo "RESULT-{name}: $({PY} {THIS} {name} {arg})"\n'
+    # printf, not echo: dash's echo would expand the \\n escapes inside the JSON
+    return f'printf "RESULT-{name}: %s\\n" "$({PY} {THIS} {name} {arg})"\n'
 
 
 def _run(script: str, timeout: float = 900) -> dict:
@@ -347,7 +380,7 @@ truncate -s 16M /tmp/v.img
 .venv/bin/mkfs.vexfs -q -N 256 /tmp/v.img
 LOOP=$(losetup -f --show /tmp/v.img)
 mount -t vexfs $LOOP /mnt/v
-""" + _phase("enospc", "/mnt/v") + """
+""" + _phase("enospc", "/mnt/v") + _phase("fsync_crash", "/mnt/v") + """
 umount /mnt/v
 losetup -d $LOOP
 """ + FSCK + _phase("mount_timing", "/tmp")
