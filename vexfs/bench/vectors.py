@@ -122,10 +122,11 @@ def bench_size(directory: Path, n: int, dim: int, k: int, nq: int, batch: int,
     # exact float64 reference: which side returns the true neighbours?
     x64, q64 = x.astype(np.float64), q.astype(np.float64)
     exact = (x64 * x64).sum(1)[None, :] - 2.0 * (q64 @ x64.T) + (q64 * q64).sum(1)[:, None]
-    kk = min(k, n)
-    part = np.argpartition(exact, kk - 1, axis=1)[:, :kk]
-    exact_ids = np.take_along_axis(part, np.argsort(np.take_along_axis(exact, part, 1), axis=1,
-                                                    kind="stable"), 1)
+    # A stable (merge/radix) sort, not argpartition or the default quicksort:
+    # numpy 2.x routes those through its AVX2 x86-simd-sort code, which gives
+    # wrong neighbours (and has crashed) under QEMU 7.2 TCG. See
+    # docs/vector-api.md, "Benchmark".
+    exact_ids = np.argsort(exact, axis=1, kind="stable")[:, :min(k, n)]
     exact_d = np.take_along_axis(exact, ki.astype(np.int64) % n, axis=1)
     max_rel = float(np.max(np.abs(kd - exact_d) / np.maximum(np.abs(exact_d), 1e-30)))
     agree = float((ki == exact_ids).mean())
