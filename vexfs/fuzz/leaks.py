@@ -42,7 +42,12 @@ cnt() {{ echo "$(cat /sys/fs/vexfs/inodes),$(cat /sys/fs/vexfs/mounts),$(cat /sy
 slab() {{ awk '/^vexfs/ {{s+=$2}} END {{print s+0}}' /proc/slabinfo; }}
 # MemAvailable + Shmem: the loop images live in tmpfs and fill up as the
 # filesystem writes new blocks; that is not kernel memory the module holds
-avail() {{ sync; echo 3 > /proc/sys/vm/drop_caches; awk '/^MemAvailable:/ {{a=$2}} /^Shmem:/ {{s=$2}} END {{print a+s}}' /proc/meminfo; }}
+# Empty slabs are only returned to the page allocator when a cache is
+# shrunk: shrink them all, so slab churn does not read as a trend.
+avail() {{ sync; echo 3 > /proc/sys/vm/drop_caches
+  for f in /sys/kernel/slab/*/shrink; do echo 1 > $f 2>/dev/null; done
+  awk '/^MemAvailable:/ {{a=$2}} /^Shmem:/ {{s=$2}} END {{print a+s}}' /proc/meminfo; }}
+mi() {{ awk '/^(Slab|SUnreclaim|Shmem|Buffers|Cached|KernelStack|PageTables|VmallocUsed|Percpu|AnonPages):/ {{printf "%s%s", sep, $1 $2; sep=","}}' /proc/meminfo; }}
 truncate -s 16M /tmp/lk.img; $MKFS -q /tmp/lk.img
 L=$(losetup -f --show /tmp/lk.img); mkdir -p /mnt/lk
 R cnt_base "$(cnt)"
@@ -60,6 +65,7 @@ while [ $i -le {cycles} ]; do
   R cnt_$i "$(cnt)"
   R slab_$i "$(slab)"
   R avail_$i "$(avail)"
+  R meminfo_$i "$(mi)"
   i=$((i+1))
 done
 mount -t vexfs $L /mnt/lk
@@ -107,7 +113,7 @@ def run_leaks(out_dir: Path, module: Path | None = None, cycles: int = CYCLES,
         t0 = time.monotonic()
         try:
             res = vm.run(SCRIPT.format(venv=REPO_ROOT / ".venv" / "bin", fz=fz, cycles=cycles),
-                         timeout=900, hang_timeout=180)
+                         timeout=5000, hang_timeout=240)
             result["transcript"] = res.stdout + res.stderr
             result["results"] = parse(res.stdout)
         except GuestCrashed as e:
