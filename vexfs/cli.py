@@ -51,6 +51,9 @@ def main(verbose: int) -> None:
     """VexFS tools: VM scenario runner, image tools, vector client, reports."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    # Run progress (vexfs.report.events.PlainObserver) is the point of a
+    # non-interactive `vexfs run`: show it even at the default verbosity.
+    logging.getLogger("vexfs.run").setLevel(min(level, logging.INFO))
 
 
 if __name__ == "__main__":
