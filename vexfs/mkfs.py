@@ -11,8 +11,8 @@ extended, as a sparse file.
 
 Only metadata is written: the superblock, both bitmaps, the inode table
 (zeroed, because stale bytes must never parse as inodes), the root directory
-(inode 1 and its first block) and zeroes over the first MiB so no stale
-signature of an older filesystem survives. Formatting 500 MB takes a few
+(inode 1 and its first block) and zeroes over the first MiB and the last
+128 KiB so no stale signature of an older filesystem survives. Formatting 500 MB takes a few
 milliseconds.
 
 Geometry (all computed by ``Geometry.compute``):
@@ -51,6 +51,8 @@ MAX_INODES = 2**32 - L.VEXFS_INODES_PER_BLOCK
 #: bytes zeroed at the start of the device so old signatures (btrfs at 64 KiB,
 #: ISO9660 at 32 KiB, ...) cannot survive the format
 WIPE_BYTES = 1 << 20
+#: bytes zeroed at the end (backup GPT header, md 0.90/1.0 superblocks)
+TAIL_WIPE_BYTES = 128 << 10
 
 
 class MkfsError(Exception):
@@ -384,9 +386,13 @@ def format_device(dev: Device, uuid: bytes | None = None, label: str = "",
     uuid = uuid if uuid is not None else uuidlib.uuid4().bytes
     now_ns = now_ns if now_ns is not None else time.time_ns()
 
-    # 1. wipe the head of the device (old signatures) and the inode table
+    # 1. wipe the head and tail of the device (old signatures: btrfs at 64 KiB,
+    #    a backup GPT header in the last sector...) and the inode table; both
+    #    ends are metadata or still-free data blocks at this point
     wipe_end = min(WIPE_BYTES, dev.size)
     zero_range(dev, 0, wipe_end)
+    tail_start = max(wipe_end, dev.size - TAIL_WIPE_BYTES)
+    zero_range(dev, tail_start, dev.size - tail_start)
     it_lo, it_hi = geo.itable_start * BS, (geo.itable_start + geo.itable_blocks) * BS
     if it_hi > wipe_end:
         zero_range(dev, max(it_lo, wipe_end), it_hi - max(it_lo, wipe_end))

@@ -176,6 +176,27 @@ def test_refuses_other_signatures(tmp_path, name, offset, magic):
         assert f.read(len(magic)) != magic
 
 
+def test_gpt_backup_header_at_the_end_is_wiped(tmp_path):
+    size = 4 * MiB + 512
+    p = sparse_file(tmp_path / "gpt.img", size)
+    with open(p, "r+b") as f:
+        f.seek(512)
+        f.write(b"EFI PART")
+        f.seek(size - 512)
+        f.write(b"EFI PART")
+    mkfs(str(p), force=True)
+    with open(p, "rb") as f:
+        f.seek(size - 512)
+        assert f.read(512) == bytes(512)
+    if shutil.which("blkid"):
+        res = subprocess.run(["blkid", "-p", "-o", "export", str(p)], capture_output=True,
+                             text=True)
+        assert "PTTYPE" not in res.stdout
+    mkfs(str(p), force=True)          # and the next mkfs only finds VexFS
+    with pytest.raises(MkfsError, match=r"contains a vexfs signature; use -f"):
+        mkfs(str(p))
+
+
 def test_refuses_dos_partition_table(tmp_path):
     p = sparse_file(tmp_path / "mbr.img", 4 * MiB)
     mbr = bytearray(512)
