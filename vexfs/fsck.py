@@ -363,7 +363,7 @@ class Checker:
                                 "otherwise valid, so the checksum will be rewritten",
                                 self.patch_inode(ino, lambda i: None), preen=True)
         if ftype == L.VEXFS_FT_SYMLINK:
-            target = self.img.read_data(ino, inode=inode)
+            target = self.img.read_data(ino, inode=inode, extents=info.extents)
             if b"\0" in target:
                 self._inode_problem(info, "symlink.target", "symlink target contains a NUL "
                                     "byte", fatal=True)
@@ -417,7 +417,7 @@ class Checker:
                                 f"0x{L.struct_checksum(head):08x})",
                                 fix_header if lblk_start is not None else None, preen=True)
         body = self.img.read_data(ino, L.VEXFS_DATA_OFFSET, head.c_count * head.c_record_size,
-                                  inode=inode)
+                                  inode=inode, extents=info.extents)
         import numpy as np       # only collections need it; keeps fsck quick to start
         recs = np.frombuffer(body, dtype=np.uint8).reshape(head.c_count, head.c_record_size) \
             if head.c_count else np.zeros((0, head.c_record_size), dtype=np.uint8)

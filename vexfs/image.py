@@ -540,8 +540,10 @@ class Image:
 
     # -- data -------------------------------------------------------------
     def read_data(self, ino: int, offset: int = 0, length: int | None = None,
-                  inode: L.Inode | None = None) -> bytes:
-        """File bytes [offset, offset+length) clipped to i_size; holes read as zero."""
+                  inode: L.Inode | None = None,
+                  extents: list[ExtentRec] | None = None) -> bytes:
+        """File bytes [offset, offset+length) clipped to i_size; holes read as zero.
+        ``extents``: an already validated extent list (fsck), else it is walked."""
         inode = inode if inode is not None else self.iget(ino)
         size = inode.i_size
         if length is None or offset + length > size:
@@ -550,7 +552,7 @@ class Image:
             return b""
         out = bytearray(length)
         first, last = offset // BS, (offset + length - 1) // BS
-        for ext in self.extents(ino, inode).extents:
+        for ext in extents if extents is not None else self.extents(ino, inode).extents:
             lo = max(first, ext.logical)
             hi = min(last, ext.logical + ext.length - 1)
             if lo > hi:

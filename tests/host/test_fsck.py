@@ -965,3 +965,21 @@ def test_cli_exit_codes(img, tmp_path):
     res = _cli("-y", str(img))
     assert res.returncode == 1 and "FILE SYSTEM WAS MODIFIED" in res.stdout
     assert _cli("-n", str(img)).returncode == 0
+
+
+def test_bad_checksum_on_a_collections_extent_block(tmp_path):
+    """A collection whose extent chain has a stale checksum is still checked
+    (records read through the validated extents) and the checksum repaired."""
+    p = tmp_path / "c.img"
+    rng = np.random.default_rng(4)
+    with ImageBuilder.create(p, 8 * MiB, max_extent_blocks=1) as b:
+        b.create_collection("/c", np.arange(2000), rng.random((2000, 8), dtype=np.float32))
+    with Image(p) as im:
+        ino = im.lookup("/c")
+        chain = im.extents(ino).chain
+    assert chain
+    patch(p, chain[0] * BS + 24, b"\x01")          # eb_reserved, no reseal
+    assert_detected(p, "inode.extent_block_checksum", ["checksum mismatch"])
+    rc, out = fsck(p, "n")
+    assert "duplicate" not in out
+    assert_repaired(p, "p")
