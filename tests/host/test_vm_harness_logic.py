@@ -92,6 +92,7 @@ class FakeVM:
 
     answers: dict[str, CommandResult] = {}
     crash_on: str | None = None
+    fail_boots = 0  # how many of the next boots crash before the agent starts
 
     def __init__(self, *, name: str, log_dir: Path, **kwargs) -> None:
         self.name = name
@@ -103,6 +104,10 @@ class FakeVM:
         self.killed = False
 
     def start(self):
+        if FakeVM.fail_boots > 0:
+            FakeVM.fail_boots -= 1
+            raise GuestCrashed(Crash(kind="stall", title="INFO: rcu detected stall", trace="t"),
+                               "kernel crashed during boot")
         return FakeBoot()
 
     def put_file(self, src, dest, mode=0o644):
@@ -132,6 +137,7 @@ def _cfg(tmp_path: Path, module: Path) -> runner_mod.RunnerConfig:
 def fake_vm(monkeypatch: pytest.MonkeyPatch):
     FakeVM.answers = {}
     FakeVM.crash_on = None
+    FakeVM.fail_boots = 0
     monkeypatch.setattr(runner_mod, "GuestVM", FakeVM)
     monkeypatch.setattr(runner_mod, "qemu_version", lambda: "7.2.0")
     return FakeVM
@@ -219,3 +225,25 @@ def test_ssh_config_block_install_and_replace(tmp_path: Path) -> None:
     assert text.endswith("Host example\n    User bob\n")
     assert ssh.remove_block(text) == "Host example\n    User bob\n"
     assert config.stat().st_mode & 0o777 == 0o600
+
+
+def test_runner_retries_a_failed_boot_once(tmp_path: Path, fake_vm) -> None:
+    module = tmp_path / "vexfs.ko"
+    module.write_bytes(b"ko")
+    (tmp_path / "out" / "console").mkdir(parents=True)
+
+    def passing(ctx: ScenarioContext) -> None:
+        ctx.check("a", True)
+
+    fake_vm.fail_boots = 1
+    run = runner_mod.run_all([Scenario("X1", "pass", passing)], _cfg(tmp_path, module))
+    result = run.scenarios[0]
+    assert result.status == Status.PASSED
+    assert "console/X1-boot1.log" in result.logs  # the failed boot's console is kept
+    assert "console/X1-boot1-retry1.log" in result.logs
+    assert "retrying" in (tmp_path / "out" / "X1.log").read_text()
+
+    fake_vm.fail_boots = 2
+    run = runner_mod.run_all([Scenario("X2", "pass", passing)], _cfg(tmp_path, module))
+    assert run.scenarios[0].status == Status.ERROR
+    assert "during boot" in run.scenarios[0].message

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import platform
-import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -66,6 +65,35 @@ def _write(run: Run, out_dir: Path, final: bool = True) -> None:
     write_run(run, out_dir, html=final)
 
 
+BOOT_ATTEMPTS = 2
+
+
+def _boot(scenario: Scenario, cfg: RunnerConfig, index: int, on_crash, transcript,
+          failed_logs: list[Path]) -> tuple[GuestVM, object]:
+    """A booted VM for the scenario. A boot that fails before the scenario
+    has done anything (the module is not even copied yet) says nothing about
+    the code under test, so it is retried once on a new VM; its console log
+    is kept and listed with the scenario's logs."""
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        suffix = "" if attempt == 1 else f"-retry{attempt - 1}"
+        vm = GuestVM(name=f"{scenario.id}-boot{index}{suffix}", log_dir=cfg.out_dir / "console",
+                     kernel=cfg.kernel, memory=scenario.memory,
+                     hang_timeout=scenario.hang_timeout,
+                     console_callbacks=[cfg.observer.console_line], on_crash=on_crash)
+        cfg.observer.step(scenario.id, "booting a fresh VM")
+        try:
+            return vm, vm.start()
+        except (GuestCrashed, VMError) as exc:
+            vm.kill()
+            if attempt == BOOT_ATTEMPTS:
+                raise
+            failed_logs.extend(p for p in vm.log_paths if p.is_relative_to(cfg.out_dir))
+            transcript.write(f"# boot {attempt} failed before the scenario started ({exc}); "
+                             f"retrying on a new VM\n")
+            log.warning("%s: boot failed (%s); retrying", scenario.id, exc)
+    raise AssertionError("unreachable")
+
+
 def run_scenario(scenario: Scenario, cfg: RunnerConfig, index: int) -> ScenarioResult:
     """One scenario in its own fresh VM; never raises."""
     out = cfg.out_dir
@@ -77,6 +105,7 @@ def run_scenario(scenario: Scenario, cfg: RunnerConfig, index: int) -> ScenarioR
     crashes: list[Crash] = []
     status, message = Status.ERROR, ""
     ctx: ScenarioContext | None = None
+    boot_logs: list[Path] = []  # consoles of boots that failed before the scenario began
 
     def on_crash(crash: Crash) -> None:
         try:
@@ -87,12 +116,7 @@ def run_scenario(scenario: Scenario, cfg: RunnerConfig, index: int) -> ScenarioR
     with open(transcript_path, "w", encoding="utf-8") as transcript:
         transcript.write(f"# {scenario.id} {scenario.name}\n")
         try:
-            vm = GuestVM(name=f"{scenario.id}-boot{index}", log_dir=out / "console",
-                         kernel=cfg.kernel, memory=scenario.memory,
-                         hang_timeout=scenario.hang_timeout,
-                         console_callbacks=[observer.console_line], on_crash=on_crash)
-            observer.step(scenario.id, "booting a fresh VM")
-            boot = vm.start()
+            vm, boot = _boot(scenario, cfg, index, on_crash, transcript, boot_logs)
             cfg.boot_times.append(boot.boot_s)
             cfg.accel = boot.accel
             transcript.write(f"# booted in {boot.boot_s:.2f} s ({boot.accel}); guest uptime "
@@ -134,6 +158,7 @@ def run_scenario(scenario: Scenario, cfg: RunnerConfig, index: int) -> ScenarioR
                 crashes = list(vm.watch.crashes)
     duration = time.monotonic() - started
     logs = [str(transcript_path.relative_to(out))]
+    logs += [str(p.relative_to(out)) for p in boot_logs if p.is_relative_to(out)]
     if vm is not None:
         for path in vm.log_paths:
             if path.is_relative_to(out):
@@ -184,8 +209,3 @@ def run_all(scenarios: list[Scenario], cfg: RunnerConfig) -> Run:
         _write(run, out)
     return run
 
-
-def copy_logs_to(out: Path, paths: list[Path]) -> None:
-    for path in paths:
-        if path.exists() and not path.is_relative_to(out):
-            shutil.copy2(path, out / "console" / path.name)

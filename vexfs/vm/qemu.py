@@ -75,6 +75,11 @@ class VMConfig:
             "tsc=reliable",
             "no_timer_check",
             "nokaslr",
+            # TCG vCPUs are host threads: on a loaded host they can be
+            # descheduled for 20+ s, which the default 21 s RCU stall timeout
+            # reports as a kernel stall during boot (seen at load average
+            # 16). 60 s still reports real stalls.
+            "rcupdate.rcu_cpu_stall_timeout=60",
             f"vexfs_moddir={self.kernel.modules_dir}",
             f"vexfs_cache={self.cache_mode}",
         ]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import shutil
 import sys
 import tempfile

@@ -44,7 +44,7 @@ from vexfs.report.model import Crash
 from vexfs.vm import initramfs
 from vexfs.vm.crashwatch import CrashWatch
 from vexfs.vm.kernel import GuestKernel, ensure_kernel
-from vexfs.vm.paths import REPO_ROOT, cache_dir, logs_dir
+from vexfs.vm.paths import cache_dir, logs_dir
 from vexfs.vm.qemu import QemuProcess, VMConfig, probe_accel
 
 log = logging.getLogger(__name__)

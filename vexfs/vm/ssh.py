@@ -49,8 +49,12 @@ def ensure_keys(port: int) -> dict[str, Path]:
     _keygen(hostkey, "vexfs-vm-host")
     pub = (hostkey.with_suffix(".pub")).read_text().split()
     known = d / "known_hosts"
-    known.write_text("".join(f"{h} {pub[0]} {pub[1]}\n"
-                             for h in (f"[localhost]:{port}", f"[127.0.0.1]:{port}")))
+    lines = known.read_text().splitlines() if known.exists() else []
+    for host in (f"[localhost]:{port}", f"[127.0.0.1]:{port}"):
+        entry = f"{host} {pub[0]} {pub[1]}"
+        # keep other ports' entries (a second VM), replace this port's
+        lines = [line for line in lines if line.split(" ", 1)[0] != host] + [entry]
+    known.write_text("\n".join(lines) + "\n")
     return {"client": client, "hostkey": hostkey, "known_hosts": known}
 
 
