@@ -12,13 +12,23 @@ log = logging.getLogger(__name__)
 
 
 def _observer():
+    from vexfs.report.events import PlainObserver
+
     try:
         from vexfs.report.live import make_observer
+        observer = make_observer()
     except Exception as exc:  # the live view is optional; plain logs always work
         log.debug("live view unavailable: %s", exc)
-        from vexfs.report.events import PlainObserver
-        return PlainObserver()
-    return make_observer()
+        observer = PlainObserver()
+    if isinstance(observer, PlainObserver):
+        # Progress lines (scenario started/finished, steps) are INFO on
+        # "vexfs.run": show them without -v when not on a terminal (CI).
+        run_log = logging.getLogger("vexfs.run")
+        if run_log.getEffectiveLevel() > logging.INFO:
+            run_log.setLevel(logging.INFO)
+        if not logging.getLogger().handlers:
+            logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    return observer
 
 
 def print_summary(run, out_dir: Path) -> None:

@@ -96,3 +96,32 @@ def build_crashtest(kernel: GuestKernel) -> ModuleInfo:
     """The test-only crash module (never part of `vexfs run`)."""
     _make(CRASHTEST_SRC, kernel, "modules")
     return check_module(CRASHTEST_SRC / "vexfs_crashtest.ko", kernel)
+
+
+def main() -> int:
+    """`python -m vexfs.vm.build [--crashtest]`: build against the guest
+    kernel's headers (installing kernel and headers first) and check vermagic."""
+    import argparse
+    import sys
+
+    from vexfs.vm.kernel import KernelError, ensure_kernel
+
+    parser = argparse.ArgumentParser(prog="python -m vexfs.vm.build", description=main.__doc__)
+    parser.add_argument("--crashtest", action="store_true",
+                        help="also build the TEST-ONLY crash module")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        kernel = ensure_kernel()
+        infos = [build_vexfs(kernel)] + ([build_crashtest(kernel)] if args.crashtest else [])
+    except (KernelError, BuildError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for info in infos:
+        print(f"{info.path}: {info.name} {info.version} (srcversion {info.srcversion}), "
+              f"vermagic {info.vermagic}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
