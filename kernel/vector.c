@@ -441,14 +441,16 @@ out:
  * vector overwritten in place; a new id is appended; an id repeated in the
  * batch takes its last vector.
  *
- * Order of writes, so that a failure leaves the collection as it was:
+ * Every vector is read and checked (EFAULT, EINVAL for NaN/Inf) before
+ * the batch commits. Order of writes, so that a failure leaves the
+ * collection as it was:
  * 1. new records are appended past the last committed record (this is the
  *    only step that allocates, so the only one that can hit ENOSPC); on any
  *    error the file is truncated back to its old size;
  * 2. the header (count) is rewritten: the batch is committed;
  * 3. (upsert) existing records are overwritten in place; blocks are already
- *    allocated, so only EFAULT (the caller unmapped its buffer meanwhile) or
- *    EIO can interrupt this step.
+ *    allocated and the vectors were checked, so only EFAULT (the caller
+ *    unmapped or changed its buffer meanwhile) or EIO can interrupt this.
  */
 int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 {
@@ -508,7 +510,6 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 		goto out_unlock;
 	}
 
-	/* step 1: append new ids, in batch order, a buffer-full at a time */
 	end = old_count;
 	for (i = 0; i < n; i++) {
 		bool last = i + 1 == n || ents[i + 1].id != ents[i].id;
@@ -516,6 +517,24 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 		kids[ents[i].idx] = ents[i].id;
 		newpos[ents[i].idx] = last && ents[i].slot == U64_MAX;
 	}
+	/*
+	 * Upsert: check the vectors that will overwrite records (readable,
+	 * finite) before anything is written, so that bad input fails the
+	 * whole batch; appended vectors are checked in step 1, before commit.
+	 */
+	for (i = 0; i < n && upsert; i++) {
+		bool last = i + 1 == n || ents[i + 1].id != ents[i].id;
+
+		if (!last || ents[i].slot == U64_MAX)
+			continue;
+		err = records_build(&c, kids, uvecs, ents[i].idx, 1, buf);
+		if (err)
+			goto out_unlock;
+		if (!(i & 255))
+			cond_resched();
+	}
+
+	/* step 1: append new ids, in batch order, a buffer-full at a time */
 	i = 0;
 	while (i < n && !err) {
 		u32 first = i, run = 0;

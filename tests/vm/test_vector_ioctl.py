@@ -36,7 +36,8 @@ from vexfs.vector.client import Collection  # noqa: E402
 
 PY = REPO / ".venv/bin/python"
 THIS = Path(__file__).resolve()
-MODULE = REPO / "kernel/build/vexfs.ko"
+# the module under test: kernel/build/vexfs.ko (make -C kernel), or $VEXFS_MODULE
+MODULE = Path(os.environ.get("VEXFS_MODULE", REPO / "kernel/build/vexfs.ko"))
 STATE = Path("/tmp/vector_state.npz")
 SIMD_PARAM = Path("/sys/module/vexfs/parameters/simd")
 U64_MAX = (1 << 64) - 1
@@ -292,6 +293,14 @@ def guest_ops(d: Path) -> dict:
         vb = v1.copy()
         vb[0, 2] = bad
         check(f"insert_{name}_einval", ins(vectors_ptr=_ptr(vb)) == errno.EINVAL)
+    up_ids = np.array([1, 500], np.uint64)
+    up_vec = np.ones((2, 4), np.float32)
+    up_vec[0, 1] = np.nan  # the row that would overwrite id 1
+    check("upsert_nan_overwrite_einval_nothing_changed",
+          ins(ids_ptr=_ptr(up_ids), vectors_ptr=_ptr(up_vec), count=2,
+              flags=abi.VEXFS_INSERT_UPSERT) == errno.EINVAL and len(b) == 2 and
+          b.get([1]).tolist() == [[1, 0, 0, 0]] and
+          b.get([500], missing="mask")[1].tolist() == [False])
     check("insert_flags_einval", ins(flags=2) == errno.EINVAL)
     check("insert_count_too_big_einval", ins(count=abi.VEXFS_MAX_BATCH + 1) == errno.EINVAL)
     check("insert_misaligned_ids_einval", ins(ids_ptr=_ptr(ids1) + 1) == errno.EINVAL)
