@@ -43,7 +43,7 @@ from typing import Callable
 
 
 from vexfs import layout as L
-from vexfs.image import BS, MAX_SYMLINK_LEN, Device, Image, ImageError, \
+from vexfs.image import BS, MAX_FILE_SIZE, MAX_SYMLINK_LEN, Device, Image, ImageError, \
     collection_header_problems, make_dir_block, name_problem, parse_dir_block, \
     superblock_problems, ExtentRec
 
@@ -321,6 +321,20 @@ class Checker:
                 self._inode_problem(info, "inode.size", f"a {L.FT_NAMES[ftype]} has size "
                                     f"{inode.i_size} and {len(em.extents)} extents",
                                     fatal=True)
+                return
+        if inode.i_size > MAX_FILE_SIZE:
+            mapped_end = max((e.logical + e.length for e in em.extents), default=0) * BS
+            if ftype == L.VEXFS_FT_REG_FILE and \
+                    not inode.i_flags & L.VEXFS_INODE_FL_COLLECTION:
+                self._inode_problem(info, "inode.size", f"size {inode.i_size} exceeds the "
+                                    f"largest file size {MAX_FILE_SIZE}; it will be set to "
+                                    f"the end of its last extent ({mapped_end})",
+                                    self.patch_inode(ino, lambda i, v=mapped_end: setattr(
+                                        i, "i_size", v)), preen=True)
+                inode.i_size = mapped_end        # check the rest as it will be
+            elif ftype != L.VEXFS_FT_REG_FILE:
+                self._inode_problem(info, "inode.size", f"size {inode.i_size} exceeds the "
+                                    f"largest file size {MAX_FILE_SIZE}", fatal=True)
                 return
         nblocks_size = (inode.i_size + BS - 1) // BS
         mapped_past = [e for e in em.extents if e.logical + e.length > nblocks_size]
@@ -1204,7 +1218,16 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.exists(args.device):
         print(f"fsck.vexfs: {args.device}: no such file or device", file=sys.stderr)
         return EXIT_OPERATIONAL
-    return run_fsck(args.device, mode, force=args.f, verbose=args.v)
+    try:
+        return run_fsck(args.device, mode, force=args.f, verbose=args.v)
+    except BrokenPipeError:             # output piped into head & co.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OPERATIONAL
+    except Exception as e:              # a bug here must still give fsck(8)'s code
+        log.exception("internal error")
+        print(f"fsck.vexfs: internal error while checking {args.device}: "
+              f"{type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_OPERATIONAL
 
 
 if __name__ == "__main__":

@@ -34,6 +34,10 @@ BS = L.VEXFS_BLOCK_SIZE
 MAX_SYMLINK_HOPS = 40
 #: A symlink target is at most PATH_MAX - 1 bytes.
 MAX_SYMLINK_LEN = 4095
+#: Largest file size (the kernel's s_maxbytes, MAX_LFS_FILESIZE on 64 bit) and
+#: the first file block past it.
+MAX_FILE_SIZE = 2**63 - 1
+MAX_LBLK = MAX_FILE_SIZE >> L.VEXFS_BLOCK_BITS
 
 
 class ImageError(Exception):
@@ -453,7 +457,7 @@ class Image:
                 em.problems.append(f"{desc} lies outside the data region "
                                    f"{data_lo}-{data_hi - 1}")
                 return
-            if rec.logical + rec.length > 2**64 // BS:
+            if rec.logical >= MAX_LBLK or rec.length > MAX_LBLK - rec.logical:
                 em.problems.append(f"{desc} maps past the largest file offset")
                 return
             if em.extents:
@@ -512,8 +516,6 @@ class Image:
                 em.problems.append(f"extent block {blk} claims {count} extents, max "
                                    f"{L.VEXFS_EXTENTS_PER_BLOCK}")
                 count = L.VEXFS_EXTENTS_PER_BLOCK
-            if count == 0:
-                em.problems.append(f"extent block {blk} holds no extents")
             for i in range(L.VEXFS_EXTENTS_PER_BLOCK):
                 ext = L.Extent.unpack(data, L.EXTENT_BLOCK_HEADER_SIZE + i * L.EXTENT_SIZE)
                 if i < count:

@@ -547,6 +547,46 @@ def test_collection_flag_on_directory(img):
     assert_repaired(img)
 
 
+def test_regular_file_size_beyond_max(img):
+    """The kernel refuses i_size > MAX_LFS_FILESIZE (found by the image fuzzer:
+    fsck used to call it consistent)."""
+    ino = lookup(img, "/docs/b.bin")
+    edit_inode(img, ino, i_size=2**64 - 1)
+    assert_detected(img, "inode.size", [f"inode {ino}: size {2**64 - 1} exceeds"])
+    assert_repaired(img, "p")
+    with Image(img) as im:
+        assert im.iget(ino).i_size == 3 * BS
+
+
+def test_empty_extent_block_is_accepted(tmp_path):
+    """An extent block with eb_count 0 in the chain is legal (the kernel keeps
+    such blocks after truncation)."""
+    p = tmp_path / "e.img"
+    with ImageBuilder.create(p, 4 * MiB, max_extent_blocks=1) as b:
+        ino = b.write_file("/f", bytes(range(256)) * 16 * 10)
+    with Image(p) as im:
+        chain = im.extents(ino).chain
+        inode = im.iget(ino)
+    # append an empty extent block to the chain
+    empty = 1000
+    block = bytearray(BS)
+    block[:32] = bytes(L.ExtentBlockHeader(eb_magic=L.VEXFS_EXTENT_BLOCK_MAGIC, eb_count=0,
+                                           eb_ino=ino))
+    L.seal_block(block, "extent")
+    patch(p, empty * BS, bytes(block))
+    head_blk = bytearray(read(p, chain[-1] * BS, BS))
+    h = L.ExtentBlockHeader.unpack(head_blk)
+    h.eb_next = empty
+    head_blk[:32] = bytes(h)
+    L.seal_block(head_blk, "extent")
+    patch(p, chain[-1] * BS, bytes(head_blk))
+    edit_inode(p, ino, i_blocks=inode.i_blocks + 1)
+    with ImageBuilder.open(p) as b:
+        b._set(b.bbits, empty, True)
+    rc, out = fsck(p, "n")
+    assert rc == 0, out
+
+
 def test_device_node_with_extents(img):
     ino = lookup(img, "/fifo")
     edit_inode(img, ino, i_size=10)
