@@ -25,6 +25,7 @@ Flow (see docs/robustness.md):
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import io
 import json
@@ -53,6 +54,10 @@ from vexfs.vm.session import GuestCrashed, GuestVM, VMError
 log = logging.getLogger(__name__)
 
 GUEST_JOB = "/run/vexfs"  # the VM's job dir (shared read-write over 9p)
+# docs/kernel.md: a refused mount returns EINVAL (not VexFS, bad geometry or
+# features), EUCLEAN (structure), EBADMSG (checksum), EIO (read error);
+# ENOMEM is always possible
+MOUNT_ERRNOS = {errno.EINVAL, errno.EUCLEAN, errno.EBADMSG, errno.EIO, errno.ENOMEM}
 
 
 @dataclass
@@ -281,6 +286,11 @@ class ImageFuzzer:
         for off, data in case.patches:
             pre[off:off + len(data)] = data
         if r.mount_err != 0:
+            if r.mount_err not in MOUNT_ERRNOS:
+                import errno as _e
+                self._finding("mount-bad-errno", case.case_no,
+                              f"mount refused with {_e.errorcode.get(r.mount_err, r.mount_err)},"
+                              f" not one of docs/kernel.md's refusal errnos", pre)
             return
         st.mounted += 1
         if not _sb_checksum_ok(pre):
