@@ -190,7 +190,8 @@ struct inode *vexfs_iget(struct super_block *sb, unsigned long ino)
 		err = -EBADMSG;
 		goto bad_raw;
 	}
-	if (!vexfs_mode_ok(mode) || !raw->i_links_count) {
+	if (!vexfs_mode_ok(mode) || !raw->i_links_count ||
+	    (S_ISDIR(mode) && le16_to_cpu(raw->i_links_count) < 2)) {
 		vexfs_error(sb, "inode %lu: bad mode 0%o or link count %u", ino,
 			    mode, le16_to_cpu(raw->i_links_count));
 		goto bad_raw;

@@ -10,6 +10,19 @@
 #include <linux/pagemap.h>
 #include "vexfs.h"
 
+/*
+ * A directory's link count drops with each subdirectory removed, but never
+ * below 2 (its "." and its entry): an undercounted link count on disk must
+ * not turn into freeing a directory that is still linked (as ext4_dec_count).
+ */
+static void vexfs_dec_dir_count(struct inode *dir)
+{
+	if (dir->i_nlink > 2)
+		inode_dec_link_count(dir);
+	else
+		mark_inode_dirty(dir);
+}
+
 static struct dentry *vexfs_lookup(struct inode *dir, struct dentry *dentry,
 				   unsigned int flags)
 {
@@ -192,8 +205,9 @@ static int vexfs_rmdir(struct inode *dir, struct dentry *dentry)
 	if (err)
 		return err;
 	inode->i_size = 0;
-	inode_dec_link_count(inode);
-	inode_dec_link_count(dir);
+	clear_nlink(inode);
+	mark_inode_dirty(inode);
+	vexfs_dec_dir_count(dir);
 	return 0;
 }
 
@@ -244,10 +258,10 @@ static int vexfs_exchange(struct inode *old_dir, struct dentry *old_dentry,
 	if (old_dir != new_dir && old_is_dir != new_is_dir) {
 		if (old_is_dir) {
 			inode_inc_link_count(new_dir);
-			inode_dec_link_count(old_dir);
+			vexfs_dec_dir_count(old_dir);
 		} else {
 			inode_inc_link_count(old_dir);
-			inode_dec_link_count(new_dir);
+			vexfs_dec_dir_count(new_dir);
 		}
 	}
 	old_inode->i_ctime = current_time(old_inode);
@@ -313,9 +327,12 @@ static int vexfs_rename(struct user_namespace *mnt_userns,
 		}
 		vexfs_set_link(new_dir, new_de, new_bh, old_inode);
 		new_inode->i_ctime = current_time(new_inode);
-		if (S_ISDIR(old_inode->i_mode))
-			drop_nlink(new_inode);
-		inode_dec_link_count(new_inode);
+		if (S_ISDIR(old_inode->i_mode)) {
+			clear_nlink(new_inode);
+			mark_inode_dirty(new_inode);
+		} else {
+			inode_dec_link_count(new_inode);
+		}
 	} else {
 		err = vexfs_add_link(new_dentry, old_inode);
 		if (err)
@@ -338,10 +355,10 @@ static int vexfs_rename(struct user_namespace *mnt_userns,
 	vexfs_delete_entry(old_dir, old_de, old_bh);
 	if (dir_de) {
 		vexfs_set_link(old_inode, dir_de, dir_bh, new_dir);
-		inode_dec_link_count(old_dir);
+		vexfs_dec_dir_count(old_dir);
 	} else if (S_ISDIR(old_inode->i_mode) && new_inode) {
 		/* same parent, replacing a directory: one subdir fewer */
-		inode_dec_link_count(old_dir);
+		vexfs_dec_dir_count(old_dir);
 	}
 	return 0;
 

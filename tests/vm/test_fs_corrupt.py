@@ -243,6 +243,10 @@ def guest(work: Path) -> dict:
         i.patch(i.ino_off(inos["plain"]) + 16, "<Q", 12345)
     case("inode_checksum", inode_csum, 0, use=read_plain, want_use=(errno.EBADMSG,))
 
+    def dir_links_one(i: Img):
+        i.patch(i.ino_off(inos["dir"]) + 2, "<H", 1, fix=i.ino_fix(inos["dir"]))
+    case("dir_link_count_one", dir_links_one, 0, use=ls_dir, want_use=(errno.EUCLEAN,))
+
     def bbitmap_csum(i: Img):
         i.patch(i.bbitmap * BS + 2000, "<B", 0xAA)
     case("block_bitmap_checksum", bbitmap_csum, 0, use=write_new,

@@ -360,7 +360,26 @@ def guest_ro(m: Path) -> dict:
     return r
 
 
-GUEST_PHASES = {"ops": guest_ops, "verify": guest_verify, "ro": guest_ro}
+def guest_offline(img: Path) -> dict:
+    """The offline reader (vexfs image) sees what the kernel wrote."""
+    import subprocess
+
+    cli = str(REPO / ".venv/bin/vexfs")
+
+    def run(*args: str) -> bytes:
+        return subprocess.run([cli, "image", *args], check=True, capture_output=True).stdout
+
+    r = {}
+    r["offline_cat"] = [run("cat", str(img), "/persist/data") == _pattern(3, 777777), ""]
+    r["offline_cat_chain"] = [run("cat", str(img), "/blob") == _pattern(1, 3 * 1024 * 1024 + 123), ""]
+    names = set(run("ls", str(img), "/bigdir").decode().split())
+    r["offline_ls"] = [len(names) == 300 and all(n.startswith("entry-") for n in names),
+                       len(names)]
+    return r
+
+
+GUEST_PHASES = {"ops": guest_ops, "verify": guest_verify, "ro": guest_ro,
+                "offline": guest_offline}
 
 # ----------------------------------------------------------------- host side
 
@@ -376,9 +395,9 @@ mkdir -p /mnt/v
 """
 
 
-def _phase(name: str) -> str:
+def _phase(name: str, arg: str = "/mnt/v") -> str:
     # printf, not echo: dash's echo would expand the \\n escapes inside the JSON
-    return f'printf "RESULT-{name}: %s\\n" "$({PY} {THIS} {name} /mnt/v)"\n'
+    return f'printf "RESULT-{name}: %s\\n" "$({PY} {THIS} {name} {arg})"\n'
 
 
 def _results(output: str) -> dict:
@@ -418,7 +437,7 @@ touch /mnt/v/after-rw
 umount /mnt/v
 echo "COUNTERS $(cat /sys/fs/vexfs/inodes) $(cat /sys/fs/vexfs/buffers) $(cat /sys/fs/vexfs/mounts) $(cat /sys/fs/vexfs/extent_maps)"
 losetup -d $LOOP
-if .venv/bin/fsck.vexfs -n -f /tmp/v.img; then echo FSCK-RC=0; else echo "FSCK-RC=$?"; fi
+""" + _phase("offline", "/tmp/v.img") + """if .venv/bin/fsck.vexfs -n -f /tmp/v.img; then echo FSCK-RC=0; else echo "FSCK-RC=$?"; fi
 rmmod vexfs
 dmesg | grep -i 'vexfs (' || true
 """
@@ -426,7 +445,7 @@ dmesg | grep -i 'vexfs (' || true
     assert not res.crashed, res.console[-3000:]
     assert res.returncode == 0, res.output[-3000:]
     phases = _results(res.output)
-    assert set(phases) == {"ops", "verify", "ro"}, res.output[-3000:]
+    assert set(phases) == {"ops", "verify", "ro", "offline"}, res.output[-3000:]
     for checks in phases.values():
         _assert_checks(checks)
     assert len(phases["ops"]) >= 35
