@@ -93,7 +93,10 @@ def ensure_venv() -> None:
     log.info("venv: installing vexfs[test] (editable)")
     pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(pip + ["install", "-U", "pip"], check=True)
-    subprocess.run(pip + ["install", "-e", f"{REPO}[test]"], check=True)
+    # compat mode: a plain .pth path entry, no import-hook finder; every
+    # Python start in the VM guest (over 9p) pays for the finder otherwise.
+    subprocess.run(pip + ["install", "--config-settings", "editable_mode=compat",
+                          "-e", f"{REPO}[test]"], check=True)
     STAMP.write_text(digest + "\n")
 
 
