@@ -92,7 +92,7 @@ def test_session_many_commands_and_files(tmp_path: Path) -> None:
         assert r.stdout.split()[-1] == "600"
         r = vm.run("sleep 0.5")
         assert 0.4 < r.duration_s < 20
-        assert vm.qmp("query-status")["status"] == "running"
+        assert vm.status() == "running"
         # printk reaches the console (and so the live log) as it happens
         vm.run("echo vexfs-test-printk-marker > /dev/kmsg")
         import time
@@ -100,6 +100,8 @@ def test_session_many_commands_and_files(tmp_path: Path) -> None:
         while "vexfs-test-printk-marker" not in vm.console and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "vexfs-test-printk-marker" in vm.console
+        vm.shutdown()
+        assert not vm.proc.alive()
     log_text = vm.log_paths[0].read_text()
     assert "vexfs-test-printk-marker" in log_text
     assert not vm.watch.crashed
