@@ -20,8 +20,10 @@ def vm() -> None:
     guest port 22 forwarded to localhost:2222, and its console (with dmesg)
     streamed to logs/test-kernel-vm_<timestamp>.log. Then, as in the spec:
 
+    \b
         ssh -p 2222 root@localhost
         scp -P 2222 kernel/build/vexfs.ko root@localhost:/tmp/
+        tail -f logs/test-kernel-vm_*.log
     """
 
 
