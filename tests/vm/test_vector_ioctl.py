@@ -406,6 +406,42 @@ def guest_ops(d: Path) -> dict:
     th.join()
     check("concurrent_search_insert", not errors and len(cur) == 1000, errors[:3])
 
+    # ---- the CLI end to end: text, .npy and .fvecs files ----
+    import subprocess
+
+    from vexfs.vector.vecio import write_fvecs
+
+    def vexfs(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(REPO / ".venv/bin/vexfs"), "vec", *args],
+                              capture_output=True, text=True, timeout=300)
+
+    (d / "v.txt").write_text("[0.1, 0.2, 0.3, 0.4]\n1 1 1 1\n# c\n2,2,2,2\n")
+    np.save(d / "v.npy", np.full((2, 4), 5, np.float32))
+    write_fvecs(d / "v.fvecs", np.full((1, 4), 9, np.float32))
+    steps = [vexfs("create", str(d / "cli.vcol"), "--dim", "4", "--metric", "l2"),
+             vexfs("insert", str(d / "cli.vcol"), str(d / "v.txt")),
+             vexfs("insert", str(d / "cli.vcol"), str(d / "v.npy"), "--ids", "10-11"),
+             vexfs("insert", str(d / "cli.vcol"), str(d / "v.fvecs"))]
+    search = vexfs("search", str(d / "cli.vcol"), str(d / "v.fvecs"), "-k", "2", "--json")
+    info = vexfs("info", str(d / "cli.vcol"), "--json")
+    get = vexfs("get", str(d / "cli.vcol"), "1", "99")
+    dele = vexfs("delete", str(d / "cli.vcol"), "0-2")
+    dup = vexfs("insert", str(d / "cli.vcol"), str(d / "v.npy"), "--ids", "10,11")
+    try:
+        hit = json.loads(search.stdout.splitlines()[0])
+        meta = json.loads(info.stdout)
+    except (ValueError, IndexError):
+        hit, meta = {}, {}
+    check("cli_create_insert", all(p.returncode == 0 for p in steps),
+          [p.stderr[-200:] for p in steps if p.returncode])
+    check("cli_search_json", hit.get("ids") == [5, 10] and hit["distances"][0] == 0, search)
+    check("cli_info", meta.get("count") == 6 and meta.get("dim") == 4, info.stdout)
+    check("cli_get_missing_exit1", get.returncode == 1 and "1: [1, 1, 1, 1]" in get.stdout
+          and "99: not found" in get.stdout, get.stdout)
+    check("cli_delete", dele.returncode == 0 and "deleted 3 of 3" in dele.stdout, dele.stdout)
+    check("cli_duplicate_insert_fails", dup.returncode == 1 and "exists" in dup.stderr.lower(),
+          dup.stderr[-200:])
+
     # ---- state for the persistence phases ----
     with Collection.open(d / "basic") as bc:
         saved["basic_vec"] = bc.get([1])
