@@ -200,16 +200,24 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 
 
+# Below this size a block device gets plain zero writes: they cost a few ms,
+# while BLKZEROOUT on a loop device whose backing file cannot zero a range
+# (tmpfs) makes the block layer log an "operation not supported" I/O error
+# for every call before it falls back.
+DIRECT_ZERO_LIMIT = 64 << 20
+
+
 def zero_range(dev: Device, offset: int, length: int) -> None:
-    """Make [offset, offset+length) read as zero: BLKZEROOUT on block devices,
-    a punched hole in files, plain zero writes as the fallback."""
+    """Make [offset, offset+length) read as zero: plain writes for small
+    ranges and BLKZEROOUT for large ones on block devices, a punched hole in
+    files, plain zero writes as the fallback."""
     if length <= 0:
         return
     try:
-        if dev.is_block:
+        if dev.is_block and length > DIRECT_ZERO_LIMIT:
             fcntl.ioctl(dev.fd, BLKZEROOUT, struct.pack("QQ", offset, length))
             return
-        if _libc.fallocate(dev.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+        if not dev.is_block and _libc.fallocate(dev.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                            offset, length) == 0:
             return
         log.debug("punch hole failed: %s", os.strerror(ctypes.get_errno()))
