@@ -94,6 +94,19 @@ int vexfs_write_super(struct super_block *sb, bool wait)
 	u16 state;
 
 	lock_buffer(bh);
+	if (buffer_write_io_error(bh) || !buffer_uptodate(bh)) {
+		/*
+		 * An earlier asynchronous write of the superblock failed, which
+		 * cleared uptodate. Our in-memory copy is still the one that
+		 * belongs on disk: mark it uptodate again before dirtying it
+		 * (mark_buffer_dirty() warns on a !uptodate buffer), as
+		 * ext4_commit_super() does.
+		 */
+		vexfs_msg(sb, KERN_ERR,
+			  "error: previous I/O error writing the superblock");
+		clear_buffer_write_io_error(bh);
+		set_buffer_uptodate(bh);
+	}
 	vs->s_free_blocks = cpu_to_le64(READ_ONCE(sbi->s_free_blocks));
 	vs->s_free_inodes = cpu_to_le32(READ_ONCE(sbi->s_free_inodes));
 	vs->s_write_time = cpu_to_le64(ktime_get_real_seconds());
