@@ -26,7 +26,18 @@ def test_text_formats():
     np.testing.assert_allclose(arr[3], [-1e-3, 250, 7])
 
 
+def test_spec_labelled_lines():
+    # exactly what the spec's scenario 5 loop writes
+    text = "".join(f"vector_{i}: [1.0, 2.0, 3.0, 4.0]\n" for i in range(1, 11))
+    arr = parse_text_vectors(text)
+    assert arr.shape == (10, 4)
+    np.testing.assert_array_equal(arr, np.tile([1, 2, 3, 4], (10, 1)))
+    # a leading number is a value, never a label
+    np.testing.assert_array_equal(parse_text_vectors("v.2-a: 1 2\n"), [[1, 2]])
+
+
 @pytest.mark.parametrize("text,msg", [
+    ("1e3: 2 3\n", ":1:"),
     ("1 2 3\n1 2\n", ":2: 2 values, expected 3"),
     ("[1 2 3\n", "without closing"),
     ("1 2 3]\n", "without opening"),

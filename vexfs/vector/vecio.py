@@ -1,9 +1,10 @@
 """Reading vector files for `vexfs vec`: .npy, .fvecs and text.
 
 Text format: one vector per line; numbers separated by spaces and/or commas,
-optionally wrapped in [ ]; blank lines and lines starting with # are skipped.
-Every line must have the same number of values. (The spec's scenario 5 writes
-such files, e.g. "[0.1, 0.2, 0.3]".)
+optionally wrapped in [ ] and optionally preceded by a label and a colon,
+which is ignored; blank lines and lines starting with # are skipped. Every
+line must have the same number of values. (The spec's scenario 5 writes such
+files: "vector_1: [1.0, 2.0, 3.0, 4.0]".)
 
 .fvecs (the TEXMEX/FAISS format): each vector is an int32 little-endian
 dimension d followed by d float32 values; every vector must have the same d.
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 _SPLIT = re.compile(r"[\s,]+")
+# "vector_1: [...]": a label is a name, not a number, so "1e3: ..." is no label
+_LABEL = re.compile(r"^[A-Za-z_][\w.\-]*\s*:\s*")
 
 
 class VectorFileError(ValueError):
@@ -29,6 +32,7 @@ def parse_text_vectors(text: str, source: str = "<text>") -> np.ndarray:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
+        line = _LABEL.sub("", line, count=1)
         if line.startswith("["):
             if not line.endswith("]"):
                 raise VectorFileError(f"{source}:{lineno}: '[' without closing ']'")
