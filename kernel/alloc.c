@@ -52,7 +52,7 @@ static struct buffer_head *vexfs_read_bitmap(struct super_block *sb, u64 start,
 static void vexfs_bitmap_dirty(struct buffer_head *bh)
 {
 	vexfs_bitmap_csum_set(bh->b_data);
-	mark_buffer_dirty(bh);
+	vexfs_mark_buffer_dirty(bh);
 }
 
 /*

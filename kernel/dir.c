@@ -152,7 +152,7 @@ static struct buffer_head *vexfs_dir_bread(struct inode *dir, u64 n)
 static void vexfs_dir_dirty(struct inode *dir, struct buffer_head *bh)
 {
 	vexfs_dirblk_csum_set(bh->b_data);
-	mark_buffer_dirty(bh);
+	vexfs_mark_buffer_dirty(bh);
 	if (IS_DIRSYNC(dir))
 		sync_dirty_buffer(bh);
 }

@@ -343,7 +343,7 @@ static void vexfs_write_chain_block(struct inode *inode, u32 k, u32 need)
 	set_buffer_uptodate(bh);
 	set_buffer_vexfs_verified(bh);
 	unlock_buffer(bh);
-	mark_buffer_dirty(bh);
+	vexfs_mark_buffer_dirty(bh);
 	if (IS_SYNC(inode))
 		sync_dirty_buffer(bh);
 	vexfs_brelse(bh);

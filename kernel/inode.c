@@ -291,7 +291,7 @@ static int vexfs_put_raw(struct super_block *sb, unsigned long ino,
 	else
 		memset(slot, 0, VEXFS_INODE_SIZE);
 	unlock_buffer(bh);
-	mark_buffer_dirty(bh);
+	vexfs_mark_buffer_dirty(bh);
 	if (sync) {
 		sync_dirty_buffer(bh);
 		if (buffer_req(bh) && !buffer_uptodate(bh)) {

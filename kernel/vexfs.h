@@ -150,6 +150,22 @@ static inline void vexfs_brelse(struct buffer_head *bh)
 	}
 }
 
+/*
+ * Dirty a metadata buffer we hold with valid contents. A failed earlier
+ * asynchronous write cleared its uptodate flag (and mark_buffer_dirty()
+ * warns on that): our copy is still the one that belongs on disk, so make
+ * it uptodate again and let the next writeback retry (the block layer has
+ * logged the error; fsync reports it through the bdev mapping).
+ */
+static inline void vexfs_mark_buffer_dirty(struct buffer_head *bh)
+{
+	if (unlikely(buffer_write_io_error(bh) || !buffer_uptodate(bh))) {
+		clear_buffer_write_io_error(bh);
+		set_buffer_uptodate(bh);
+	}
+	mark_buffer_dirty(bh);
+}
+
 /* BH_VexfsVerified: the checksum and structure of this metadata buffer were
  * checked since it was last read from disk.
  */
