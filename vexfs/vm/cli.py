@@ -16,7 +16,7 @@ def vm() -> None:
     """Start, stop and inspect the persistent test VM.
 
     The VM runs the Debian guest kernel with the host's root filesystem
-    shared read-only (writable tmpfs on /tmp, /root, /mnt...), sshd on
+    shared read-only (writable overlays on /tmp, /root, /mnt...), sshd on
     guest port 22 forwarded to localhost:2222, and its console (with dmesg)
     streamed to logs/test-kernel-vm_<timestamp>.log. Then, as in the spec:
 

@@ -3,7 +3,7 @@
     python -m vexfs.vm.quick [--module PATH]... [--timeout S] -- 'script'
 
 The VM boots the Debian guest kernel with the host root shared read-only
-(writable tmpfs on /tmp, /mnt, /run, overlays on /root, /etc, /var...), so
+(writable tmpfs on /run, tmpfs-backed overlays on /tmp, /mnt, /root, /etc, /var...), so
 everything installed on the host, including this checkout and its .venv, is
 at the same path. Each --module file is copied to /tmp in the guest. The
 script runs as root under /bin/sh; its output is streamed with the console

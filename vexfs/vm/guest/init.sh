@@ -35,13 +35,13 @@ opts="trans=virtio,version=9p2000.L,msize=512000,cache=${vexfs_cache:-loose}"
 mount -t 9p -o "ro,$opts" hostroot $R || die "cannot mount the host root over 9p"
 
 # Writable places. tmpfs where the host content is not needed, overlays
-# (tmpfs upper over the read-only host dir) where it is.
-mount -t tmpfs -o mode=1777 tmp $R/tmp || die "tmpfs /tmp"
+# (tmpfs upper over the read-only host dir) where it is. /tmp and /mnt are
+# overlays, not plain tmpfs: a checkout (and its .venv and .cache) may live
+# under either, as CI's fresh clones can, and must stay visible in the guest.
 mount -t tmpfs -o mode=755 run $R/run || die "tmpfs /run"
-mount -t tmpfs -o mode=755 mnt $R/mnt || die "tmpfs /mnt"
 mkdir -p /ovl
 mount -t tmpfs -o mode=755 ovl /ovl
-for d in etc var root home srv media opt; do
+for d in tmp mnt etc var root home srv media opt; do
 	[ -d "$R/$d" ] || continue
 	mkdir -p /ovl/$d/u /ovl/$d/w
 	mount -t overlay -o "lowerdir=$R/$d,upperdir=/ovl/$d/u,workdir=/ovl/$d/w" "ovl_$d" "$R/$d" ||
