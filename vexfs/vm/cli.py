@@ -109,3 +109,25 @@ def logs(follow: bool, lines: int) -> None:
         path = candidates[-1]
     argv = ["tail", f"-n{lines}"] + (["-F"] if follow else []) + [str(path)]
     os.execvp(argv[0], argv)
+
+
+@vm.command()
+@click.option("--duration", type=float, default=None,
+              help="Stop after this many seconds (default: until the VM stops or Ctrl-C).")
+@click.option("--from-start", is_flag=True, help="Replay the console log from its beginning.")
+@click.option("--no-stats", is_flag=True, help="Do not poll the guest over ssh.")
+def watch(duration: float | None, from_start: bool, no_stats: bool) -> None:
+    """Live view of the running VM: console/dmesg tail with warnings
+    highlighted, crash banners, guest memory and module state. Exit 1 if a
+    kernel crash report was seen."""
+    from vexfs.report.live import make_observer
+    from vexfs.vm import persistent, ssh
+    from vexfs.vm.watch import watch as run_watch
+
+    state = persistent.load_state()
+    if state is None or not state.alive():
+        raise click.ClickException("no VM running; `vexfs vm start` first")
+    argv = None if no_stats else ssh.ssh_argv(state.ssh_port, ssh.ensure_keys(state.ssh_port))
+    crashes = run_watch(make_observer(), Path(state.log_path), argv, state.alive,
+                        duration=duration, from_start=from_start)
+    sys.exit(1 if crashes else 0)
