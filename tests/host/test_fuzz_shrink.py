@@ -64,3 +64,23 @@ def test_shrinks_image_bytes() -> None:
 def test_single_item_input() -> None:
     best, used = ddmin([7], lambda s: True)
     assert best == [7] and used == 0
+
+
+def test_crash_is_attributed_to_the_case_its_report_began_in() -> None:
+    # A WARNING does not stop the driver: "FZ S 6" may reach the harness
+    # before the report is complete. The report's header line decides.
+    from vexfs.fuzz.vmutil import Progress
+    from vexfs.report.model import Crash
+
+    p = Progress()
+    for line in ["FZ S 5", "[    4.01] vexfs: mounting",
+                 "[    4.02] WARNING: CPU: 0 PID: 56 at crashtest_warn+0x1/0x2",
+                 "[    4.03] Call Trace:", "FZ S 6", "[    4.04] ---[ end trace 0 ]---"]:
+        p.feed(line)
+    crash = Crash(kind="warning", title="WARNING in crashtest_warn",
+                  trace="[    4.01] vexfs: mounting\n"
+                        "[    4.02] WARNING: CPU: 0 PID: 56 at crashtest_warn+0x1/0x2\n"
+                        "[    4.03] Call Trace:\n[    4.04] ---[ end trace 0 ]---\n")
+    assert p.current == 6
+    assert p.case_of(crash) == 5
+    assert p.case_of(Crash(kind="hang", title="hang", trace="no header here")) == 6

@@ -257,7 +257,7 @@ class ImageFuzzer:
                 if res.rc != 0:
                     raise RuntimeError(f"fz_image failed (rc {res.rc}): {res.stderr[-2000:]}")
             except GuestCrashed as e:
-                crash, bad_case = e.crash, progress.current
+                crash, bad_case = e.crash, progress.case_of(e.crash)
             except VMError as e:
                 bad_case = progress.current
                 if dog.fired is not None:
@@ -417,9 +417,16 @@ class ImageFuzzer:
                 cases = self.make_cases(next_case, hi)
                 by_no = {c.case_no: c for c in cases}
                 results, crash, bad = self.run_batch(vm, progress, cases, f"{next_case}")
+                done = max((r.case_no for r in results), default=next_case - 1)
+                if crash is not None:
+                    if bad is None:
+                        bad = done + 1
+                    # A driver that survives the crash (a WARNING) may finish
+                    # later cases before the VM is killed: those ran on a
+                    # tainted kernel and run again on the fresh VM.
+                    results = [r for r in results if r.case_no < bad]
                 for r in results:
                     self.check_result(by_no[r.case_no], r)
-                done = max((r.case_no for r in results), default=next_case - 1)
                 if crash is None:
                     if done != hi - 1:
                         raise RuntimeError(f"fz_image stopped after case {done} of "
@@ -428,8 +435,6 @@ class ImageFuzzer:
                     self.echo(f"cases {hi}/{cfg.cases}: {self.stats.mounted} mounted, "
                               f"{len(self.findings)} findings")
                     continue
-                if bad is None:
-                    bad = done + 1
                 self.stats.cases_run += 1
                 b, img, _ = self.case_image(bad)
                 f = self._finding(crash.kind if crash.kind in ("hang", "died") else "crash",

@@ -5,6 +5,7 @@ kernel keeps printing (which defeats the session's silent-console check).
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import threading
@@ -12,12 +13,19 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from vexfs.report.model import Crash
 from vexfs.vm.build import VEXFS_KO
 from vexfs.vm.session import GuestVM
 
 log = logging.getLogger(__name__)
 
 GUEST_MODULE = "/tmp/vexfs.ko"
+# First lines of kernel reports (the detector's own table is richer; these
+# only locate where a report began in the console).
+CRASH_HEADERS = ("WARNING:", "BUG:", "Oops", "Kernel panic", "general protection fault",
+                 "kernel BUG at", "Unable to handle kernel", "invalid opcode:", "divide error:",
+                 "UBSAN:", "INFO: task", "rcu: INFO:", "watchdog: BUG:", "list_add corruption",
+                 "list_del corruption", "refcount_t:", "VFS: Busy inodes")
 
 
 def default_module() -> Path:
@@ -34,6 +42,8 @@ class Progress:
         self.started = time.monotonic()
         self.done = False
         self.lines = 0
+        # recent console lines with the case current when each arrived
+        self._recent: collections.deque[tuple[str, int | None]] = collections.deque(maxlen=4000)
 
     def feed(self, line: str) -> None:
         m = self.re.search(line)
@@ -43,6 +53,24 @@ class Progress:
             self.lines += 1
         elif self.done_re.search(line):
             self.done = True
+        else:
+            self._recent.append((line.rstrip(), self.current))
+
+    def case_of(self, crash: Crash) -> int | None:
+        """The case that was running when `crash`'s report began.
+
+        The crash reaches the harness only once its report is complete, and
+        a driver that survives the crash (a WARNING) may already have
+        announced the next case by then, so `current` can be one too far:
+        look up the report's first header line in the console as it came."""
+        lines = [ln.rstrip() for ln in crash.trace.splitlines() if ln.strip()]
+        header = next((ln for ln in lines if any(h in ln for h in CRASH_HEADERS)), None)
+        if header is None:
+            return self.current
+        for line, case in reversed(self._recent):
+            if line == header:
+                return case
+        return self.current
 
 
 class Watchdog:

@@ -61,6 +61,7 @@ struct res_head {		/* one per case in RESULTFILE, then blocks */
 static unsigned char *bases[MAX_BASES];
 static size_t base_len[MAX_BASES];
 static int console_fd = -1;
+static const char *kmsg_prefix = "";
 static char mnt[512] = "/tmp/fz_mnt";
 static char imgpath[] = "/tmp/fz_case.img";
 static struct res_head cur;
@@ -71,17 +72,44 @@ static void say(const char *fmt, ...)
 {
 	char line[256];
 	va_list ap;
+	int pre = snprintf(line, sizeof(line), "%s", kmsg_prefix);
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	n = vsnprintf(line + pre, sizeof(line) - pre, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
+	n += pre;
 	if (n >= (int)sizeof(line))
 		n = sizeof(line) - 1;
 	if (console_fd >= 0 && write(console_fd, line, n) < 0)
 		console_fd = -1;
+}
+
+/*
+ * Progress markers go through /dev/kmsg, not /dev/console: a kmsg record is
+ * a printk, ordered with the kernel's own messages on the console, while a
+ * tty write to /dev/console can reach the serial port after printk output
+ * that came later (a WARNING of case N then showed up before "FZ S N").
+ * Userspace kmsg writes are rate limited by default: lift that, we are PID
+ * 1's child in a throwaway VM. <6> = KERN_INFO, so markers are no warnings.
+ */
+static void open_console(void)
+{
+	int fd = open("/proc/sys/kernel/printk_devkmsg", O_WRONLY);
+
+	if (fd >= 0) {
+		if (write(fd, "on\n", 3) < 0)
+			perror("fz_image: printk_devkmsg");
+		close(fd);
+	}
+	console_fd = open("/dev/kmsg", O_WRONLY);
+	if (console_fd >= 0) {
+		kmsg_prefix = "<6>";
+		return;
+	}
+	console_fd = open("/dev/console", O_WRONLY | O_NOCTTY);
 }
 
 static unsigned char *slurp(const char *path, size_t *len)
@@ -493,7 +521,7 @@ int main(int argc, char **argv)
 	if (argc > 4)
 		snprintf(mnt, sizeof(mnt), "%s", argv[4]);
 	mkdir(mnt, 0755);
-	console_fd = open("/dev/console", O_WRONLY | O_NOCTTY);
+	open_console();
 	for (nb = 0; nb < MAX_BASES; nb++) {
 		snprintf(path, sizeof(path), "%s/base_%d.img", argv[1], nb);
 		bases[nb] = slurp(path, &base_len[nb]);

@@ -475,8 +475,17 @@ static int open_pool(void)
 	fds[FD_DIR] = open(p, O_RDONLY | O_DIRECTORY);
 	fds[FD_TMPFS] = open("/tmp/fz_other_fs", O_RDWR | O_CREAT | O_TRUNC, 0644);
 	fds[FD_DEVNULL] = open("/dev/null", O_RDWR);
-	fds[FD_CLOSED] = open("/dev/null", O_RDONLY);
-	close(fds[FD_CLOSED]);	/* a number that is closed (nothing else opens it) */
+	/*
+	 * A closed fd number that nothing can reuse: the kernel hands out the
+	 * lowest free number, so a low closed number could be taken by a
+	 * concurrent open() in another thread (the driver's own reopen does
+	 * that) and stop being closed. This process never holds ~1000 fds.
+	 */
+	fds[FD_CLOSED] = 1000;
+	if (fcntl(fds[FD_CLOSED], F_GETFD) != -1 || errno != EBADF) {
+		fprintf(stderr, "fz_ioctl: fd %d is unexpectedly open\n", fds[FD_CLOSED]);
+		return -1;
+	}
 	for (fd = 0; fd < NFD; fd++)
 		if (fds[fd] < 0 && fd != FD_CLOSED) {
 			fprintf(stderr, "fz_ioctl: fd %d failed to open: %s\n", fd, strerror(errno));
