@@ -23,7 +23,7 @@ class Client:
         self.thread.start()
         self.file = self.host.makefile("rb")
         self.heartbeats = 0
-        self.hello = json.loads(self.file.readline())
+        self.hello = self.next_msg()
 
     def next_msg(self) -> dict:
         """The next reply, skipping heartbeats (counted)."""
@@ -40,7 +40,10 @@ class Client:
 
     def close(self) -> None:
         self.host.shutdown(socket.SHUT_WR)
-        self.thread.join(5)
+        self.thread.join(10)
+        # serve() has stopped its heartbeat and request threads: nothing of
+        # this agent can write into a later socket that reuses the fd number.
+        assert not self.thread.is_alive() and self.agent.stopped.is_set()
         self.host.close()
         self._guest.close()
 
@@ -118,3 +121,19 @@ def test_large_request_is_parsed(client: Client, tmp_path: Path) -> None:
     r = client.call(id=13, op="write", path=str(dest), data=base64.b64encode(data).decode())
     assert r.get("size") == len(data), r
     assert dest.read_bytes() == data
+
+
+def test_no_agent_thread_outlives_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vexfs.vm.agent as agent_mod
+
+    monkeypatch.setattr(agent_mod, "HEARTBEAT_S", 0.05)
+    before = set(threading.enumerate())
+    c = Client()
+    c.host.sendall((json.dumps({"id": 20, "op": "exec", "cmd": "sleep 0.3"}) + "\n").encode())
+    c.host.shutdown(socket.SHUT_WR)  # EOF while a request is still running
+    assert c.next_msg()["id"] == 20  # its reply still arrives
+    c.thread.join(10)
+    assert c.agent.stopped.is_set()
+    assert set(threading.enumerate()) <= before  # heartbeat and handlers are gone
+    c.host.close()
+    c._guest.close()

@@ -54,6 +54,13 @@ class Agent:
         # A path (the virtio-serial port) or an already open fd (tests).
         self.fd = port if isinstance(port, int) else os.open(port, os.O_RDWR)
         self.wlock = threading.Lock()
+        # Set when serve() returns: the heartbeat thread and the request
+        # threads must not outlive it, or they would write into whatever
+        # file later reuses the fd number (seen in the host tests: a stale
+        # heartbeat arrived on the next test's socket before its hello).
+        self.stopped = threading.Event()
+        self.handlers: set[threading.Thread] = set()
+        self.hlock = threading.Lock()
 
     def send(self, msg: dict) -> None:
         data = (json.dumps(msg) + "\n").encode()
@@ -70,7 +77,19 @@ class Agent:
                 break
             except OSError:  # the host end is not connected yet
                 time.sleep(0.2)
-        threading.Thread(target=self.heartbeat, daemon=True).start()
+        beat = threading.Thread(target=self.heartbeat, daemon=True)
+        beat.start()
+        try:
+            self._serve_requests(stop_on_eof)
+        finally:
+            with self.hlock:
+                running = list(self.handlers)
+            for thread in running:  # replies still owed go out first
+                thread.join()
+            self.stopped.set()
+            beat.join()
+
+    def _serve_requests(self, stop_on_eof: bool) -> None:
         pending = bytearray()
         while True:
             chunk = os.read(self.fd, 1 << 20)
@@ -90,19 +109,29 @@ class Agent:
                 line = bytes(pending[:pos])
                 del pending[:pos + 1]
                 if line.strip():
-                    threading.Thread(target=self.handle, args=(line,), daemon=True).start()
+                    thread = threading.Thread(target=self._handle_tracked, args=(line,),
+                                              daemon=True)
+                    with self.hlock:
+                        self.handlers.add(thread)
+                    thread.start()
                 pos = pending.find(b"\n")
 
     def heartbeat(self) -> None:
         """Tell the host every HEARTBEAT_S that the guest still schedules
         userspace: the host's hang detector counts this as progress, so a
         long but live command under a slow emulator is not a hang."""
-        while True:
-            time.sleep(HEARTBEAT_S)
+        while not self.stopped.wait(HEARTBEAT_S):
             try:
                 self.send({"id": -2, "heartbeat": True, "uptime_s": uptime()})
             except OSError:
                 pass
+
+    def _handle_tracked(self, line: bytes) -> None:
+        try:
+            self.handle(line)
+        finally:
+            with self.hlock:
+                self.handlers.discard(threading.current_thread())
 
     def handle(self, line: bytes) -> None:
         try:

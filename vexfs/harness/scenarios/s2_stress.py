@@ -13,10 +13,15 @@ one script keeps the harness's own guest activity (agent, extra processes)
 out of the memory numbers. Progress lines also go to /dev/console, so the
 live log shows the cycles and the hang detector sees progress.
 
-"No memory leaks" is judged on numbers: the growth over the 20 cycles
-estimated as the Theil-Sen slope (median of pairwise per-cycle changes)
-times 19, so a steady per-cycle loss counts and a single one-off jump (a
-per-CPU page list refilling) does not; first->last is reported too:
+"No memory leaks" is judged on numbers, with `growth_over_run` (below):
+growth = the larger of (a) the median per-cycle change times 19, which a
+steady per-cycle loss moves and a one-off step does not, and (b) first->last
+with the single largest one-cycle step left out, which catches a loss that
+comes in repeated steps (a leak every few cycles). One one-off step is
+allowed because the kernel makes them with a leak-free module: a 2 MB
+(one pageblock) drop of MemAvailable at a random cycle, then flat, was seen
+in 2 of 3 idle runs of this scenario; the largest step is shown in the
+detail. The limits:
  - Slab growth <= MEM_TOLERANCE_KB and VmallocUsed growth <= MEM_TOLERANCE_KB
    (where a module's kmalloc/kmem_cache/vmalloc leak shows),
  - loss of MemAvailable + the free pages parked on per-CPU lists (from
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import re
 import statistics
+from dataclasses import dataclass
 
 from vexfs.harness.framework import Scenario, ScenarioContext
 from vexfs.harness.scenarios.s1_lifecycle import LOAD_LIMIT_S, UNLOAD_LIMIT_S, vexfs_lines
@@ -101,12 +107,34 @@ def _split_times(value: str) -> list[str]:
     return [match.group(1), match.group(2)]
 
 
-def theil_sen_slope(values: list[float]) -> float:
-    """Median of the pairwise slopes (Theil-Sen): the per-cycle trend, robust
-    to a few one-off jumps. 0.0 for fewer than two values."""
-    slopes = [(values[j] - values[i]) / (j - i)
-              for i in range(len(values)) for j in range(i + 1, len(values))]
-    return statistics.median(slopes) if slopes else 0.0
+@dataclass(frozen=True)
+class Growth:
+    """How much a per-cycle series grew over a run (kB for memory)."""
+
+    value: float  # the judged growth: max(trend, stepwise)
+    trend: float  # median one-cycle change x (cycles - 1)
+    stepwise: float  # last - first, the largest one-cycle step left out
+    largest_step: float  # that step (0.0 if the series never grew)
+    largest_step_cycle: int  # 1-based cycle at which it ended (0: none)
+
+
+def growth_over_run(values: list[float]) -> Growth:
+    """Growth of `values` over the run, robust to ONE one-off step.
+
+    A steady leak moves the median change; a leak in repeated steps leaves
+    the median at zero but keeps last - first large after the single
+    largest step is removed. Either one is the growth. A series of fewer
+    than two values has not grown.
+    """
+    if len(values) < 2:
+        return Growth(0.0, 0.0, 0.0, 0.0, 0)
+    deltas = [b - a for a, b in zip(values, values[1:])]
+    trend = statistics.median(deltas) * len(deltas)
+    biggest = max(range(len(deltas)), key=lambda i: deltas[i])
+    step = max(deltas[biggest], 0.0)
+    stepwise = (values[-1] - values[0]) - step
+    return Growth(value=max(trend, stepwise), trend=trend, stepwise=stepwise,
+                  largest_step=step, largest_step_cycle=biggest + 2 if step else 0)
 
 
 def run(ctx: ScenarioContext) -> None:
@@ -159,29 +187,32 @@ def run(ctx: ScenarioContext) -> None:
               + (f"; script exit {result.rc}: {result.stderr.strip()[-300:]}" if result.rc else ""))
 
     if done >= 2:
-        # Growth over the run = robust slope x (cycles - 1): one-off steps
-        # (a per-CPU page list refilling, a slab page) do not look like a
-        # leak, a steady per-cycle loss does. First->last is shown too.
-        span = done - 1
-        mem_loss = -theil_sen_slope(avail_adj) * span
-        slab_growth = theil_sen_slope(slab) * span
-        vmalloc_growth = theil_sen_slope(vmalloc) * span
-        ctx.metric("mem_growth_kb", round(mem_loss, 1))
-        ctx.metric("slab_growth_kb", round(slab_growth, 1))
-        ctx.metric("vmalloc_growth_kb", round(vmalloc_growth, 1))
+        # MemAvailable is judged as "loss", i.e. growth of its negation.
+        mem = growth_over_run([-a for a in avail_adj])
+        slab_g = growth_over_run(slab)
+        vmalloc_g = growth_over_run(vmalloc)
+        ctx.metric("mem_growth_kb", round(mem.value, 1))
+        ctx.metric("slab_growth_kb", round(slab_g.value, 1))
+        ctx.metric("vmalloc_growth_kb", round(vmalloc_g.value, 1))
+        ctx.metric("mem_largest_step_kb", round(mem.largest_step, 1))
+        ctx.metric("mem_largest_step_cycle", mem.largest_step_cycle)
         ctx.metric("mem_first_last_kb", avail_adj[-1] - avail_adj[0])
-        ctx.metric("mem_available_trend_raw_kb", round(theil_sen_slope(mem_avail) * span, 1))
+        ctx.metric("mem_available_trend_raw_kb",
+                   round(-growth_over_run([-a for a in mem_avail]).value, 1))
         ctx.metric("slab_first_last_kb", slab[-1] - slab[0])
         varying = sorted({k for c in counters for k in c
                           if any(c2.get(k) != counters[0].get(k) for c2 in counters)})
-        leak_ok = (slab_growth <= MEM_TOLERANCE_KB and vmalloc_growth <= MEM_TOLERANCE_KB
-                   and mem_loss <= MEM_AVAILABLE_TOLERANCE_KB and bool(counters[0]) and not varying)
-        detail = (f"trend over cycles 1->{done}: Slab {slab_growth:+.0f} kB (limit "
+        leak_ok = (slab_g.value <= MEM_TOLERANCE_KB and vmalloc_g.value <= MEM_TOLERANCE_KB
+                   and mem.value <= MEM_AVAILABLE_TOLERANCE_KB and bool(counters[0])
+                   and not varying)
+        step_note = (f"; one-off step {mem.largest_step:.0f} kB at cycle "
+                     f"{mem.largest_step_cycle} not counted" if mem.largest_step else "")
+        detail = (f"growth over cycles 1->{done}: Slab {slab_g.value:+.0f} kB (limit "
                   f"+{MEM_TOLERANCE_KB}; {slab[0]} -> {slab[-1]}), VmallocUsed "
-                  f"{vmalloc_growth:+.0f} kB (limit +{MEM_TOLERANCE_KB}), MemAvailable + per-CPU free "
-                  f"{-mem_loss:+.0f} kB (limit -{MEM_AVAILABLE_TOLERANCE_KB}; {avail_adj[0]} -> "
-                  f"{avail_adj[-1]}; raw MemAvailable {mem_avail[0]} -> {mem_avail[-1]}); "
-                  "module counters "
+                  f"{vmalloc_g.value:+.0f} kB (limit +{MEM_TOLERANCE_KB}), MemAvailable + per-CPU "
+                  f"free {-mem.value:+.0f} kB (limit -{MEM_AVAILABLE_TOLERANCE_KB}; "
+                  f"{avail_adj[0]} -> {avail_adj[-1]}{step_note}; raw MemAvailable "
+                  f"{mem_avail[0]} -> {mem_avail[-1]}); module counters "
                   + ("missing: /sys/fs/vexfs not readable while loaded" if not counters[0] else
                      f"changing: {', '.join(varying)}" if varying else
                      f"constant {counters[0]}"))
