@@ -43,9 +43,12 @@ from vexfs.harness.scenarios.s1_lifecycle import LOAD_LIMIT_S, UNLOAD_LIMIT_S, v
 CYCLES = 20
 MEM_TOLERANCE_KB = 1024
 MEM_AVAILABLE_TOLERANCE_KB = 2048
+# A small in-tree filesystem module with no dependencies, loaded the same way
+# as the baseline of the memory figures (see run_baseline).
+BASELINE_MODULE = "minix"
 
 STRESS_SCRIPT = r"""
-MOD=$1; N=$2; PAUSE=$3
+MOD=$1; N=$2; PAUSE=$3; NAME=${4:-vexfs}
 say() { echo "$*"; echo "$*" > /dev/console; }
 settle() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 mem() {
@@ -57,7 +60,7 @@ counters() {
 	( cd /sys/fs/vexfs 2>/dev/null || exit 0
 	  for f in * */*; do [ -f "$f" ] && [ -r "$f" ] && printf '%s=%s;' "$f" "$(head -c 100 "$f" | tr -d '\n' | tr ' ;' '_,')"; done )
 }
-loaded() { lsmod | grep -q '^vexfs '; }
+loaded() { lsmod | grep -q "^$NAME "; }
 settle
 echo "BASE $(mem)"
 for i in $(seq 1 "$N"); do
@@ -67,7 +70,7 @@ for i in $(seq 1 "$N"); do
 	if ! loaded; then say "FAILED: Module not found after load cycle $i"; break; fi
 	c=$(counters)
 	[ "$PAUSE" = 1 ] && sleep 1
-	t2=$EPOCHREALTIME; rmmod vexfs; rc=$?; t3=$EPOCHREALTIME
+	t2=$EPOCHREALTIME; rmmod "$NAME"; rc=$?; t3=$EPOCHREALTIME
 	if [ $rc -ne 0 ]; then say "FAILED: Unload cycle $i (rmmod exit $rc)"; dmesg | tail -10; break; fi
 	if loaded; then say "FAILED: Module still loaded after unload cycle $i"; break; fi
 	echo "CYCLE $i load=$t0,$t1 unload=$t2,$t3 $(mem) counters=$c"
@@ -137,6 +140,20 @@ def growth_over_run(values: list[float]) -> Growth:
                   largest_step=step, largest_step_cycle=biggest + 2 if step else 0)
 
 
+def run_baseline(ctx: ScenarioContext) -> list[dict]:
+    """The same loop with an in-tree filesystem module of the guest kernel,
+    in the same VM after the vexfs loop: what the kernel itself gains from
+    20 insmod/rmmod cycles, shown beside vexfs's figures so a reader can
+    tell module-loader and sysfs churn from a vexfs leak. [] if the module
+    is not there (then the detail says nothing about a baseline)."""
+    ctx.step(f"baseline: {CYCLES} load/unload cycles of {BASELINE_MODULE}.ko")
+    res = ctx.run(f"m=$(modinfo -n {BASELINE_MODULE} 2>/dev/null) && [ -f \"$m\" ] && "
+                  f"LC_ALL=C /bin/bash /tmp/vexfs_stress.sh \"$m\" {CYCLES} 0 {BASELINE_MODULE}")
+    if res.rc != 0:
+        return []
+    return [parse_cycle(line) for line in res.stdout.splitlines() if line.startswith("CYCLE ")]
+
+
 def run(ctx: ScenarioContext) -> None:
     ctx.clear_dmesg()
     ctx.vm.put_file(STRESS_SCRIPT.encode(), "/tmp/vexfs_stress.sh", 0o755)
@@ -154,6 +171,7 @@ def run(ctx: ScenarioContext) -> None:
                    "unload_ms": round(c["unload_s"] * 1000, 1)})
     log_lines = ctx.run("dmesg | tail -30").stdout.splitlines()
     all_lines = ctx.dmesg()
+    baseline = run_baseline(ctx)
 
     done = len(cycles)
     load_s = [c["load_s"] for c in cycles]
@@ -207,6 +225,16 @@ def run(ctx: ScenarioContext) -> None:
                    and not varying)
         step_note = (f"; one-off step {mem.largest_step:.0f} kB at cycle "
                      f"{mem.largest_step_cycle} not counted" if mem.largest_step else "")
+        base_note = ""
+        if baseline:
+            b_mem = growth_over_run([-(c["mem"].get("MemAvailable", 0) + c["mem"].get("PcpFree", 0))
+                                     for c in baseline])
+            b_slab = growth_over_run([c["mem"].get("Slab", 0) for c in baseline])
+            ctx.metric("baseline_module", BASELINE_MODULE)
+            ctx.metric("baseline_mem_growth_kb", round(b_mem.value, 1))
+            ctx.metric("baseline_slab_growth_kb", round(b_slab.value, 1))
+            base_note = (f"; baseline {BASELINE_MODULE}.ko, same VM, {len(baseline)} cycles: Slab "
+                         f"{b_slab.value:+.0f} kB, MemAvailable + per-CPU free {-b_mem.value:+.0f} kB")
         detail = (f"growth over cycles 1->{done}: Slab {slab_g.value:+.0f} kB (limit "
                   f"+{MEM_TOLERANCE_KB}; {slab[0]} -> {slab[-1]}), VmallocUsed "
                   f"{vmalloc_g.value:+.0f} kB (limit +{MEM_TOLERANCE_KB}), MemAvailable + per-CPU "
@@ -215,7 +243,7 @@ def run(ctx: ScenarioContext) -> None:
                   f"{mem_avail[0]} -> {mem_avail[-1]}); module counters "
                   + ("missing: /sys/fs/vexfs not readable while loaded" if not counters[0] else
                      f"changing: {', '.join(varying)}" if varying else
-                     f"constant {counters[0]}"))
+                     f"constant {counters[0]}") + base_note)
     else:
         leak_ok, detail = False, f"only {done} cycle(s) completed; cannot judge growth"
     ctx.check("No memory leaks detected", leak_ok, detail)
