@@ -69,6 +69,8 @@ class Finding:
     reproducer: str = ""
     shrunk_bytes: int | None = None
     mutated_bytes: int | None = None
+    console: str = ""  # crash/hang: the console log of the boot it happened in
+    crash_kind: str = ""  # crash/hang: the detector's kind (warning, oops, bug, panic, hang...)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -134,9 +136,12 @@ def _sb_checksum_ok(img: bytes) -> bool:
 
 
 class ImageFuzzer:
-    def __init__(self, cfg: FuzzConfig, echo: Callable[[str], None] = lambda s: None) -> None:
+    def __init__(self, cfg: FuzzConfig, echo: Callable[[str], None] = lambda s: None,
+                 console: list[Callable[[str], None]] | None = None) -> None:
         self.cfg = cfg
         self.echo = echo
+        # extra console-line callbacks for every boot (`vexfs run`'s live view)
+        self.console_callbacks = list(console or [])
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "console").mkdir(exist_ok=True)
@@ -222,7 +227,8 @@ class ImageFuzzer:
     def _boot(self, progress: Progress) -> GuestVM:
         self.stats.boots += 1
         vm = boot(f"fuzz-image-{self.stats.boots}", self.out / "console", self.module,
-                  [progress.feed, self._console], hang_timeout=self.cfg.case_timeout,
+                  [progress.feed, self._console, *self.console_callbacks],
+                  hang_timeout=self.cfg.case_timeout,
                   memory=self.cfg.memory)
         if self.cfg.crashtest_module is not None:
             vm.run(["insmod", str(Path(self.cfg.crashtest_module).resolve())], check=True)
@@ -439,6 +445,8 @@ class ImageFuzzer:
                 b, img, _ = self.case_image(bad)
                 f = self._finding(crash.kind if crash.kind in ("hang", "died") else "crash",
                                   bad, crash.title, img, detail=crash.trace, crash=crash)
+                f.console = str(vm.log_paths[0]) if vm.log_paths else ""
+                f.crash_kind = crash.kind
                 crashes.append((f, crash))
                 next_case = bad + 1
             finally:

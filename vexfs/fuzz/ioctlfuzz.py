@@ -26,6 +26,12 @@ from vexfs.vm.session import GuestCrashed, VMError
 
 log = logging.getLogger(__name__)
 
+# docs/vector-api.md's errno table: the only errnos a vector ioctl may return
+# (fz_ioctl.c checks each call against the same set; the host checks the
+# histogram again)
+DOCUMENTED_ERRNOS = frozenset({"ENOTTY", "EINVAL", "EFAULT", "EROFS", "EBADF", "EPERM", "EEXIST",
+                               "ENOTEMPTY", "ENOENT", "ENOSPC", "EDQUOT", "EFBIG", "EUCLEAN",
+                               "ENOMEM", "EINTR", "EIO"})
 COUNTERS = "for f in inodes mounts buffers extent_maps; do printf '%s=%s\\n' $f \"$(cat /sys/fs/vexfs/$f)\"; done"
 SLAB = "grep -i vexfs /proc/slabinfo | awk '{print $1\"=\"$2}'"
 
@@ -37,6 +43,10 @@ def parse_kv(text: str) -> dict[str, int]:
         if v.strip().lstrip("-").isdigit():
             out[k.strip()] = int(v)
     return out
+
+
+def _console(vm) -> str:
+    return str(vm.log_paths[0]) if vm.log_paths else ""
 
 
 def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out: Path,
@@ -65,16 +75,24 @@ def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out
         t_fuzz = time.monotonic()
         limit = max(120.0, timeout_per_10k * calls / 10000)
         try:
-            with Watchdog(vm, progress, limit):
+            with Watchdog(vm, progress, limit) as dog:
                 res = vm.run([str(driver), "fuzz", "/tmp/io", str(calls), str(seed),
                               str(threads)], timeout=limit, hang_timeout=60)
         except GuestCrashed as e:
             result["crash"] = {"kind": e.crash.kind, "title": e.crash.title,
-                               "trace": e.crash.trace[-6000:]}
+                               "trace": e.crash.trace[-6000:], "console": _console(vm)}
             problems.append(f"kernel crash: {e.crash.title}")
             return result
         except VMError as e:
             problems.append(f"VM failure during the fuzz: {str(e).splitlines()[0]}")
+            # a hang (the watchdog killed the VM) or a dead VM is a finding
+            # too: keep what the console showed
+            hung = dog.fired is not None
+            result["crash"] = {"kind": "hang" if hung else "died",
+                               "title": (f"hang: the fuzz ran longer than {limit:.0f} s" if hung
+                                         else f"VM died: {str(e).splitlines()[0]}"),
+                               "trace": "\n".join(vm.console_lines[-60:]),
+                               "console": _console(vm)}
             return result
         fuzz_s = time.monotonic() - t_fuzz
         (out / "driver.out").write_text(res.stdout + res.stderr)
@@ -124,7 +142,8 @@ def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out
         vm.watch.flush()
         if vm.watch.crashed:
             c = vm.watch.crashes[0]
-            result["crash"] = {"kind": c.kind, "title": c.title, "trace": c.trace[-6000:]}
+            result["crash"] = {"kind": c.kind, "title": c.title, "trace": c.trace[-6000:],
+                               "console": _console(vm)}
             problems.append(f"kernel crash: {c.title}")
     finally:
         vm.kill()

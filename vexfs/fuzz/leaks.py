@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import statistics
 import time
 from pathlib import Path
@@ -167,3 +168,63 @@ def analyse(result: dict, cycles: int = CYCLES, tolerance_kb: int = MEM_TOLERANC
         "failures": sorted(k for k in r if k.startswith(("mount_fail", "umount_fail",
                                                          "coll_fail"))),
     }
+
+
+# slub_debug's own reports (poison/redzone damage, objects left in a
+# destroyed cache); the boot banner lines ("SLUB: HWalign=...") are not
+SLUB_REPORT_RE = re.compile(r"BUG \S+ \(|Poison overwritten|Redzone|Objects remaining|"
+                            r"still has objects|Freepointer corrupt")
+# below this many cycles the memory trend is all warm-up (see analyse())
+MIN_CYCLES_FOR_MEMORY = 10
+
+
+def verdicts(result: dict, cycles: int = CYCLES,
+             tolerance_kb: int = MEM_TOLERANCE_KB) -> list[tuple[str, bool, str]]:
+    """Every check of a run_leaks() result as (criterion, passed, detail):
+    the same rules tests/vm/test_robust_leaks.py and `vexfs run R1` apply.
+    The memory trend is judged only with >= MIN_CYCLES_FOR_MEMORY cycles
+    (before that the guest is still settling); with fewer the criterion is
+    left out, and the caller says so."""
+    r = result.get("results", {})
+    a = analyse(result, cycles, tolerance_kb)
+    out: list[tuple[str, bool, str]] = []
+    crashes = result.get("crashes", [])
+    out.append(("No kernel crash or hang in the leak/lifetime run", not crashes,
+                "; ".join(f"{c['kind']}: {c['title']}" for c in crashes) or "none"))
+    cmdline = result.get("proc_cmdline", "")
+    out.append(("Guest booted with slub_debug", "slub_debug" in cmdline, cmdline[-120:]))
+    done = [i for i in range(1, cycles + 1) if r.get(f"cnt_{i}") is not None]
+    out.append((f"{cycles} mount/workload/umount cycles completed without a failed step",
+                len(done) == cycles and not a["failures"] and r.get("cnt_base") == "0,0,0,0",
+                f"{len(done)}/{cycles} cycles; failed steps: {a['failures'] or 'none'}; "
+                f"counters before: {r.get('cnt_base')}"))
+    out.append(("Module counters (inodes,mounts,buffers,extent_maps) 0 after every umount",
+                bool(done) and a["counters_zero_every_cycle"],
+                f"per cycle: {sorted(set(str(c) for c in a['counters']))}"))
+    out.append(("vexfs slab objects 0 after every umount",
+                bool(done) and all(s == 0 for s in a["slab_objects_after_umount"]),
+                f"active objects per cycle: {sorted(set(a['slab_objects_after_umount']))}"))
+    if cycles >= MIN_CYCLES_FOR_MEMORY:
+        g = a["mem_growth_kb"]
+        out.append((f"Memory steady over the last {cycles - cycles // 2} cycles "
+                    f"(<= {tolerance_kb} kB lost)", g is not None and g <= tolerance_kb,
+                    f"MemAvailable+Shmem+per-CPU pages lost {g} kB (warm-up drop "
+                    f"{a['mem_warmup_drop_kb']} kB, not judged)"))
+    out.append(("umount with an open file fails with EBUSY and stays mounted",
+                r.get("busy_rc") not in (None, "0") and "busy" in r.get("busy_msg", "").lower()
+                and r.get("busy_still_mounted") == "yes" and r.get("umount_after_close") == "0",
+                f"rc {r.get('busy_rc')} {r.get('busy_msg')!r}, still mounted "
+                f"{r.get('busy_still_mounted')}, umount after close rc {r.get('umount_after_close')}"))
+    out.append(("rmmod while mounted is refused, module stays loaded",
+                r.get("rmmod_mounted_rc") not in (None, "0")
+                and r.get("module_still_loaded") == "yes",
+                f"rc {r.get('rmmod_mounted_rc')} {r.get('rmmod_mounted_msg')!r}"))
+    out.append(("8 images x 2 mount points raced: nothing left mounted, counters 0",
+                r.get("race_left_mounted") == "0" and r.get("cnt_after_race") == "0,0,0,0",
+                f"left mounted {r.get('race_left_mounted')}, counters {r.get('cnt_after_race')}"))
+    reports = [ln for ln in result.get("slub_lines", []) if SLUB_REPORT_RE.search(ln)]
+    out.append(("rmmod at the end: no vexfs slab cache left, no slub_debug report",
+                r.get("rmmod_rc") == "0" and r.get("slab_caches_left") == "0" and not reports,
+                f"rmmod rc {r.get('rmmod_rc')}, vexfs caches left {r.get('slab_caches_left')}; "
+                f"slub reports: {reports[:3] or 'none'}"))
+    return out

@@ -10,6 +10,9 @@ import click
 
 log = logging.getLogger(__name__)
 
+# scenarios `vexfs run` runs by default besides the spec's S1..S6
+DEFAULT_EXTRA = ("R1",)
+
 
 def _observer():
     from vexfs.report.events import PlainObserver
@@ -55,6 +58,10 @@ def print_summary(run, out_dir: Path) -> None:
                       f"{s.duration_s:.1f} s", f"{ok}/{len(s.criteria)}", why[:90])
     console = Console(file=sys.stdout)
     console.print(table)
+    from vexfs.report.robustness import summary_lines
+
+    for line in summary_lines(run):  # R1: cases tried, failures found
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(f"{'PASSED' if run.passed else 'FAILED'} in {run.duration_s:.1f} s; "
                   f"report: {out_dir / 'report.json'}")
 
@@ -67,10 +74,21 @@ def print_summary(run, out_dir: Path) -> None:
               help="Write the report here (default: results/<run-id>/, and results/latest).")
 @click.option("--seed-timing", is_flag=True,
               help="Keep the spec's `sleep 1` pauses (default: as fast as correctness allows).")
+@click.option("--fuzz-cases", type=click.IntRange(0), default=1000, show_default=True,
+              help="R1: corrupt-image fuzz cases (0 skips the stage).")
+@click.option("--ioctl-calls", type=click.IntRange(0), default=100_000, show_default=True,
+              help="R1: hostile ioctl calls (0 skips the stage).")
+@click.option("--leak-cycles", type=int, default=20, show_default=True,
+              help="R1: mount/umount cycles under slub_debug (0 skips; else >= 3; the memory "
+                   "trend is judged from 10).")
+@click.option("--fuzz-seed", type=int, default=1, show_default=True,
+              help="R1: seed of the image and ioctl fuzzers (a case is a function of seed and "
+                   "number).")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path | None,
-        seed_timing: bool, list_only: bool) -> None:
-    """Run the VM test scenarios (default: all of S1..S6 that exist).
+        seed_timing: bool, fuzz_cases: int, ioctl_calls: int, leak_cycles: int,
+        fuzz_seed: int, list_only: bool) -> None:
+    """Run the VM test scenarios (default: S1..S6 and R1, robustness fuzzing).
 
     Each scenario boots a fresh VM of the Debian guest kernel, runs the
     spec's steps with every success criterion checked by code, and the run
@@ -85,8 +103,15 @@ def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path |
         return
     try:
         chosen = registry.select(list(scenario_ids))
+        if not scenario_ids:
+            # the default run: the spec's S1..S6, then R1 (robustness
+            # fuzzing) unless every one of its stages is switched off
+            if fuzz_cases or ioctl_calls or leak_cycles:
+                chosen += registry.select(list(DEFAULT_EXTRA))
     except KeyError as exc:
         raise click.UsageError(str(exc.args[0])) from None
+    if leak_cycles != 0 and leak_cycles < 3:
+        raise click.UsageError("--leak-cycles must be 0 (skip) or at least 3")
     if not chosen:
         raise click.UsageError("no scenarios to run")
 
@@ -111,7 +136,9 @@ def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path |
     default_out = out_dir is None
     out = out_dir or results_dir() / run_id
     cfg = RunnerConfig(kernel=kernel, out_dir=out, run_id=run_id,
-                       options=RunOptions(seed_timing=seed_timing, module_path=info.path.resolve()),
+                       options=RunOptions(seed_timing=seed_timing, module_path=info.path.resolve(),
+                                          fuzz_cases=fuzz_cases, ioctl_calls=ioctl_calls,
+                                          leak_cycles=leak_cycles, fuzz_seed=fuzz_seed),
                        observer=_observer(), module=info)
     result = run_all(chosen, cfg)
     if default_out:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from vexfs.report.events import RunObserver
-from vexfs.report.model import Criterion
+from vexfs.report.model import Crash, Criterion
 from vexfs.vm.session import CommandResult, GuestVM
 
 log = logging.getLogger(__name__)
@@ -53,26 +53,41 @@ class Scenario:
     needs_module: bool = True  # copy the module to /tmp/vexfs.ko before fn runs
     memory: str = "2G"
     hang_timeout: float = 30.0
+    # The scenario boots its own VMs (the fuzzers: many boots, special
+    # command lines): the runner boots none, `ctx.vm` is None, and the
+    # scenario reports crashes it caught itself with `ctx.crash()`.
+    own_vms: bool = False
 
 
 @dataclass
 class RunOptions:
     seed_timing: bool = False  # keep the spec's `sleep 1` pauses
     module_path: Path | None = None
+    # R1 (robustness) counts: `vexfs run --fuzz-cases/--ioctl-calls/--leak-cycles`
+    fuzz_cases: int = 1000
+    ioctl_calls: int = 100_000
+    leak_cycles: int = 20
+    fuzz_seed: int = 1
 
 
 class ScenarioContext:
     """Everything a scenario function uses. Every command and its result go
     to the scenario transcript (results/<run>/<id>.log)."""
 
-    def __init__(self, scenario: Scenario, vm: GuestVM, options: RunOptions,
-                 observer: RunObserver, transcript: TextIO) -> None:
+    def __init__(self, scenario: Scenario, vm: GuestVM | None, options: RunOptions,
+                 observer: RunObserver, transcript: TextIO,
+                 work_dir: Path | None = None) -> None:
         self.scenario = scenario
         self.vm = vm
         self.options = options
         self.observer = observer
         self.criteria: list[Criterion] = []
         self.metrics: dict[str, Any] = {}
+        # own_vms scenarios: crashes they caught, their logs (relative to the
+        # run dir) and a directory of their own inside the run dir
+        self.crashes: list[Crash] = []
+        self.logs: list[str] = []
+        self.work_dir = work_dir
         self._transcript = transcript
         self.module = GUEST_MODULE
 
@@ -96,6 +111,15 @@ class ScenarioContext:
 
     def metric(self, name: str, value: Any) -> None:
         self.metrics[name] = value
+
+    def crash(self, crash: Crash) -> None:
+        """A kernel crash or hang an own_vms scenario caught in one of its VMs."""
+        self.crashes.append(crash)
+        self.note(f"[CRASH] {crash.kind}: {crash.title}")
+        try:
+            self.observer.crash_detected(crash, restoring=True)
+        except Exception:
+            log.exception("observer.crash_detected failed")
 
     def stats(self, stats: dict[str, float | str]) -> None:
         try:

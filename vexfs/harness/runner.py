@@ -115,6 +115,8 @@ def run_scenario(scenario: Scenario, cfg: RunnerConfig, index: int) -> ScenarioR
 
     with open(transcript_path, "w", encoding="utf-8") as transcript:
         transcript.write(f"# {scenario.id} {scenario.name}\n")
+        if scenario.own_vms:
+            return _run_own_vms(scenario, cfg, transcript, transcript_path, started)
         try:
             vm, boot = _boot(scenario, cfg, index, on_crash, transcript, boot_logs)
             cfg.boot_times.append(boot.boot_s)
@@ -172,6 +174,44 @@ def run_scenario(scenario: Scenario, cfg: RunnerConfig, index: int) -> ScenarioR
                             metrics=dict(ctx.metrics) if ctx else {},
                             crashes=crashes, logs=logs, message=message)
     observer.scenario_finished(result)
+    return result
+
+
+def _verdict(criteria) -> tuple[Status, str]:
+    if not criteria:
+        return Status.ERROR, "the scenario recorded no criteria"
+    if all(c.passed for c in criteria):
+        return Status.PASSED, ""
+    failed = [c.name for c in criteria if not c.passed]
+    return Status.FAILED, f"{len(failed)} of {len(criteria)} criteria failed: " + "; ".join(failed)
+
+
+def _run_own_vms(scenario: Scenario, cfg: RunnerConfig, transcript, transcript_path: Path,
+                 started: float) -> ScenarioResult:
+    """A scenario that boots its own VMs (R1's fuzzers). A kernel crash in one
+    of them is a finding the scenario records (ctx.crash + a failed
+    criterion) and survives by booting a fresh VM, so the scenario ends
+    `failed`, not `error`; `error` stays for a harness failure."""
+    out = cfg.out_dir
+    work = out / scenario.id
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = ScenarioContext(scenario, None, cfg.options, cfg.observer, transcript, work_dir=work)
+    try:
+        if scenario.needs_module and cfg.options.module_path is None:
+            raise VMError("scenario needs the module but none was given")
+        scenario.fn(ctx)
+        status, message = _verdict(ctx.criteria)
+    except Exception as exc:
+        status, message = Status.ERROR, f"{type(exc).__name__}: {exc}"
+        transcript.write(f"\n# HARNESS ERROR\n{traceback.format_exc()}")
+        log.exception("%s failed", scenario.id)
+    transcript.flush()
+    logs = [str(transcript_path.relative_to(out))] + list(ctx.logs)
+    result = ScenarioResult(id=scenario.id, name=scenario.name, status=status,
+                            duration_s=time.monotonic() - started,
+                            criteria=list(ctx.criteria), metrics=dict(ctx.metrics),
+                            crashes=list(ctx.crashes), logs=logs, message=message)
+    cfg.observer.scenario_finished(result)
     return result
 
 

@@ -89,6 +89,10 @@ def show(run: Path | None, results_root: Path) -> None:
     loaded, run_dir = _load(_default_run(run, results_root))
     console = _console()
     console.print(summary_table(loaded))
+    from vexfs.report.robustness import summary_lines
+
+    for line in summary_lines(loaded):  # R1: cases tried, failures found
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     verdict = "[bold green]PASSED[/]" if loaded.passed else "[bold red]FAILED[/]"
     console.print(f"{verdict} · report: {run_dir / 'report.html'}")
     sys.exit(0 if loaded.passed else 1)

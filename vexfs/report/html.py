@@ -32,6 +32,7 @@ from vexfs.report.metrics import (
     tolerance,
 )
 from vexfs.report.model import Run, ScenarioResult, Status
+from vexfs.report.robustness import robustness_scenario, stage_rows
 from vexfs.report.writers import jsonable
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,36 @@ def _spec_metrics(run: Run) -> str:
                         f"<td>{e(v.measured)}</td><td>{_verdict(v.passed)}</td></tr>")
     return ("<table><tr><th>Spec metric</th><th>From</th><th>Threshold</th><th>Measured</th>"
             "<th>Verdict</th></tr>" + "".join(rows) + "</table>")
+
+
+def _robustness(run: Run) -> str:
+    """Cases tried and failures found per fuzz stage (R1); empty without R1."""
+    rows = stage_rows(run)
+    if not rows:
+        return ""
+    scenario = robustness_scenario(run)
+    out = []
+    for r in rows:
+        if r.state != "ran":
+            verdict = ('<span class="badge na">skipped</span>' if r.state == "skipped"
+                       else '<span class="badge failed">✘ did not run</span>' if r.failures
+                       else '<span class="badge na">not run</span>')
+        else:
+            verdict = ('<span class="badge passed">✔ passed</span>' if r.passed
+                       else '<span class="badge failed">✘ failed</span>')
+        failures = "—" if r.failures is None else f'<span class="{"bad" if r.failures else "ok"}">{r.failures}</span>'
+        figs = "<br>".join(e(f) for f in r.figures)
+        finds = ""
+        if r.findings:
+            items = "".join(f"<li><code>{e(f)}</code></li>" for f in r.findings[:50])
+            more = f"<li>… {len(r.findings) - 50} more</li>" if len(r.findings) > 50 else ""
+            finds = f"<details open><summary>failures</summary><ul>{items}{more}</ul></details>"
+        out.append(f'<tr><td><a href="#{e(scenario.id)}">{e(r.label)}</a></td>'
+                   f"<td>{e(r.tried or r.state)}</td><td class=num>{failures}</td>"
+                   f"<td>{figs}{finds}</td><td>{verdict}</td></tr>")
+    return ("<h2>Robustness</h2><table class=robustness><tr><th>Stage</th><th>Tried</th>"
+            "<th>Failures found</th><th>Figures</th><th>Verdict</th></tr>" + "".join(out)
+            + "</table>")
 
 
 def _plots(run: Run) -> str:
@@ -389,6 +420,7 @@ def render_html(run: Run, run_dir: Path | None = None) -> str:
 {_scenario_table(run)}
 <h2>Spec performance metrics</h2>
 {_spec_metrics(run)}
+{_robustness(run)}
 <h2>Plots</h2>
 {_plots(run)}
 <h2>Details</h2>

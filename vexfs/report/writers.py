@@ -174,6 +174,12 @@ def run_to_junit(run: Run) -> str:
         "cpu_model": env.cpu_model,
         "duration_s": f"{run.duration_s:.3f}",
     }
+    from vexfs.report.robustness import stage_rows
+
+    for row in stage_rows(run):  # R1's figures, for CI dashboards that read properties
+        properties[f"robustness.{row.key}.tried"] = row.tried or row.state
+        if row.failures is not None:
+            properties[f"robustness.{row.key}.failures"] = str(row.failures)
     for key, value in env.extra.items():
         properties[f"extra.{key}"] = json.dumps(jsonable(value)) if not isinstance(value, str) else value
     suite = TestSuite(
