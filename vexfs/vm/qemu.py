@@ -63,6 +63,11 @@ class VMConfig:
     cache_mode: str = "loose"
     console_file: Path | None = None  # QEMU writes the console here itself (background VM)
     pidfile: Path | None = None
+    # Raw host files attached as virtio-blk disks (/dev/vda, /dev/vdb... once
+    # the guest loads virtio_blk). Writes reach the host file when QEMU
+    # flushes them, so a disk outlives the boot: the next VM sees what this
+    # one wrote, which is how persistence across a reboot is tested.
+    disks: list[Path] = field(default_factory=list)
 
     def cmdline(self) -> str:
         args = [
@@ -101,6 +106,9 @@ class VMConfig:
             "-fsdev", f"local,id=vexfsjob,path={self.job_dir},security_model=none",
             "-device", "virtio-9p-pci,fsdev=vexfsjob,mount_tag=vexfsjob",
         ]
+        for i, disk in enumerate(self.disks):
+            argv += ["-drive", f"file={disk},format=raw,if=none,id=disk{i},cache=writeback",
+                     "-device", f"virtio-blk-pci,drive=disk{i}"]
         if self.pidfile is not None:
             argv += ["-pidfile", str(self.pidfile)]
         if self.qmp_socket is not None:

@@ -1,6 +1,6 @@
 """Run one shell script in a fresh VM and return its exit code.
 
-    python -m vexfs.vm.quick [--module PATH]... [--timeout S] -- 'script'
+    python -m vexfs.vm.quick [--module PATH]... [--disk FILE]... [--timeout S] -- 'script'
 
 The VM boots the Debian guest kernel with the host root shared read-only
 (writable tmpfs on /run, tmpfs-backed overlays on /tmp, /mnt, /root, /etc, /var...), so
@@ -59,9 +59,18 @@ class QuickResult:
 
 
 def run_script(script: str, modules: list[Path] | None = None, timeout: float = 300,
-               echo: bool = False, memory: str = "2G", cpus: int = 2) -> QuickResult:
-    """Boot a fresh VM, run `script` as root under /bin/sh, power off."""
+               echo: bool = False, memory: str = "2G", cpus: int = 2,
+               disks: list[Path] | None = None) -> QuickResult:
+    """Boot a fresh VM, run `script` as root under /bin/sh, power off.
+
+    Each of `disks` (raw files on the host) is a virtio-blk disk in the guest,
+    /dev/vda first (after `modprobe virtio_blk`); what the guest writes
+    stays in the file for the next boot."""
     modules = [Path(m) for m in (modules or [])]
+    disks = [Path(d) for d in (disks or [])]
+    for disk in disks:
+        if not disk.is_file():
+            raise FileNotFoundError(f"disk image {disk} does not exist")
     for module in modules:
         if not module.is_file():
             raise FileNotFoundError(f"module {module} does not exist")
@@ -80,7 +89,7 @@ def run_script(script: str, modules: list[Path] | None = None, timeout: float = 
         (job / "script.sh").write_text(script if script.endswith("\n") else script + "\n")
         (job / "job.sh").write_text(JOB_SH.format())
         config = VMConfig(kernel=kernel, initramfs=initrd, job_dir=job, accel=accel,
-                          memory=memory, cpus=cpus)
+                          memory=memory, cpus=cpus, disks=disks)
         watch = CrashWatch()
         ready: list[float] = []
 
@@ -120,12 +129,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="copy this file to /tmp/ in the guest (repeatable)")
     parser.add_argument("--timeout", type=float, default=300, metavar="SECONDS",
                         help="kill the VM after this long (exit code 124); default 300")
+    parser.add_argument("--disk", action="append", default=[], type=Path, metavar="FILE",
+                        help="attach this raw file as a virtio-blk disk (/dev/vda, /dev/vdb... "
+                             "after `modprobe virtio_blk`); repeatable")
     parser.add_argument("--quiet", action="store_true", help="do not stream the console")
     parser.add_argument("script", nargs="+", help="the shell script (after --)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     script = " ".join(args.script) if len(args.script) > 1 else args.script[0]
-    result = run_script(script, args.module, args.timeout, echo=not args.quiet)
+    result = run_script(script, args.module, args.timeout, echo=not args.quiet, disks=args.disk)
     if args.quiet:
         sys.stdout.write(result.output)
     for crash in result.crashes:
