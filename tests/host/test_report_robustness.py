@@ -287,3 +287,40 @@ def test_r1_broken_stage_fails_its_criterion_and_the_next_stage_runs(
     assert (rows[0].state, rows[0].failures, rows[0].passed) == ("not run", 1, False)
     page = render_html(_run(result), tmp_path)
     assert "✘ did not run" in page and "without a crash" in page
+
+
+def test_r1_leak_stage_on_a_recorded_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leak stage's glue (figures, criteria, crash records) on a real
+    20-cycle run_leaks() result, with one crash added to see it recorded."""
+    import vexfs.fuzz.leaks as leaks
+
+    seen = {}
+
+    def fake_run_leaks(out, module, cycles):
+        seen.update(out=out, cycles=cycles)
+        (out / "console").mkdir(parents=True)
+        (out / "console" / "leaks-1.log").write_text("console\n")
+        res = _load("leaks.json")
+        res["crashes"] = [{"kind": "warning", "title": "WARNING in vexfs_evict_inode",
+                           "trace": "WARNING: CPU: 0 PID: 5 at fs/vexfs/inode.c:300"}]
+        return res
+
+    monkeypatch.setattr(leaks, "run_leaks", fake_run_leaks)
+    cfg = _Cfg(tmp_path, fuzz_cases=0, ioctl_calls=0, leak_cycles=20)
+    result = runner.run_scenario(r1.SCENARIO, cfg, 1)
+    assert seen == {"out": tmp_path / "R1" / "leaks", "cycles": 20}
+    lk = result.metrics["leaks"]
+    assert lk["cycles_completed"] == 20 and lk["counters_zero_every_cycle"] is True
+    assert lk["mem_judged"] is True and lk["mem_growth_kb"] == 56 and lk["crashes"] == 1
+    assert result.metrics["image_fuzz"] == {"skipped": "--fuzz-cases 0"}
+    leak_criteria = [c for c in result.criteria if c.name.startswith("Leaks: ")]
+    assert len(leak_criteria) == 10 == len(result.criteria)
+    assert [c.name for c in leak_criteria if not c.passed] == [
+        "Leaks: No kernel crash or hang in the leak/lifetime run"]
+    assert result.status == Status.FAILED
+    (crash,) = result.crashes
+    assert crash.title == "leak run: WARNING in vexfs_evict_inode"
+    assert crash.log_path == "R1/leaks/console/leaks-1.log" and "inode.c:300" in crash.trace
+    row = stage_rows(_run(result))[2]
+    assert (row.tried, row.failures, row.passed) == (
+        "20 of 20 mount cycles (slub_debug=FZPU)", 1, False)
