@@ -2,7 +2,8 @@
 
 Three boots of fresh VMs share one virtio-blk disk (a raw file on the host):
 
-1. mkfs.vexfs /dev/vda, mount, write files of many sizes, directories, a
+1. mkfs.vexfs /dev/vda, mount, write files of many sizes (and the 100 MB
+   file with 400 random writes of test_fs_workload.py), directories, a
    symlink, a hard link, a sparse file and a 64-d vector collection with
    deletions; umount; fsck; power off.
 2. A new VM: fsck -n must be clean; mount; everything from boot 1 must read
@@ -94,12 +95,22 @@ def _check_vectors(m: Path, check, present: list[int], phase: str) -> None:
               f"{int((ids == truth).all(axis=1).sum())}/20 queries identical")
 
 
+def _workload():
+    """tests/vm/test_fs_workload.py (its 100 MB random-write file), imported
+    by path: in the guest this file runs as a script, not as a package."""
+    sys.path.insert(0, str(THIS.parent))
+    import test_fs_workload
+
+    return test_fs_workload
+
+
 def guest_write1(m: Path) -> dict:
     import numpy as np  # noqa: F401
 
     from vexfs.vector import Collection
 
     checks, check = _checker()
+    checks.update(_workload().guest_bigfile_write(m))  # 100 MB + 400 random writes
     for i, size in enumerate(SIZES):
         (m / f"f{i}").write_bytes(_pattern(f"f{i}", size))
     (m / "d" / "a" / "b").mkdir(parents=True)
@@ -159,8 +170,14 @@ def _verify_base(m: Path, check, phase: str, changed: bool) -> None:
           os.stat(m / "f4").st_mtime_ns)
 
 
+def _check_bigfile(m: Path, check, phase: str) -> None:
+    ok, detail = _workload().guest_bigfile_verify(m)["bigfile_after_remount"]
+    check(f"{phase}_bigfile_100MB_sha256", ok, detail)
+
+
 def guest_verify1(m: Path) -> dict:
     checks, check = _checker()
+    _check_bigfile(m, check, "verify1")
     _verify_base(m, check, "verify1", changed=False)
     present = [i for i in range(N_VECTORS) if i not in DELETED]
     _check_vectors(m, check, present, "verify1")
@@ -190,6 +207,7 @@ def guest_write2(m: Path) -> dict:
 
 def guest_verify2(m: Path) -> dict:
     checks, check = _checker()
+    _check_bigfile(m, check, "verify2")
     # The symlink `link` now dangles (its target moved); the rest of the
     # base state is checked with the boot-2 changes applied.
     os.rename(m / "deep-moved", m / "d" / "a" / "b" / "deep")  # put it back to reuse the checks
