@@ -244,20 +244,13 @@ def _fsck(tag: str, extra: str = "") -> str:
             f'else echo "FSCK-{tag}=$?"; fi\n')
 
 
-def _results(output: str) -> dict:
-    out = {}
-    for line in output.splitlines():
-        if line.startswith("RESULT-"):
-            tag, _, js = line.partition(": ")
-            out[tag[len("RESULT-"):]] = json.loads(js)
-    return out
-
-
 def _assert_phase(res, name: str) -> None:
+    # The RESULT-<phase> line protocol is test_fs_ops.py's (same directory).
+    from test_fs_ops import _assert_checks, _results
+
     phases = _results(res.output)
     assert name in phases, res.output[-3000:]
-    failed = {k: v for k, v in phases[name].items() if not v[0]}
-    assert not failed, f"{name}: failed checks {failed}"
+    _assert_checks(phases[name])
 
 
 def test_data_survives_reboot_and_power_cut_after_sync(tmp_path: Path) -> None:
