@@ -324,3 +324,14 @@ def test_r1_leak_stage_on_a_recorded_run(tmp_path: Path, monkeypatch: pytest.Mon
     row = stage_rows(_run(result))[2]
     assert (row.tried, row.failures, row.passed) == (
         "20 of 20 mount cycles (slub_debug=FZPU)", 1, False)
+
+
+def test_compare_calls_a_new_fuzz_crash_a_regression() -> None:
+    from vexfs.report.compare import compare_runs
+
+    old, new = _run(_r1_result()), _run(_r1_result(crash=True))
+    new.run_id = "later"
+    regressions = {c.what.split(":")[0] for c in compare_runs(old, new).regressions}
+    assert "R1 image_fuzz.crashes" in regressions and "R1 image_fuzz.failures" in regressions
+    same = compare_runs(old, _run(_r1_result()))
+    assert not [c for c in same.regressions if "fuzz" in c.what]

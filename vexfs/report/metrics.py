@@ -45,6 +45,12 @@ KNOWN: dict[str, MetricSpec] = {
     "mem_available_kb": MetricSpec("kB", "", None, 0.20, 16384, "MemAvailable"),
     "slab_kb": MetricSpec("kB", "", None, 0.20, 4096, "Slab"),
     "recall": MetricSpec("", "higher", None, 0.01, 0.005, "search recall"),
+    # R1's failure counts (image_fuzz.crashes, ioctl_fuzz.errno_violations...):
+    # any increase is a regression, 0 -> 1 included
+    "crashes": MetricSpec("", "lower", None, 0.0, 0.0, "kernel crashes found by fuzzing"),
+    "hangs": MetricSpec("", "lower", None, 0.0, 0.0, "hangs found by fuzzing"),
+    "failures": MetricSpec("", "lower", None, 0.0, 0.0, "fuzzing findings"),
+    "errno_violations": MetricSpec("", "lower", None, 0.0, 0.0, "ioctl errno violations"),
 }
 
 # The spec's "Performance Metrics" section, as (label, metric name, limit).
