@@ -37,7 +37,11 @@ def s3_s5_run(tmp_path_factory: pytest.TempPathFactory):
     kernel = ensure_kernel(headers=False)
     info = check_module(VEXFS_KO, kernel)
     out = tmp_path_factory.mktemp("s3_s5") / "run"
-    cfg = RunnerConfig(kernel=kernel, out_dir=out, options=RunOptions(module_path=VEXFS_KO),
+    # The benchmark at 10k only: `make run` measures 100k (the README's
+    # figures); here it is enough that the benchmark runs and agrees with
+    # numpy, and 100k costs ~2 minutes of TCG time.
+    cfg = RunnerConfig(kernel=kernel, out_dir=out,
+                       options=RunOptions(module_path=VEXFS_KO, bench_sizes="10000"),
                        observer=PlainObserver(), module=info, write_report=True)
     run = run_all(registry.select(["S3", "S4", "S5"]), cfg)
     return run, out
@@ -114,7 +118,7 @@ def test_s5_vectors(s3_s5_run) -> None:
         assert f"{G.N} x {G.DIM} random vectors ({metric}): k-NN matches numpy ground truth" in names
     assert s5.status.value == "passed", _explain(s5)
     bench = s5.metrics["bench"]
-    for tag in ("10k", "100k"):
+    for tag in ("10k",):
         fig = bench[f"search_batch_qps_{tag}"]
         assert fig["vexfs"] > 0 and fig["numpy"] > 0, fig
         assert bench[f"insert_vectors_per_s_{tag}"]["vexfs"] > 0

@@ -66,6 +66,17 @@ def print_summary(run, out_dir: Path) -> None:
                   f"report: {out_dir / 'report.json'}")
 
 
+def _sizes(value: str) -> str:
+    """Validate a comma-separated list of positive sizes, early and clearly."""
+    try:
+        sizes = [int(x) for x in value.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of positive sizes")
+    return ",".join(map(str, sizes))
+
+
 @click.command("run")
 @click.argument("scenario_ids", metavar="[SCENARIO]...", nargs=-1)
 @click.option("--module", "module_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -84,10 +95,13 @@ def print_summary(run, out_dir: Path) -> None:
 @click.option("--fuzz-seed", type=int, default=1, show_default=True,
               help="R1: seed of the image and ioctl fuzzers (a case is a function of seed and "
                    "number).")
+@click.option("--bench-sizes", default="10000,100000", show_default=True,
+              callback=lambda ctx, param, value: _sizes(value),
+              help="S5: collection sizes of the vector benchmark (comma-separated).")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path | None,
         seed_timing: bool, fuzz_cases: int, ioctl_calls: int, leak_cycles: int,
-        fuzz_seed: int, list_only: bool) -> None:
+        fuzz_seed: int, bench_sizes: str, list_only: bool) -> None:
     """Run the VM test scenarios (default: S1..S6 and R1, robustness fuzzing).
 
     Each scenario boots a fresh VM of the Debian guest kernel, runs the
@@ -138,7 +152,8 @@ def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path |
     cfg = RunnerConfig(kernel=kernel, out_dir=out, run_id=run_id,
                        options=RunOptions(seed_timing=seed_timing, module_path=info.path.resolve(),
                                           fuzz_cases=fuzz_cases, ioctl_calls=ioctl_calls,
-                                          leak_cycles=leak_cycles, fuzz_seed=fuzz_seed),
+                                          leak_cycles=leak_cycles, fuzz_seed=fuzz_seed,
+                                          bench_sizes=bench_sizes),
                        observer=_observer(), module=info)
     result = run_all(chosen, cfg)
     if default_out:

@@ -68,6 +68,8 @@ class RunOptions:
     ioctl_calls: int = 100_000
     leak_cycles: int = 20
     fuzz_seed: int = 1
+    # S5's `vexfs bench vectors --sizes` (the README's figures are 10k and 100k)
+    bench_sizes: str = "10000,100000"
 
 
 class ScenarioContext:

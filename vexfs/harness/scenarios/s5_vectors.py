@@ -235,7 +235,8 @@ def run(ctx: ScenarioContext) -> None:
                   "not attempted: the remount failed")
 
     ctx.step("8. benchmark: vexfs bench vectors --json (in this VM)")
-    bench = B.sh(ctx, ["vexfs", "bench", "vectors", "--dir", MNT, "--json", "-"],
+    bench = B.sh(ctx, ["vexfs", "bench", "vectors", "--dir", MNT, "--json", "-",
+                       "--sizes", ctx.options.bench_sizes],
                  timeout=1800, env=NUMPY_ENV) if re_ok else None
     try:
         raw = json.loads(bench.stdout) if bench is not None and bench.rc == 0 else None
