@@ -185,6 +185,7 @@ def _image_stage(ctx: ScenarioContext, cases: int) -> list[tuple[str, bool, str]
     fig = image_figures(summary, cases, ctx)
     ctx.metric("image_fuzz", fig)
     ctx.logs.append(_rel(out / "summary.json", ctx))
+    ctx.logs += [_rel(c, ctx) for c in sorted((out / "console").glob("*.log"))]
     for f in summary["findings"]:
         if f["kind"] not in CRASH_KINDS:
             continue
@@ -270,6 +271,7 @@ def _ioctl_stage(ctx: ScenarioContext, calls: int) -> list[tuple[str, bool, str]
     fig = ioctl_figures(res)
     ctx.metric("ioctl_fuzz", fig)
     ctx.logs.append(_rel(out / "result.json", ctx))
+    ctx.logs += [_rel(c, ctx) for c in sorted((out / "console").glob("*.log"))]
     if res.get("crash"):
         c = res["crash"]
         ctx.crash(Crash(kind=c["kind"], title=f"ioctl fuzz: {c['title']}", trace=c["trace"],
@@ -308,6 +310,7 @@ def _leak_stage(ctx: ScenarioContext, cycles: int) -> list[tuple[str, bool, str]
     ctx.metric("leaks", leak_figures(res, cycles))
     ctx.logs.append(_rel(out / "leaks.json", ctx))
     consoles = sorted((out / "console").glob("*.log"))
+    ctx.logs += [_rel(c, ctx) for c in consoles]
     for c in res.get("crashes", []):
         ctx.crash(Crash(kind=c["kind"], title=f"leak run: {c['title']}", trace=c["trace"],
                         log_path=_rel(consoles[-1], ctx) if consoles else ""))
