@@ -22,10 +22,14 @@ static struct buffer_head *vexfs_read_bitmap(struct super_block *sb, u64 start,
 	struct vexfs_bitmap_header *h;
 	struct buffer_head *bh;
 
-	bh = vexfs_bread(sb, start + idx);
-	if (!bh) {
-		vexfs_error(sb, "unable to read %s bitmap block %u (block %llu)",
-			    what, idx, start + idx);
+	bh = vexfs_bread_meta(sb, start + idx, false);
+	if (IS_ERR(bh)) {
+		if (READ_ONCE(VEXFS_SB(sb)->s_lost_write))
+			vexfs_error(sb, "%s bitmap block %u (block %llu) changed on this mount and lost from memory after a failed metadata write: not using its on-disk copy",
+				    what, idx, start + idx);
+		else
+			vexfs_error(sb, "unable to read %s bitmap block %u (block %llu)",
+				    what, idx, start + idx);
 		return ERR_PTR(-EIO);
 	}
 	if (buffer_vexfs_verified(bh))
@@ -49,10 +53,21 @@ static struct buffer_head *vexfs_read_bitmap(struct super_block *sb, u64 start,
 	return bh;
 }
 
-static void vexfs_bitmap_dirty(struct buffer_head *bh)
+static void vexfs_bitmap_dirty(struct super_block *sb, struct buffer_head *bh)
 {
 	vexfs_bitmap_csum_set(bh->b_data);
-	vexfs_mark_buffer_dirty(bh);
+	vexfs_mark_buffer_dirty(sb, bh);
+}
+
+/*
+ * Nothing is allocated once the filesystem is read-only: after an error
+ * under errors=remount-ro (e.g. a lost metadata write, found here at the
+ * latest) writers that got past the VFS's read-only check get EROFS.
+ */
+static int vexfs_alloc_allowed(struct super_block *sb)
+{
+	vexfs_check_wb_err(sb);
+	return sb_rdonly(sb) ? -EROFS : 0;
 }
 
 /*
@@ -71,6 +86,10 @@ int vexfs_new_blocks(struct super_block *sb, u64 goal, u32 want, u64 *start)
 
 	if (!want)
 		return -EINVAL;
+	ret = vexfs_alloc_allowed(sb);
+	if (ret)
+		return ret;
+	ret = -ENOSPC;
 	mutex_lock(&sbi->s_alloc_lock);
 	if (!sbi->s_free_blocks)
 		goto out;
@@ -104,7 +123,7 @@ int vexfs_new_blocks(struct super_block *sb, u64 goal, u32 want, u64 *start)
 			lock_buffer(bh);
 			for (i = 0; i < n; i++)
 				__set_bit_le(bit + i, map);
-			vexfs_bitmap_dirty(bh);
+			vexfs_bitmap_dirty(sb, bh);
 			unlock_buffer(bh);
 			vexfs_brelse(bh);
 			*start = base + bit;
@@ -163,7 +182,7 @@ int vexfs_free_blocks(struct super_block *sb, u64 start, u64 count)
 			else if (!bad++)
 				first_bad = s + i;
 		}
-		vexfs_bitmap_dirty(bh);
+		vexfs_bitmap_dirty(sb, bh);
 		unlock_buffer(bh);
 		vexfs_brelse(bh);
 		s += n;
@@ -185,8 +204,12 @@ int vexfs_new_ino(struct super_block *sb, u32 goal, u32 *ino)
 {
 	struct vexfs_sb_info *sbi = VEXFS_SB(sb);
 	u32 idx, nblocks = sbi->s_ibitmap_blocks;
-	int ret = -ENOSPC;
+	int ret;
 
+	ret = vexfs_alloc_allowed(sb);
+	if (ret)
+		return ret;
+	ret = -ENOSPC;
 	mutex_lock(&sbi->s_alloc_lock);
 	if (!sbi->s_free_inodes)
 		goto out;
@@ -212,7 +235,7 @@ int vexfs_new_ino(struct super_block *sb, u32 goal, u32 *ino)
 		if (bit < lim) {
 			lock_buffer(bh);
 			__set_bit_le(bit, map);
-			vexfs_bitmap_dirty(bh);
+			vexfs_bitmap_dirty(sb, bh);
 			unlock_buffer(bh);
 			vexfs_brelse(bh);
 			*ino = base + bit + 1;
@@ -257,7 +280,7 @@ int vexfs_free_ino(struct super_block *sb, u32 ino)
 	}
 	lock_buffer(bh);
 	was_set = __test_and_clear_bit_le(bit, bh->b_data + VEXFS_BMP_HDR);
-	vexfs_bitmap_dirty(bh);
+	vexfs_bitmap_dirty(sb, bh);
 	unlock_buffer(bh);
 	vexfs_brelse(bh);
 	if (was_set && sbi->s_free_inodes < sbi->s_inodes_count)
@@ -284,6 +307,8 @@ void vexfs_forget_block(struct super_block *sb, u64 blk)
 		return;
 	lock_buffer(bh);
 	clear_buffer_dirty(bh);
+	/* a lost write of its old contents must not be restored later */
+	clear_buffer_write_io_error(bh);
 	clear_buffer_vexfs_verified(bh);
 	unlock_buffer(bh);
 	put_bh(bh);

@@ -149,12 +149,28 @@ static struct buffer_head *vexfs_dir_bread(struct inode *dir, u64 n)
 	return bh;
 }
 
-static void vexfs_dir_dirty(struct inode *dir, struct buffer_head *bh)
+/*
+ * Finish a change to directory block @bh of @dir: checksum and dirty it,
+ * unlock it (the caller locked it), write it now for dirsync, release it.
+ */
+static void vexfs_dir_release(struct inode *dir, struct buffer_head *bh)
 {
 	vexfs_dirblk_csum_set(bh->b_data);
-	vexfs_mark_buffer_dirty(bh);
-	if (IS_DIRSYNC(dir))
-		sync_dirty_buffer(bh);
+	vexfs_mark_buffer_dirty(dir->i_sb, bh);
+	unlock_buffer(bh);
+	if (IS_DIRSYNC(dir) && sync_dirty_buffer(bh))
+		vexfs_check_wb_err(dir->i_sb);
+	vexfs_brelse(bh);
+}
+
+/* The same for an entry change, which also updates the directory's times. */
+static int vexfs_dir_changed(struct inode *dir, struct buffer_head *bh)
+{
+	vexfs_dir_release(dir, bh);
+	dir->i_mtime = current_time(dir);
+	dir->i_ctime = dir->i_mtime;
+	mark_inode_dirty(dir);
+	return 0;
 }
 
 static bool vexfs_match(const struct qstr *name, struct vexfs_dir_entry *de)
@@ -298,13 +314,7 @@ found:
 		de = nde;
 	}
 	vexfs_fill_de(de, inode, name->name, name->len);
-	vexfs_dir_dirty(dir, bh);
-	unlock_buffer(bh);
-	vexfs_brelse(bh);
-	dir->i_mtime = current_time(dir);
-	dir->i_ctime = dir->i_mtime;
-	mark_inode_dirty(dir);
-	return 0;
+	return vexfs_dir_changed(dir, bh);
 }
 
 /* Remove @de (in @bh, which this releases) from @dir. */
@@ -324,13 +334,7 @@ int vexfs_delete_entry(struct inode *dir, struct vexfs_dir_entry *de,
 					      le16_to_cpu(de->d_rec_len));
 	else
 		de->d_inode = 0;
-	vexfs_dir_dirty(dir, bh);
-	unlock_buffer(bh);
-	vexfs_brelse(bh);
-	dir->i_mtime = current_time(dir);
-	dir->i_ctime = dir->i_mtime;
-	mark_inode_dirty(dir);
-	return 0;
+	return vexfs_dir_changed(dir, bh);
 }
 
 /* Point @de (in @bh, which this releases) at @inode. */
@@ -340,13 +344,7 @@ int vexfs_set_link(struct inode *dir, struct vexfs_dir_entry *de,
 	lock_buffer(bh);
 	de->d_inode = cpu_to_le32(inode->i_ino);
 	de->d_file_type = vexfs_ft(inode->i_mode);
-	vexfs_dir_dirty(dir, bh);
-	unlock_buffer(bh);
-	vexfs_brelse(bh);
-	dir->i_mtime = current_time(dir);
-	dir->i_ctime = dir->i_mtime;
-	mark_inode_dirty(dir);
-	return 0;
+	return vexfs_dir_changed(dir, bh);
 }
 
 /* First block of a new directory: "." and "..". */
@@ -366,9 +364,7 @@ int vexfs_make_empty(struct inode *inode, struct inode *parent)
 	de = vexfs_de(bh, dot);
 	vexfs_fill_de(de, parent, "..", 2);
 	de->d_rec_len = cpu_to_le16(VEXFS_DIR_DATA_BYTES - dot);
-	vexfs_dir_dirty(inode, bh);
-	unlock_buffer(bh);
-	vexfs_brelse(bh);
+	vexfs_dir_release(inode, bh);
 	return 0;
 }
 

@@ -343,9 +343,9 @@ static void vexfs_write_chain_block(struct inode *inode, u32 k, u32 need)
 	set_buffer_uptodate(bh);
 	set_buffer_vexfs_verified(bh);
 	unlock_buffer(bh);
-	vexfs_mark_buffer_dirty(bh);
-	if (IS_SYNC(inode))
-		sync_dirty_buffer(bh);
+	vexfs_mark_buffer_dirty(inode->i_sb, bh);
+	if (IS_SYNC(inode) && sync_dirty_buffer(bh))
+		vexfs_check_wb_err(inode->i_sb);
 	vexfs_brelse(bh);
 }
 

@@ -17,15 +17,17 @@ int vexfs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 {
 	struct inode *inode = file->f_mapping->host;
 	struct super_block *sb = inode->i_sb;
-	int err;
+	int err, err2;
 
 	err = __generic_file_fsync(file, start, end, datasync);
 	if (err)
 		return err;
 	/* bitmaps, extent and directory blocks live in the bdev cache */
 	err = sync_blockdev(sb->s_bdev);
-	if (err)
-		return err;
+	/* a failed metadata write is reported (errors=) right away */
+	err2 = vexfs_check_wb_err(sb);
+	if (err || err2)
+		return err ?: err2;
 	return blkdev_issue_flush(sb->s_bdev);
 }
 

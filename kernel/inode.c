@@ -291,13 +291,11 @@ static int vexfs_put_raw(struct super_block *sb, unsigned long ino,
 	else
 		memset(slot, 0, VEXFS_INODE_SIZE);
 	unlock_buffer(bh);
-	vexfs_mark_buffer_dirty(bh);
-	if (sync) {
-		sync_dirty_buffer(bh);
-		if (buffer_req(bh) && !buffer_uptodate(bh)) {
-			vexfs_msg(sb, KERN_ERR, "error: I/O error writing inode %lu", ino);
-			err = -EIO;
-		}
+	vexfs_mark_buffer_dirty(sb, bh);
+	if (sync && sync_dirty_buffer(bh)) {
+		/* reported (block named, errors= applied) by the check */
+		vexfs_check_wb_err(sb);
+		err = -EIO;
 	}
 	vexfs_brelse(bh);
 	return err;

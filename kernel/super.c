@@ -100,10 +100,11 @@ int vexfs_write_super(struct super_block *sb, bool wait)
 		 * cleared uptodate. Our in-memory copy is still the one that
 		 * belongs on disk: mark it uptodate again before dirtying it
 		 * (mark_buffer_dirty() warns on a !uptodate buffer), as
-		 * ext4_commit_super() does.
+		 * ext4_commit_super() does. The errors= policy is applied by
+		 * the next vexfs_check_wb_err().
 		 */
-		vexfs_msg(sb, KERN_ERR,
-			  "error: previous I/O error writing the superblock");
+		if (buffer_write_io_error(bh))
+			vexfs_note_lost_write(sb, bh);
 		clear_buffer_write_io_error(bh);
 		set_buffer_uptodate(bh);
 	}
@@ -117,14 +118,9 @@ int vexfs_write_super(struct super_block *sb, bool wait)
 	vexfs_sb_csum_set(vs);
 	unlock_buffer(bh);
 	mark_buffer_dirty(bh);
-	if (wait) {
-		sync_dirty_buffer(bh);
-		if (buffer_write_io_error(bh)) {
-			vexfs_msg(sb, KERN_ERR, "error: I/O error writing the superblock");
-			clear_buffer_write_io_error(bh);
-			set_buffer_uptodate(bh);
-			return -EIO;
-		}
+	if (wait && sync_dirty_buffer(bh)) {
+		/* names block 0, restores the buffer and applies errors= */
+		return vexfs_check_wb_err(sb) ?: -EIO;
 	}
 	return 0;
 }
@@ -199,17 +195,37 @@ static void vexfs_put_super(struct super_block *sb)
 		vexfs_set_clean(sb, true);
 		vexfs_write_super(sb, true);
 	}
+	/*
+	 * Report a metadata write that failed since the last check and make
+	 * what is still cached dirty again: the block device's final flush
+	 * (blkdev_put) then writes the newest copy if the device is back.
+	 */
+	vexfs_check_wb_err(sb);
+	vexfs_wb_err_destroy(sb);
 	vexfs_brelse(sbi->s_sbh);
 	sb->s_fs_info = NULL;
 	kfree(sbi);
 	atomic_long_dec(&vexfs_nr_mounts);
 }
 
+/*
+ * For a waiting sync, write the metadata now rather than after we return
+ * (sync_filesystem() flushes the block device after ->sync_fs): a write
+ * that fails is then reported, and errors= applied, by this sync.
+ */
 static int vexfs_sync_fs(struct super_block *sb, int wait)
 {
+	int err, err2;
+
 	if (sb_rdonly(sb))
 		return 0;
-	return vexfs_write_super(sb, wait);
+	err = vexfs_write_super(sb, false);
+	if (wait) {
+		err2 = sync_blockdev(sb->s_bdev);
+		err = err ?: err2;
+	}
+	err2 = vexfs_check_wb_err(sb);
+	return err ?: err2;
 }
 
 static int vexfs_statfs(struct dentry *dentry, struct kstatfs *buf)
@@ -361,6 +377,7 @@ static int vexfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_fs_info = sbi;
 	mutex_init(&sbi->s_alloc_lock);
 	sbi->s_errors_mode = ctx->errors_mode;
+	vexfs_wb_err_init(sb);
 
 	if (!sb_set_blocksize(sb, VEXFS_BLOCK_SIZE)) {
 		vexfs_msg(sb, KERN_ERR, "error: unable to set block size %u (device sector size %u)",
@@ -435,6 +452,9 @@ static int vexfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		err = -EUCLEAN;
 		goto failed_bh;
 	}
+	err = vexfs_wb_err_setup_bitmaps(sb);
+	if (err)
+		goto failed_bh;
 	if (le16_to_cpu(vs->s_state) & VEXFS_STATE_ERROR)
 		sbi->s_had_error = true;
 
@@ -482,6 +502,7 @@ failed_dput:
 failed_root:
 	iput(root);
 failed_bh:
+	vexfs_wb_err_destroy(sb);
 	vexfs_brelse(sbi->s_sbh);
 failed_sbi:
 	sb->s_fs_info = NULL;

@@ -16,6 +16,8 @@
 #include <linux/rwsem.h>
 #include <linux/atomic.h>
 #include <linux/completion.h>
+#include <linux/errseq.h>
+#include <linux/spinlock.h>
 #include <linux/fs_parser.h>
 #include "vexfs_fs.h"
 
@@ -53,6 +55,14 @@ struct vexfs_sb_info {
 	unsigned int s_errors_mode;	/* enum vexfs_errors_mode */
 	atomic_t s_error_count;
 	bool s_had_error;		/* persist VEXFS_STATE_ERROR */
+
+	/* metadata write errors (buffer.c) */
+	errseq_t s_bdev_wb_err;		/* bdev mapping errseq last seen */
+	spinlock_t s_bdev_wb_lock;
+	bool s_lost_write;		/* a metadata write failed on this mount */
+	u64 s_lost_pending;		/* first block noted since the last report */
+	atomic_t s_lost_noted;		/* lost writes noted since then */
+	unsigned long *s_bmp_changed;	/* bitmap blocks changed on this mount */
 
 	/* /sys/fs/vexfs/<dev>/ */
 	struct kobject s_kobj;
@@ -121,16 +131,26 @@ void vexfs_sysfs_exit(void);
 int vexfs_sysfs_register_sb(struct super_block *sb);
 void vexfs_sysfs_unregister_sb(struct super_block *sb);
 
-/* Buffer helpers: every buffer_head reference goes through these so the
+/* buffer.c: metadata reads and write errors. Every buffer_head reference
+ * goes through vexfs_bread*()/vexfs_getblk()/vexfs_brelse() so the
  * "buffers" counter proves none is leaked.
  */
+void vexfs_wb_err_init(struct super_block *sb);
+int vexfs_wb_err_setup_bitmaps(struct super_block *sb);
+void vexfs_wb_err_destroy(struct super_block *sb);
+int __vexfs_check_wb_err(struct super_block *sb, const char *func);
+#define vexfs_check_wb_err(sb) __vexfs_check_wb_err(sb, __func__)
+void vexfs_note_lost_write(struct super_block *sb, struct buffer_head *bh);
+struct buffer_head *vexfs_bread_meta(struct super_block *sb, u64 blk,
+				     bool trust_disk);
+void vexfs_mark_buffer_dirty(struct super_block *sb, struct buffer_head *bh);
+
+/* Read metadata block @blk; NULL on error (the caller reports it). */
 static inline struct buffer_head *vexfs_bread(struct super_block *sb, u64 blk)
 {
-	struct buffer_head *bh = sb_bread(sb, blk);
+	struct buffer_head *bh = vexfs_bread_meta(sb, blk, true);
 
-	if (bh)
-		atomic_long_inc(&vexfs_nr_buffers);
-	return bh;
+	return IS_ERR(bh) ? NULL : bh;
 }
 
 static inline struct buffer_head *vexfs_getblk(struct super_block *sb, u64 blk)
@@ -148,22 +168,6 @@ static inline void vexfs_brelse(struct buffer_head *bh)
 		atomic_long_dec(&vexfs_nr_buffers);
 		brelse(bh);
 	}
-}
-
-/*
- * Dirty a metadata buffer we hold with valid contents. A failed earlier
- * asynchronous write cleared its uptodate flag (and mark_buffer_dirty()
- * warns on that): our copy is still the one that belongs on disk, so make
- * it uptodate again and let the next writeback retry (the block layer has
- * logged the error; fsync reports it through the bdev mapping).
- */
-static inline void vexfs_mark_buffer_dirty(struct buffer_head *bh)
-{
-	if (unlikely(buffer_write_io_error(bh) || !buffer_uptodate(bh))) {
-		clear_buffer_write_io_error(bh);
-		set_buffer_uptodate(bh);
-	}
-	mark_buffer_dirty(bh);
 }
 
 /* BH_VexfsVerified: the checksum and structure of this metadata buffer were

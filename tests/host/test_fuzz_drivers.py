@@ -41,8 +41,8 @@ def test_usage_errors() -> None:
 def test_fault_result_parsing() -> None:
     text = "noise\nR ew_write EIO\nR ew_ro yes\nR empty \nR sp_df_full 0\n"
     assert parse(text) == {"ew_write": "EIO", "ew_ro": "yes", "empty": "", "sp_df_full": "0"}
-    assert set(SECTIONS) == {"flakey_error_writes", "flakey_drop_writes", "flakey_all_io",
-                             "error_target", "enospc"}
+    assert set(SECTIONS) == {"flakey_error_writes", "flakey_meta_write", "flakey_meta_continue",
+                             "flakey_drop_writes", "flakey_all_io", "error_target", "enospc"}
 
 
 def test_leak_analysis() -> None:

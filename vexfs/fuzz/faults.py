@@ -6,6 +6,11 @@ tables are switched live under the mounted filesystem (`dmsetup load` +
 `suspend`/`resume`), so the filesystem sees a healthy device turn bad:
 
  - flakey error_writes: writes fail with EIO, reads work;
+ - the same, watching the first failed metadata write: with the default
+   errors=remount-ro the mount must go read-only at that write (not later,
+   on stale data re-read from the disk); with errors=continue the newest
+   bitmaps stay in memory, and a changed bitmap that was lost from memory
+   is refused rather than re-read;
  - flakey drop_writes: writes are silently lost;
  - flakey with no features: every I/O fails (reads too);
  - error target: the whole device is gone.
@@ -49,7 +54,7 @@ errno_of() {{ # run a command, print the errno name it reported (or OK)
   esac
 }}
 fsck_rc() {{ $FSCK -n "$1" > /tmp/fsck.out 2>&1; rc=$?; sed 's/^/  fsck: /' /tmp/fsck.out | tail -15 >&2; echo $rc; }}
-setup_dm() {{ # $1 name, $2 size MB -> /dev/mapper/$1 over a loop device, formatted
+setup_dm() {{ # $1 name, $2 size MB [, $3 mount options] -> /dev/mapper/$1 over a loop device, formatted
   truncate -s $2M /tmp/$1.img
   L=$(losetup -f --show /tmp/$1.img)
   S=$(blockdev --getsz $L)
@@ -58,15 +63,45 @@ setup_dm() {{ # $1 name, $2 size MB -> /dev/mapper/$1 over a loop device, format
   dmsetup mknodes $1
   $MKFS -q /dev/mapper/$1
   mkdir -p /mnt/$1
-  mount -t vexfs /dev/mapper/$1 /mnt/$1
+  mount -t vexfs ${{3:+-o $3}} /dev/mapper/$1 /mnt/$1
   R $1_mounted "$(mountpoint -q /mnt/$1 && echo yes || echo no)"
 }}
 swap_table() {{ dmsetup load $1 --table "$2" && dmsetup suspend --noudevsync --nolockfs $1 && dmsetup resume --noudevsync $1; }}
 linear() {{ echo "0 $S linear $L 0"; }}
+cold_remount() {{ umount /mnt/$1 && mount -t vexfs /dev/mapper/$1 /mnt/$1; }}  # empty caches
+finish_dm() {{ # $1 name, $2 result prefix [, $3 umount_first: unmount before the fault is removed]: fault removed, umount, fsck -n, teardown
+  [ -n "$3" ] || swap_table $1 "$(linear)"
+  R $2_umount "$(errno_of umount /mnt/$1)"
+  [ -z "$3" ] || swap_table $1 "$(linear)"
+  R $2_fsck "$(fsck_rc /dev/mapper/$1 | tail -1)"
+  R $2_fsck_problems "$(grep -v -e 'files, ' -e 'problems found' -e 'is clean' /tmp/fsck.out | sed 's/^[^:]*: //' | tr '\n' '|')"
+  dmsetup remove --noudevsync $1; losetup -d $L
+}}
+start_write_errors() {{ # $1 name: an old file, then every write fails; M marks dmesg
+  mkdir /mnt/$1/d; echo before > /mnt/$1/d/old; sync
+  swap_table $1 "0 $S flakey $L 0 0 5 1 error_writes"
+  M=$(dmesg | wc -l)
+}}
+meta_dmesg() {{ # $1 name, $2 result prefix: the kernel's lines since M, counted
+  dmesg | tail -n +$((M + 1)) > /tmp/$1.dmesg
+  R $2_lost_lines "$(grep -c 'vexfs (dm-[0-9]*): error: lost write of metadata block' /tmp/$1.dmesg)"
+  R $2_ro_line "$(grep -c 'vexfs (dm-[0-9]*): error: remounting filesystem read-only' /tmp/$1.dmesg)"
+  R $2_twice "$(grep -c -e 'allocated twice' -e 'free in the bitmap but in use' -e 'already free' /tmp/$1.dmesg)"
+}}
 """
 
-FLAKEY_ERROR_WRITES = """
-setup_dm few 16
+
+def _dm_section(dev: str, prefix: str, body: str, mount_opts: str = "",
+                umount_first: bool = False) -> str:
+    """A fault section on /dev/mapper/<dev> (16 MiB, formatted, mounted with
+    `mount_opts`): `body`, then the fault removed (after the unmount with
+    `umount_first`), fsck -n and teardown, recorded as <prefix>_umount,
+    <prefix>_fsck and <prefix>_fsck_problems."""
+    return (f"setup_dm {dev} 16 {mount_opts}\n{body.strip()}\n"
+            f"finish_dm {dev} {prefix}{' umount_first' if umount_first else ''}\n")
+
+
+FLAKEY_ERROR_WRITES = _dm_section("few", "ew", body="""
 mkdir /mnt/few/d; echo before > /mnt/few/d/old; dd if=/dev/urandom of=/mnt/few/big bs=4k count=64 2>/dev/null; sync
 swap_table few "0 $S flakey $L 0 0 5 1 error_writes"
 R ew_write "$(errno_of sh -ec 'dd if=/dev/zero of=/mnt/few/new bs=4k count=32 conv=fsync 2>&1')"
@@ -75,50 +110,72 @@ R ew_read_old "$(errno_of cat /mnt/few/d/old)"
 R ew_after_error "$(errno_of touch /mnt/few/after)"
 R ew_ro "$(grep -q ' /mnt/few vexfs ro' /proc/mounts && echo yes || echo no)"
 R ew_sysfs_errors "$(cat /sys/fs/vexfs/dm-*/error_count 2>/dev/null | head -1)"
-swap_table few "$(linear)"
-R ew_umount "$(errno_of umount /mnt/few)"
-R ew_fsck "$(fsck_rc /dev/mapper/few | tail -1)"
-dmsetup remove --noudevsync few; losetup -d $L
-"""
+""")
 
-FLAKEY_DROP_WRITES = """
-setup_dm fdw 16
+FLAKEY_DROP_WRITES = _dm_section("fdw", "dw", body="""
 echo before > /mnt/fdw/old; sync
 swap_table fdw "0 $S flakey $L 0 0 5 1 drop_writes"
 R dw_write "$(errno_of sh -ec 'dd if=/dev/urandom of=/mnt/fdw/new bs=4k count=16 conv=fsync 2>&1; mkdir /mnt/fdw/nd; sync')"
-swap_table fdw "$(linear)"
-R dw_umount "$(errno_of umount /mnt/fdw)"
-R dw_fsck "$(fsck_rc /dev/mapper/fdw | tail -1)"
-dmsetup remove --noudevsync fdw; losetup -d $L
-"""
+""")
 
-FLAKEY_ALL_IO = """
-setup_dm fall 16
+FLAKEY_ALL_IO = _dm_section("fall", "io", body="""
 mkdir /mnt/fall/d; for i in 1 2 3 4 5; do echo f$i > /mnt/fall/d/f$i; done
 dd if=/dev/urandom of=/mnt/fall/big bs=4k count=32 2>/dev/null; sync
-umount /mnt/fall; mount -t vexfs /dev/mapper/fall /mnt/fall   # cold caches
+cold_remount fall
 swap_table fall "0 $S flakey $L 0 0 5"
 R io_read "$(errno_of cat /mnt/fall/big)"
 R io_ls "$(errno_of ls /mnt/fall/d)"
 R io_write "$(errno_of sh -ec 'echo x > /mnt/fall/n; sync -f /mnt/fall')"
-swap_table fall "$(linear)"
-R io_umount "$(errno_of umount /mnt/fall)"
-R io_fsck "$(fsck_rc /dev/mapper/fall | tail -1)"
-dmsetup remove --noudevsync fall; losetup -d $L
-"""
+""")
 
-ERROR_TARGET = """
-setup_dm ferr 16
+ERROR_TARGET = _dm_section("ferr", "et", umount_first=True, body="""
 echo data > /mnt/ferr/f; sync
-umount /mnt/ferr; mount -t vexfs /dev/mapper/ferr /mnt/ferr
+cold_remount ferr
 swap_table ferr "0 $S error"
 R et_read "$(errno_of cat /mnt/ferr/f)"
 R et_write "$(errno_of sh -ec 'echo y > /mnt/ferr/g; sync -f /mnt/ferr')"
-R et_umount "$(errno_of umount /mnt/ferr)"
-swap_table ferr "$(linear)"
-R et_fsck "$(fsck_rc /dev/mapper/ferr | tail -1)"
-dmsetup remove --noudevsync ferr; losetup -d $L
-"""
+""")
+
+# The first failed metadata write (errors=remount-ro, the default): a new
+# file's bitmaps, inode and directory block are dirty in memory when the
+# device starts failing writes; the syncfs that writes them must report EIO
+# and leave the mount read-only, with one dmesg line per lost block.
+FLAKEY_META_WRITE = _dm_section("fmw", "mw", body="""
+start_write_errors fmw
+R mw_create "$(errno_of sh -ec 'echo new > /mnt/fmw/d/n1')"
+R mw_sync "$(errno_of sync -f /mnt/fmw)"
+R mw_ro "$(grep -q ' /mnt/fmw vexfs ro' /proc/mounts && echo yes || echo no)"
+R mw_touch "$(errno_of touch /mnt/fmw/d/n2)"
+R mw_mkdir "$(errno_of mkdir /mnt/fmw/d2)"
+R mw_read_old "$(errno_of cat /mnt/fmw/d/old)"
+R mw_sysfs_errors "$(cat /sys/fs/vexfs/dm-*/error_count 2>/dev/null | head -1)"
+meta_dmesg fmw mw
+R mw_bitmap_named "$(grep -c 'error: lost write of metadata block [0-9]* (.* bitmap block' /tmp/fmw.dmesg)"
+R mw_error_line "$(grep -m1 'error: vexfs_[a-z_]*: I/O error writing metadata' /tmp/fmw.dmesg | sed 's/.*error: //')"
+R mw_first_vexfs_error "$(grep -m1 'vexfs (dm-[0-9]*): error:' /tmp/fmw.dmesg | sed 's/.*error: //')"
+""")
+
+# The same fault under errors=continue: the mount stays read-write and
+# allocation goes on from the bitmaps in memory (the newest copy); once a
+# changed bitmap has been dropped from memory after failing to write, it is
+# refused (EIO) instead of being read back stale from the disk.
+FLAKEY_META_CONTINUE = _dm_section("fmc", "mc", mount_opts="errors=continue", body="""
+start_write_errors fmc
+R mc_create "$(errno_of sh -ec 'echo a > /mnt/fmc/d/c1')"
+R mc_sync "$(errno_of sync -f /mnt/fmc)"
+R mc_rw "$(grep -q ' /mnt/fmc vexfs rw' /proc/mounts && echo yes || echo no)"
+R mc_create_after "$(errno_of sh -ec 'echo b > /mnt/fmc/d/c2')"
+R mc_ls_after "$(ls /mnt/fmc/d | tr '\\n' ' ')"
+# sync(1) flushes every block device after ->sync_fs restored the buffers:
+# that write-back fails again and leaves them clean. BLKFLSBUF on the loop
+# device below empties the per-CPU buffer_head LRUs and page vectors
+# (invalidate_bdev()), whose references would keep them; then the cache
+# drop takes them out of memory.
+sync; blockdev --flushbufs $L; echo 3 > /proc/sys/vm/drop_caches
+R mc_mkdir_dropped "$(errno_of mkdir /mnt/fmc/d/c3)"
+meta_dmesg fmc mc
+R mc_refused "$(grep -c 'bitmap block [0-9]* (block [0-9]*) changed on this mount and lost from memory' /tmp/fmc.dmesg)"
+""")
 
 ENOSPC = """
 truncate -s 8M /tmp/full.img
@@ -155,6 +212,8 @@ losetup -d $L
 """
 
 SECTIONS = {"flakey_error_writes": FLAKEY_ERROR_WRITES,
+            "flakey_meta_write": FLAKEY_META_WRITE,
+            "flakey_meta_continue": FLAKEY_META_CONTINUE,
             "flakey_drop_writes": FLAKEY_DROP_WRITES,
             "flakey_all_io": FLAKEY_ALL_IO, "error_target": ERROR_TARGET, "enospc": ENOSPC}
 
