@@ -135,7 +135,7 @@ static inline float hsum4(v4sf v)
 	return (u.f[0] + u.f[1]) + (u.f[2] + u.f[3]);
 }
 
-static float dot1_sse2(const float *a, const float *x, u32 n)
+static float dot1(const float *a, const float *x, u32 n)
 {
 	v4sf acc0 = { 0 }, acc1 = { 0 };
 	u32 i = 0;
@@ -150,8 +150,8 @@ static float dot1_sse2(const float *a, const float *x, u32 n)
 }
 
 /* four queries a[0..3] against one vector x: dot or squared L2 */
-static void block4_sse2(const float *const a[QBLOCK], const float *x, u32 n,
-			bool l2, float out[QBLOCK])
+static void block4(const float *const a[QBLOCK], const float *x, u32 n,
+		   bool l2, float out[QBLOCK])
 {
 	v4sf s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
 	u32 i;
@@ -185,7 +185,7 @@ static void block4_sse2(const float *const a[QBLOCK], const float *x, u32 n,
 	out[3] = hsum4(s3);
 }
 
-static float l21_sse2(const float *a, const float *x, u32 n)
+static float l21(const float *a, const float *x, u32 n)
 {
 	v4sf acc = { 0 };
 	u32 i;
@@ -198,101 +198,5 @@ static float l21_sse2(const float *a, const float *x, u32 n)
 	return hsum4(acc);
 }
 
-/* L2 with screening by a lower bound from the expansion (see vector.h) */
-static u32 screen_key(const float *a, const float *x, u32 n, float dot,
-		      float qn, float rn, u32 thresh)
-{
-	float approx = qn + rn - 2.0f * dot;
-	float bound = (float)(n + 8) * (1.0f / 2097152.0f) * (qn + rn);
-	u32 lb = f2key(approx - bound);
-
-	if (lb != VEXFS_KEY_NAN && lb > thresh)
-		return VEXFS_KEY_NAN;
-	return f2key(l21_sse2(a, x, n));
-}
-
-static void dist_l2_screened(const struct vexfs_dist_job *job)
-{
-	const float *queries = job->queries;
-	u32 n = job->dim4, nq = job->nq;
-	float qn[VEXFS_DIST_MAX_NQ];
-	u32 q, r;
-
-	for (q = 0; q < nq; q++)
-		qn[q] = dot1_sse2(queries + (size_t)q * n, queries + (size_t)q * n, n);
-
-	for (r = 0; r < job->nr; r++) {
-		const float *x = job->vecs[r];
-		u32 *keys = job->keys + r;
-		float rn = dot1_sse2(x, x, n);
-
-		for (q = 0; q + QBLOCK <= nq; q += QBLOCK) {
-			const float *a[QBLOCK];
-			float s[QBLOCK];
-			int j;
-
-			for (j = 0; j < QBLOCK; j++)
-				a[j] = queries + (size_t)(q + j) * n;
-			block4_sse2(a, x, n, false, s);
-			for (j = 0; j < QBLOCK; j++)
-				keys[(size_t)(q + j) * job->nr] =
-					screen_key(a[j], x, n, s[j], qn[q + j], rn,
-						   job->thresh[q + j]);
-		}
-		for (; q < nq; q++) {
-			const float *a = queries + (size_t)q * n;
-
-			keys[(size_t)q * job->nr] =
-				screen_key(a, x, n, dot1_sse2(a, x, n), qn[q], rn,
-					   job->thresh[q]);
-		}
-	}
-}
-
-void vexfs_dist_sse2(const struct vexfs_dist_job *job)
-{
-	const float *queries = job->queries;
-	u32 n = job->dim4, nq = job->nq, metric = job->metric;
-	bool l2 = metric == VEXFS_METRIC_L2;
-	float qn[VEXFS_DIST_MAX_NQ] = { 0 };
-	u32 q, r;
-
-	if (WARN_ON_ONCE(nq > VEXFS_DIST_MAX_NQ))
-		return;
-	if (l2 && job->thresh) {
-		dist_l2_screened(job);
-		return;
-	}
-	if (metric == VEXFS_METRIC_COSINE)
-		for (q = 0; q < nq; q++)
-			qn[q] = dot1_sse2(queries + (size_t)q * n,
-					  queries + (size_t)q * n, n);
-
-	for (r = 0; r < job->nr; r++) {
-		const float *x = job->vecs[r];
-		u32 *keys = job->keys + r;
-		float rn = 0.0f;
-
-		if (metric == VEXFS_METRIC_COSINE)
-			rn = dot1_sse2(x, x, n);
-		for (q = 0; q + QBLOCK <= nq; q += QBLOCK) {
-			const float *a[QBLOCK];
-			float s[QBLOCK];
-			int j;
-
-			for (j = 0; j < QBLOCK; j++)
-				a[j] = queries + (size_t)(q + j) * n;
-			block4_sse2(a, x, n, l2, s);
-			for (j = 0; j < QBLOCK; j++)
-				keys[(size_t)(q + j) * job->nr] =
-					f2key(finish(metric, s[j], qn[q + j], rn));
-		}
-		for (; q < nq; q++) {
-			const float *a = queries + (size_t)q * n;
-			float s = l2 ? l21_sse2(a, x, n) : dot1_sse2(a, x, n);
-
-			keys[(size_t)q * job->nr] =
-				f2key(finish(metric, s, qn[q], rn));
-		}
-	}
-}
+#define VEXFS_DIST_FN vexfs_dist_sse2
+#include "vec_math_driver.h"

@@ -606,6 +606,37 @@ out_unlock:
 	return err;
 }
 
+/*
+ * The start of GET and DELETE on @n ids: copy them in, lock the inode
+ * (exclusively for @excl), load the header and match every id to its slot.
+ * Returns the ids with the inode locked (the caller unlocks it and frees
+ * them with kvfree()), or an ERR_PTR with nothing held.
+ */
+static struct id_ent *coll_lock_ids(struct inode *inode, u64 uptr, u32 n,
+				    bool excl, struct coll *c)
+{
+	struct id_ent *ents = ids_load(uptr, n);
+	int err;
+
+	if (IS_ERR(ents))
+		return ents;
+	if (excl)
+		inode_lock(inode);
+	else
+		inode_lock_shared(inode);
+	err = coll_load(inode, c);
+	if (!err)
+		err = coll_match_ids(inode, c, c->count, ents, n);
+	if (!err)
+		return ents;
+	if (excl)
+		inode_unlock(inode);
+	else
+		inode_unlock_shared(inode);
+	kvfree(ents);
+	return ERR_PTR(err);
+}
+
 int vexfs_coll_get(struct file *filp, struct vexfs_ioc_get *arg)
 {
 	struct inode *inode = file_inode(filp);
@@ -622,17 +653,9 @@ int vexfs_coll_get(struct file *filp, struct vexfs_ioc_get *arg)
 	arg->nfound = 0;
 	if (!n)
 		return coll_check(inode);
-	ents = ids_load(arg->ids_ptr, n);
+	ents = coll_lock_ids(inode, arg->ids_ptr, n, false, &c);
 	if (IS_ERR(ents))
 		return PTR_ERR(ents);
-
-	inode_lock_shared(inode);
-	err = coll_load(inode, &c);
-	if (err)
-		goto out;
-	err = coll_match_ids(inode, &c, c.count, ents, n);
-	if (err)
-		goto out;
 	err = -ENOMEM;
 	slots = kvmalloc_array(n, sizeof(*slots), GFP_KERNEL);
 	vbytes = (size_t)c.dim * 4;
@@ -706,17 +729,9 @@ int vexfs_coll_delete(struct file *filp, struct vexfs_ioc_delete *arg)
 	arg->deleted = 0;
 	if (!n)
 		return coll_check(inode);
-	ents = ids_load(arg->ids_ptr, n);
+	ents = coll_lock_ids(inode, arg->ids_ptr, n, true, &c);
 	if (IS_ERR(ents))
 		return PTR_ERR(ents);
-
-	inode_lock(inode);
-	err = coll_load(inode, &c);
-	if (err)
-		goto out;
-	err = coll_match_ids(inode, &c, c.count, ents, n);
-	if (err)
-		goto out;
 	err = -ENOMEM;
 	slots = kvmalloc_array(n, sizeof(*slots), GFP_KERNEL);
 	rec = kvmalloc(c.rs, GFP_KERNEL);

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vec_math_driver.h - the distance driver loops shared by the SIMD kernels.
+ *
+ * Included only by vec_math_sse2.c and vec_math_avx2.c (built with the FPU
+ * enabled, see Kbuild; called only between kernel_fpu_begin() and
+ * kernel_fpu_end()), after each has defined, for its own instruction set:
+ *
+ *   QBLOCK                 queries computed together against one vector
+ *   u32 f2key(float)       distance -> sortable integer key (vector.h)
+ *   float finish(metric, acc, qn, rn)   raw sum -> distance for the metric
+ *   float dot1(a, x, n)    dot product of two n-float vectors
+ *   float l21(a, x, n)     squared L2 distance of two n-float vectors
+ *   void block4(a[QBLOCK], x, n, l2, out[QBLOCK])  QBLOCK queries vs x
+ *   VEXFS_DIST_FN          the name of the entry point to define
+ *
+ * so the same loops compile to SSE2 in one object and AVX2+FMA in the
+ * other (no gathers: vector loads only, see tests/host/test_vector_build.py).
+ */
+#ifndef _VEXFS_VEC_MATH_DRIVER_H
+#define _VEXFS_VEC_MATH_DRIVER_H
+
+/* L2 with screening by a lower bound from the expansion (see vector.h) */
+static u32 screen_key(const float *a, const float *x, u32 n, float dot,
+		      float qn, float rn, u32 thresh)
+{
+	float approx = qn + rn - 2.0f * dot;
+	float bound = (float)(n + 8) * (1.0f / 2097152.0f) * (qn + rn);
+	u32 lb = f2key(approx - bound);
+
+	if (lb != VEXFS_KEY_NAN && lb > thresh)
+		return VEXFS_KEY_NAN;
+	return f2key(l21(a, x, n));
+}
+
+static void dist_l2_screened(const struct vexfs_dist_job *job)
+{
+	const float *queries = job->queries;
+	u32 n = job->dim4, nq = job->nq;
+	float qn[VEXFS_DIST_MAX_NQ];
+	u32 q, r;
+
+	for (q = 0; q < nq; q++)
+		qn[q] = dot1(queries + (size_t)q * n, queries + (size_t)q * n, n);
+
+	for (r = 0; r < job->nr; r++) {
+		const float *x = job->vecs[r];
+		u32 *keys = job->keys + r;
+		float rn = dot1(x, x, n);
+
+		for (q = 0; q + QBLOCK <= nq; q += QBLOCK) {
+			const float *a[QBLOCK];
+			float s[QBLOCK];
+			int j;
+
+			for (j = 0; j < QBLOCK; j++)
+				a[j] = queries + (size_t)(q + j) * n;
+			block4(a, x, n, false, s);
+			for (j = 0; j < QBLOCK; j++)
+				keys[(size_t)(q + j) * job->nr] =
+					screen_key(a[j], x, n, s[j], qn[q + j], rn,
+						   job->thresh[q + j]);
+		}
+		for (; q < nq; q++) {
+			const float *a = queries + (size_t)q * n;
+
+			keys[(size_t)q * job->nr] =
+				screen_key(a, x, n, dot1(a, x, n), qn[q], rn,
+					   job->thresh[q]);
+		}
+	}
+}
+
+void VEXFS_DIST_FN(const struct vexfs_dist_job *job)
+{
+	const float *queries = job->queries;
+	u32 n = job->dim4, nq = job->nq, metric = job->metric;
+	bool l2 = metric == VEXFS_METRIC_L2;
+	float qn[VEXFS_DIST_MAX_NQ] = { 0 };
+	u32 q, r;
+
+	if (WARN_ON_ONCE(nq > VEXFS_DIST_MAX_NQ))
+		return;
+	if (l2 && job->thresh) {
+		dist_l2_screened(job);
+		return;
+	}
+	if (metric == VEXFS_METRIC_COSINE)
+		for (q = 0; q < nq; q++)
+			qn[q] = dot1(queries + (size_t)q * n,
+				     queries + (size_t)q * n, n);
+
+	for (r = 0; r < job->nr; r++) {
+		const float *x = job->vecs[r];
+		u32 *keys = job->keys + r;
+		float rn = 0.0f;
+
+		if (metric == VEXFS_METRIC_COSINE)
+			rn = dot1(x, x, n);
+		for (q = 0; q + QBLOCK <= nq; q += QBLOCK) {
+			const float *a[QBLOCK];
+			float s[QBLOCK];
+			int j;
+
+			for (j = 0; j < QBLOCK; j++)
+				a[j] = queries + (size_t)(q + j) * n;
+			block4(a, x, n, l2, s);
+			for (j = 0; j < QBLOCK; j++)
+				keys[(size_t)(q + j) * job->nr] =
+					f2key(finish(metric, s[j], qn[q + j], rn));
+		}
+		for (; q < nq; q++) {
+			const float *a = queries + (size_t)q * n;
+			float s = l2 ? l21(a, x, n) : dot1(a, x, n);
+
+			keys[(size_t)q * job->nr] =
+				f2key(finish(metric, s, qn[q], rn));
+		}
+	}
+}
+
+#endif /* _VEXFS_VEC_MATH_DRIVER_H */
