@@ -82,3 +82,53 @@ def test_vexfs_run_r1_reports_the_fuzz_figures(tmp_path: Path) -> None:
         in proc.stdout
     assert f"ioctl fuzz: {ioc['calls']} of {CALLS} calls" in proc.stdout
     assert "Leaks and lifetime: skipped (--leak-cycles 0)" in proc.stdout
+
+
+@pytest.mark.vm
+@pytest.mark.timeout(900)
+def test_r1_records_a_fuzz_crash_as_a_failure_and_goes_on(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel WARNING fired (by the test-only vexfs_crashtest module) while
+    corrupt-image case 3 runs: R1 must record it as a crash with its trace,
+    console log and reproducer, fail the crash criterion, finish the other
+    cases in a fresh VM and still write the whole report."""
+    import functools
+
+    import vexfs.fuzz.imagefuzz as imagefuzz
+    from vexfs.crash.crashtest import build_crashtest
+    from vexfs.harness.runner import RunnerConfig, run_all
+    from vexfs.harness.scenarios import r1_robustness as r1
+    from vexfs.harness.framework import RunOptions
+    from vexfs.report.events import PlainObserver
+
+    monkeypatch.setattr(imagefuzz, "FuzzConfig", functools.partial(
+        imagefuzz.FuzzConfig, inject=(3, "warn"), crashtest_module=build_crashtest()))
+    from vexfs.vm.kernel import ensure_kernel
+
+    out = tmp_path / "run"
+    cfg = RunnerConfig(kernel=ensure_kernel(headers=False), out_dir=out, observer=PlainObserver(),
+                       options=RunOptions(module_path=VEXFS_KO.resolve(), fuzz_cases=8,
+                                          ioctl_calls=0, leak_cycles=0, fuzz_seed=4))
+    run = run_all([r1.SCENARIO], cfg)
+    (res,) = run.scenarios
+    assert res.status.value == "failed", res.message
+    crit = {c.name: c for c in res.criteria}
+    crash_c = crit["Corrupt images: 0 kernel crashes or hangs in 8 corrupt-image cases"]
+    assert not crash_c.passed and "case 3: crash" in crash_c.detail, crash_c.detail
+    assert crit["Corrupt images: 8 corrupt-image cases ran"].passed  # the rest ran after it
+    (crash,) = res.crashes
+    assert crash.kind == "warning" and crash.title.startswith("corrupt image case 3: ")
+    assert "crashtest_warn" in crash.trace and "R1/image/findings/case_000003_crash" in crash.trace
+    assert (out / crash.log_path).is_file() and crash.log_path.startswith("R1/image/console/")
+    repro = out / "R1" / "image" / "findings" / "case_000003_crash"
+    assert (repro / "image.img").exists() and (repro / "repro.sh").exists()
+    img = res.metrics["image_fuzz"]
+    assert img["cases_run"] == 8 and img["crashes"] == 1 and img["failures"] == 1
+    assert img["boots"] >= 2  # the crashing boot and the fresh one after it
+    report = json.loads((out / "report.json").read_text())
+    assert report["scenarios"][0]["crashes"][0]["kind"] == "warning"
+    page = (out / "report.html").read_text()
+    assert "1 kernel crash/hang report" in page and "case 3: crash" in page
+    failure = ET.parse(out / "junit.xml").getroot().find(".//testcase/failure")
+    assert failure is not None and "0 kernel crashes or hangs in 8 corrupt-image cases" in \
+        failure.get("message")

@@ -71,6 +71,7 @@ class Finding:
     mutated_bytes: int | None = None
     console: str = ""  # crash/hang: the console log of the boot it happened in
     crash_kind: str = ""  # crash/hang: the detector's kind (warning, oops, bug, panic, hang...)
+    trace: str = ""  # crash/hang: the whole captured report (detail keeps only its tail)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -447,6 +448,7 @@ class ImageFuzzer:
                                   bad, crash.title, img, detail=crash.trace, crash=crash)
                 f.console = str(vm.log_paths[0]) if vm.log_paths else ""
                 f.crash_kind = crash.kind
+                f.trace = crash.trace
                 crashes.append((f, crash))
                 next_case = bad + 1
             finally:

@@ -191,7 +191,8 @@ def _image_stage(ctx: ScenarioContext, cases: int) -> list[tuple[str, bool, str]
             continue
         ctx.crash(Crash(kind=f.get("crash_kind") or f["kind"],
                         title=f"corrupt image case {f['case']}: {f['title']}",
-                        trace=f.get("detail", "") + f"\n(reproducer: {_rel(f['reproducer'], ctx)})",
+                        trace=(f.get("trace") or f.get("detail", ""))
+                        + f"\n(reproducer: {_rel(f['reproducer'], ctx)})",
                         log_path=_rel(f.get("console", ""), ctx)))
     return image_criteria(fig)
 
