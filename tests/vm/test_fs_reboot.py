@@ -269,6 +269,12 @@ def test_data_survives_reboot_and_power_cut_after_sync(tmp_path: Path) -> None:
 
     boot2 = run_script(PREAMBLE + _fsck("2", "-f") + "mount -t vexfs /dev/vda /mnt/v\n"
                        + _phase("verify1") + _phase("write2")
+                       # The script's output reaches the host through `tee`
+                       # (quick.JOB_SH) into the job share; a reset right
+                       # after printf can beat tee to it (seen in CI: the
+                       # RESULT-write2 line was lost). Wait until it is there.
+                       + "for i in $(seq 300); do grep -q '^RESULT-write2' /run/vexfs/output"
+                       " && break; sleep 0.1; done\n"
                        # not synced, then the power goes: no umount, no flush
                        + "echo unsynced > /mnt/v/unsynced\n"
                        + "echo POWER-CUT > /dev/kmsg\necho b > /proc/sysrq-trigger\nsleep 30\n",
