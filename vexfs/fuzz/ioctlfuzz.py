@@ -26,12 +26,6 @@ from vexfs.vm.session import GuestCrashed, VMError
 
 log = logging.getLogger(__name__)
 
-# docs/vector-api.md's errno table: the only errnos a vector ioctl may return
-# (fz_ioctl.c checks each call against the same set; the host checks the
-# histogram again)
-DOCUMENTED_ERRNOS = frozenset({"ENOTTY", "EINVAL", "EFAULT", "EROFS", "EBADF", "EPERM", "EEXIST",
-                               "ENOTEMPTY", "ENOENT", "ENOSPC", "EDQUOT", "EFBIG", "EUCLEAN",
-                               "ENOMEM", "EINTR", "EIO"})
 COUNTERS = "for f in inodes mounts buffers extent_maps; do printf '%s=%s\\n' $f \"$(cat /sys/fs/vexfs/$f)\"; done"
 SLAB = "grep -i vexfs /proc/slabinfo | awk '{print $1\"=\"$2}'"
 
