@@ -118,6 +118,18 @@ def test_metric_rules() -> None:
     assert spec_for("vector_accuracy.recall").better == "higher"
 
 
+def test_fuzzer_throughput_and_stage_times_never_regress() -> None:
+    # How fast the fuzzers got through their cases depends on the host's
+    # load and the counts asked for; what they found is what may regress.
+    fast = {"image_fuzz": {"cases_per_s_vm": 9.3, "wall_s": 120.0, "crashes": 0},
+            "ioctl_fuzz": {"calls_per_s": 7300.0, "fuzz_s": 14.0}, "leaks_s": 190.0}
+    slow = {"image_fuzz": {"cases_per_s_vm": 3.1, "wall_s": 400.0, "crashes": 0},
+            "ioctl_fuzz": {"calls_per_s": 1400.0, "fuzz_s": 70.0}, "leaks_s": 600.0}
+    assert not compare_runs(_run(fast), _run(slow)).regressed
+    crashed = {"image_fuzz": {"cases_per_s_vm": 9.3, "wall_s": 120.0, "crashes": 1}}
+    assert compare_runs(_run(fast), _run(crashed)).regressed
+
+
 def test_status_and_criteria_rules() -> None:
     assert compare_runs(_run({}, Status.FAILED), _run({}, Status.ERROR)).regressed
     assert not compare_runs(_run({}, Status.ERROR), _run({}, Status.FAILED)).regressed

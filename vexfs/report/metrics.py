@@ -51,6 +51,20 @@ KNOWN: dict[str, MetricSpec] = {
     "hangs": MetricSpec("", "lower", None, 0.0, 0.0, "hangs found by fuzzing"),
     "failures": MetricSpec("", "lower", None, 0.0, 0.0, "fuzzing findings"),
     "errno_violations": MetricSpec("", "lower", None, 0.0, 0.0, "ioctl errno violations"),
+    # The fuzzers' own throughput: how fast the harness got through its
+    # cases on a shared TCG host, not a property of VexFS. Shown, never a
+    # regression (a busy host halves them).
+    "cases_per_s_vm": MetricSpec("/s", "", None, 0.20, 0.0, "fuzz cases per second of VM time"),
+    "cases_per_s_wall": MetricSpec("/s", "", None, 0.20, 0.0, "fuzz cases per second"),
+    "calls_per_s": MetricSpec("/s", "", None, 0.20, 0.0, "fuzz ioctl calls per second"),
+    # R1's stage durations scale with the counts asked for and the host's
+    # load: shown, never a regression.
+    "wall_s": MetricSpec("s", "", None, 0.20, 0.0, "fuzz stage wall time"),
+    "fuzz_s": MetricSpec("s", "", None, 0.20, 0.0, "ioctl fuzz time in the guest"),
+    "script_s": MetricSpec("s", "", None, 0.20, 0.0, "leak cycles script time"),
+    "image_fuzz_s": MetricSpec("s", "", None, 0.20, 0.0, "R1 image fuzz stage"),
+    "ioctl_fuzz_s": MetricSpec("s", "", None, 0.20, 0.0, "R1 ioctl fuzz stage"),
+    "leaks_s": MetricSpec("s", "", None, 0.20, 0.0, "R1 leak stage"),
 }
 
 # The spec's "Performance Metrics" section, as (label, metric name, limit).
