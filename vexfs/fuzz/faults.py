@@ -166,12 +166,19 @@ R mc_sync "$(errno_of sync -f /mnt/fmc)"
 R mc_rw "$(grep -q ' /mnt/fmc vexfs rw' /proc/mounts && echo yes || echo no)"
 R mc_create_after "$(errno_of sh -ec 'echo b > /mnt/fmc/d/c2')"
 R mc_ls_after "$(ls /mnt/fmc/d | tr '\\n' ' ')"
-# sync(1) flushes every block device after ->sync_fs restored the buffers:
-# that write-back fails again and leaves them clean. BLKFLSBUF on the loop
-# device below empties the per-CPU buffer_head LRUs and page vectors
-# (invalidate_bdev()), whose references would keep them; then the cache
-# drop takes them out of memory.
-sync; blockdev --flushbufs $L; echo 3 > /proc/sys/vm/drop_caches
+# The syncfs left the failed buffers restored (dirty). Let the flusher
+# write them (no vexfs code runs on that path, so nothing restores them
+# again): the writes fail and leave them clean. BLKFLSBUF on the loop
+# device below (once it has a cached page: invalidate_bdev() does nothing
+# for an empty mapping) empties the per-CPU buffer_head LRUs and page
+# vectors, whose references would keep them; then the cache drop takes
+# them out of memory.
+wb=$(cat /proc/sys/vm/dirty_writeback_centisecs); ex=$(cat /proc/sys/vm/dirty_expire_centisecs)
+echo 10 > /proc/sys/vm/dirty_writeback_centisecs; echo 1 > /proc/sys/vm/dirty_expire_centisecs
+i=0; while [ $i -lt 50 ] && ! grep -q '^Dirty: *0 kB' /proc/meminfo; do sleep 0.2; i=$((i+1)); done
+R mc_dirty_before_drop "$(grep '^Dirty:' /proc/meminfo | tr -s ' ' | cut -d' ' -f2)"
+dd if=$L of=/dev/null bs=4k count=1 2>/dev/null; blockdev --flushbufs $L; echo 3 > /proc/sys/vm/drop_caches
+echo $wb > /proc/sys/vm/dirty_writeback_centisecs; echo $ex > /proc/sys/vm/dirty_expire_centisecs
 R mc_mkdir_dropped "$(errno_of mkdir /mnt/fmc/d/c3)"
 meta_dmesg fmc mc
 R mc_refused "$(grep -c 'bitmap block [0-9]* (block [0-9]*) changed on this mount and lost from memory' /tmp/fmc.dmesg)"
