@@ -24,12 +24,8 @@ static struct buffer_head *vexfs_read_bitmap(struct super_block *sb, u64 start,
 
 	bh = vexfs_bread_meta(sb, start + idx, false);
 	if (IS_ERR(bh)) {
-		if (READ_ONCE(VEXFS_SB(sb)->s_lost_write))
-			vexfs_error(sb, "%s bitmap block %u (block %llu) changed on this mount and lost from memory after a failed metadata write: not using its on-disk copy",
-				    what, idx, start + idx);
-		else
-			vexfs_error(sb, "unable to read %s bitmap block %u (block %llu)",
-				    what, idx, start + idx);
+		vexfs_error(sb, "unable to read %s bitmap block %u (block %llu)",
+			    what, idx, start + idx);
 		return ERR_PTR(-EIO);
 	}
 	if (buffer_vexfs_verified(bh))

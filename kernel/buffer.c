@@ -17,9 +17,11 @@
  *    sync paths and at unmount; a new error is reported through
  *    vexfs_error() (errors= policy) with one line per block that lost a
  *    write and is still cached;
- *  - after a lost write, a bitmap block that was changed on this mount and
- *    is no longer in memory is not read from the disk at all (its on-disk
- *    copy may be stale): the allocator gets -EIO instead.
+ *  - after a lost write, a bitmap or inode table block that was changed on
+ *    this mount and is no longer in memory is not read from the disk at
+ *    all (its on-disk copy may be stale): the reader gets -EIO instead.
+ *    Directory and extent blocks (in the data region, unbounded in
+ *    number) are not tracked.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -47,13 +49,19 @@ void vexfs_wb_err_init(struct super_block *sb)
 				 &sbi->s_bdev_wb_err);
 }
 
-/* Called once the geometry is known: room to remember changed bitmaps. */
+/*
+ * Called once the geometry is known: one bit per bitmap and inode table
+ * block, set when the block is changed on this mount (a million inodes
+ * need 8 KiB).
+ */
 int vexfs_wb_err_setup_bitmaps(struct super_block *sb)
 {
 	struct vexfs_sb_info *sbi = VEXFS_SB(sb);
-	u64 n = (u64)sbi->s_ibitmap_blocks + sbi->s_bbitmap_blocks;
+	u64 n = (u64)sbi->s_ibitmap_blocks + sbi->s_bbitmap_blocks +
+		sbi->s_itable_blocks;
 
-	sbi->s_bmp_changed = bitmap_zalloc(n, GFP_KERNEL);
+	sbi->s_bmp_changed = kvcalloc(BITS_TO_LONGS(n), sizeof(long),
+				      GFP_KERNEL);
 	return sbi->s_bmp_changed ? 0 : -ENOMEM;
 }
 
@@ -61,12 +69,12 @@ void vexfs_wb_err_destroy(struct super_block *sb)
 {
 	struct vexfs_sb_info *sbi = VEXFS_SB(sb);
 
-	bitmap_free(sbi->s_bmp_changed);
+	kvfree(sbi->s_bmp_changed);
 	sbi->s_bmp_changed = NULL;
 }
 
-/* Index of @blk in s_bmp_changed, or -1 if it is not a bitmap block. */
-static long vexfs_bitmap_slot(struct vexfs_sb_info *sbi, u64 blk)
+/* Index of @blk in s_bmp_changed, or -1 if it is not tracked. */
+static long vexfs_tracked_slot(struct vexfs_sb_info *sbi, u64 blk)
 {
 	if (blk >= sbi->s_ibitmap_start &&
 	    blk - sbi->s_ibitmap_start < sbi->s_ibitmap_blocks)
@@ -74,6 +82,10 @@ static long vexfs_bitmap_slot(struct vexfs_sb_info *sbi, u64 blk)
 	if (blk >= sbi->s_bbitmap_start &&
 	    blk - sbi->s_bbitmap_start < sbi->s_bbitmap_blocks)
 		return sbi->s_ibitmap_blocks + (blk - sbi->s_bbitmap_start);
+	if (blk >= sbi->s_itable_start &&
+	    blk - sbi->s_itable_start < sbi->s_itable_blocks)
+		return (long)sbi->s_ibitmap_blocks + sbi->s_bbitmap_blocks +
+		       (blk - sbi->s_itable_start);
 	return -1;
 }
 
@@ -217,9 +229,10 @@ int __vexfs_check_wb_err(struct super_block *sb, const char *func)
 
 /*
  * Read metadata block @blk. A cached buffer that lost a write is used as
- * is (restored, see above), never re-read. With @trust_disk false (the
- * bitmaps), a block that was changed on this mount, is no longer cached
- * and may have lost a write is refused with -EIO instead of being read.
+ * is (restored, see above), never re-read. With @trust_disk false, a
+ * tracked block (bitmap, inode table) that was changed on this mount, is
+ * no longer cached and may have lost a write is refused with -EIO instead
+ * of being read.
  * Returns the buffer or an ERR_PTR; the callers report the failure.
  */
 struct buffer_head *vexfs_bread_meta(struct super_block *sb, u64 blk,
@@ -227,6 +240,7 @@ struct buffer_head *vexfs_bread_meta(struct super_block *sb, u64 blk,
 {
 	struct vexfs_sb_info *sbi = VEXFS_SB(sb);
 	struct buffer_head *bh;
+	char what[48];
 	long slot;
 	int err;
 
@@ -242,10 +256,14 @@ struct buffer_head *vexfs_bread_meta(struct super_block *sb, u64 blk,
 		return bh;
 	}
 	if (!trust_disk && READ_ONCE(sbi->s_lost_write) && sbi->s_bmp_changed) {
-		slot = vexfs_bitmap_slot(sbi, blk);
+		slot = vexfs_tracked_slot(sbi, blk);
 		if (slot >= 0 && test_bit(slot, sbi->s_bmp_changed)) {
 			unlock_buffer(bh);
 			vexfs_brelse(bh);
+			vexfs_block_what(sbi, blk, what, sizeof(what));
+			vexfs_msg(sb, KERN_ERR,
+				  "error: block %llu (%s) changed on this mount and lost from memory after a failed metadata write: not using its on-disk copy",
+				  blk, what);
 			return ERR_PTR(-EIO);
 		}
 	}
@@ -261,7 +279,7 @@ struct buffer_head *vexfs_bread_meta(struct super_block *sb, u64 blk,
  * Dirty a metadata buffer we hold with valid contents. If a write failed
  * since we read it, our copy is still the newest: note the lost write and
  * make the buffer uptodate again (mark_buffer_dirty() warns otherwise).
- * Bitmap blocks are remembered as changed on this mount.
+ * Bitmap and inode table blocks are remembered as changed on this mount.
  */
 void vexfs_mark_buffer_dirty(struct super_block *sb, struct buffer_head *bh)
 {
@@ -275,7 +293,7 @@ void vexfs_mark_buffer_dirty(struct super_block *sb, struct buffer_head *bh)
 		set_buffer_uptodate(bh);
 	}
 	if (sbi->s_bmp_changed) {
-		slot = vexfs_bitmap_slot(sbi, bh->b_blocknr);
+		slot = vexfs_tracked_slot(sbi, bh->b_blocknr);
 		if (slot >= 0)
 			set_bit(slot, sbi->s_bmp_changed);
 	}

@@ -62,7 +62,7 @@ struct vexfs_sb_info {
 	bool s_lost_write;		/* a metadata write failed on this mount */
 	u64 s_lost_pending;		/* first block noted since the last report */
 	atomic_t s_lost_noted;		/* lost writes noted since then */
-	unsigned long *s_bmp_changed;	/* bitmap blocks changed on this mount */
+	unsigned long *s_bmp_changed;	/* bitmap/itable blocks changed */
 
 	/* /sys/fs/vexfs/<dev>/ */
 	struct kobject s_kobj;
@@ -148,7 +148,7 @@ void vexfs_mark_buffer_dirty(struct super_block *sb, struct buffer_head *bh);
 /* Read metadata block @blk; NULL on error (the caller reports it). */
 static inline struct buffer_head *vexfs_bread(struct super_block *sb, u64 blk)
 {
-	struct buffer_head *bh = vexfs_bread_meta(sb, blk, true);
+	struct buffer_head *bh = vexfs_bread_meta(sb, blk, false);
 
 	return IS_ERR(bh) ? NULL : bh;
 }
