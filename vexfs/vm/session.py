@@ -208,11 +208,15 @@ class GuestVM:
         self._reader.start()
 
     def _read_agent(self) -> None:
-        assert self._sock is not None
+        # A local reference: kill() sets self._sock to None from another
+        # thread (an AttributeError was seen here at VM shutdown); a closed
+        # socket object raises OSError, which ends the loop.
+        sock = self._sock
+        assert sock is not None
         pending = b""
         while True:
             try:
-                chunk = self._sock.recv(1 << 20)
+                chunk = sock.recv(1 << 20)
             except OSError:
                 chunk = b""
             if not chunk:
@@ -252,6 +256,12 @@ class GuestVM:
         """Stop QEMU at once (SIGKILL to its process group); logs are kept."""
         self.dead = True
         if self._sock is not None:
+            try:
+                # shutdown first: it wakes the reader thread's recv(), which
+                # close() alone would leave blocked until QEMU goes away.
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 self._sock.close()
             except OSError:
