@@ -55,3 +55,13 @@ def test_leak_analysis() -> None:
     r["umount_fail_7"] = "1"
     a = analyse({"results": r})
     assert not a["counters_zero_every_cycle"] and a["failures"] == ["umount_fail_7"]
+
+
+def test_faults_cli_help_names_every_section() -> None:
+    from click.testing import CliRunner
+
+    from vexfs.fuzz.cli import faults
+
+    text = " ".join(CliRunner().invoke(faults, ["--help"]).output.split())
+    for name in SECTIONS:
+        assert name in text, name

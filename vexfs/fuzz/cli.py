@@ -78,8 +78,9 @@ def ioctl(calls: int, seed: int, threads: int, module: Path | None, out: Path | 
               default=None)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--section", "sections", multiple=True,
-              help="flakey_error_writes, flakey_drop_writes, flakey_all_io, error_target, "
-                   "enospc (default: all)")
+              help="flakey_error_writes, flakey_meta_write, flakey_meta_continue, "
+                   "flakey_drop_writes, flakey_all_io, error_target, enospc (default: all; "
+                   "tests/host/test_fuzz_drivers.py keeps this list equal to faults.SECTIONS)")
 def faults(module: Path | None, out: Path | None, sections: tuple[str, ...]) -> None:
     """dm-flakey/dm-error I/O errors and ENOSPC under a mounted VexFS."""
     from vexfs.fuzz.faults import run_faults
