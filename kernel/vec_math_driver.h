@@ -81,7 +81,12 @@ void VEXFS_DIST_FN(const struct vexfs_dist_job *job)
 
 	if (WARN_ON_ONCE(nq > VEXFS_DIST_MAX_NQ))
 		return;
-	if (l2 && job->thresh) {
+	/*
+	 * Screening pays a norm of every stored vector per call, shared by the
+	 * queries of a block; for fewer queries than a block one exact pass
+	 * per pair is cheaper.
+	 */
+	if (l2 && job->thresh && nq >= QBLOCK) {
 		dist_l2_screened(job);
 		return;
 	}

@@ -235,6 +235,15 @@ def guest_ops(d: Path) -> dict:
             if metric == "l2":
                 check(f"self_match_{name}", ki[2, 0] == int(xid[7]) and kd[2, 0] == 0,
                       (ki[2, :2], kd[2, :2]))
+            # One to three queries per call take the kernel's unscreened
+            # path (one exact pass per pair), a batch the screened one: the
+            # answers must be the same.
+            for nq in (1, 2, 3):
+                sd, si = coll.search(q[:nq], k)
+                check(f"search_{name}_nq{nq}_equals_batch",
+                      np.array_equal(si, ki[:nq]) and np.allclose(sd, kd[:nq], rtol=1e-5,
+                                                                  atol=1e-6),
+                      f"{si[:, :3].tolist()} vs {ki[:nq, :3].tolist()}")
             saved[f"{name}_q"], saved[f"{name}_d"], saved[f"{name}_i"] = q, kd, ki
             coll.close()
     zq = Collection.open(d / "m_cosine_3")
