@@ -140,6 +140,15 @@ def growth_over_run(values: list[float]) -> Growth:
                   largest_step=step, largest_step_cycle=biggest + 2 if step else 0)
 
 
+def avail_with_pcp(cycles: list[dict]) -> list[int]:
+    """MemAvailable + the free pages parked on per-CPU lists, per cycle (kB).
+
+    MemAvailable moves in steps of a per-CPU page-list batch (63 pages =
+    252 kB here) as pages park on and leave those lists; adding them back
+    leaves what a leak would take."""
+    return [c["mem"].get("MemAvailable", 0) + c["mem"].get("PcpFree", 0) for c in cycles]
+
+
 def run_baseline(ctx: ScenarioContext) -> list[dict]:
     """The same loop with an in-tree filesystem module of the guest kernel,
     in the same VM after the vexfs loop: what the kernel itself gains from
@@ -178,10 +187,7 @@ def run(ctx: ScenarioContext) -> None:
     unload_s = [c["unload_s"] for c in cycles]
     mem_avail = [c["mem"].get("MemAvailable", 0) for c in cycles]
     pcp_free = [c["mem"].get("PcpFree", 0) for c in cycles]
-    # MemAvailable moves in steps of a per-CPU page-list batch (63 pages =
-    # 252 kB here) as pages park on and leave those lists; adding them back
-    # leaves what a leak would take.
-    avail_adj = [a + p for a, p in zip(mem_avail, pcp_free)]
+    avail_adj = avail_with_pcp(cycles)
     slab = [c["mem"].get("Slab", 0) for c in cycles]
     vmalloc = [c["mem"].get("VmallocUsed", 0) for c in cycles]
     counters = [c["counters"] for c in cycles]
@@ -227,8 +233,7 @@ def run(ctx: ScenarioContext) -> None:
                      f"{mem.largest_step_cycle} not counted" if mem.largest_step else "")
         base_note = ""
         if baseline:
-            b_mem = growth_over_run([-(c["mem"].get("MemAvailable", 0) + c["mem"].get("PcpFree", 0))
-                                     for c in baseline])
+            b_mem = growth_over_run([-a for a in avail_with_pcp(baseline)])
             b_slab = growth_over_run([c["mem"].get("Slab", 0) for c in baseline])
             ctx.metric("baseline_module", BASELINE_MODULE)
             ctx.metric("baseline_mem_growth_kb", round(b_mem.value, 1))
