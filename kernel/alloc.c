@@ -49,10 +49,10 @@ static struct buffer_head *vexfs_read_bitmap(struct super_block *sb, u64 start,
 	return bh;
 }
 
+/* Checksum a changed bitmap block; the caller holds the buffer lock. */
 static void vexfs_bitmap_dirty(struct super_block *sb, struct buffer_head *bh)
 {
 	vexfs_bitmap_csum_set(bh->b_data);
-	vexfs_mark_buffer_dirty(sb, bh);
 }
 
 /*
@@ -109,19 +109,38 @@ int vexfs_new_blocks(struct super_block *sb, u64 goal, u32 want, u64 *start)
 			goto out;
 		}
 		map = bh->b_data + VEXFS_BMP_HDR;
-		bit = find_next_zero_bit_le(map, lim, blk - base);
+		bit = blk - base;
+		for (;;) {
+			unsigned long next;
+
+			bit = find_next_zero_bit_le(map, lim, bit);
+			/* freed by a transaction that has not committed */
+			next = bit < lim ? vexfs_pending_skip(sb, idx, bit, lim) : bit;
+			if (next == bit)
+				break;
+			bit = next;
+		}
 		if (bit < lim) {
 			u32 n = 1, i;
 
 			while (n < want && bit + n < lim &&
-			       !test_bit_le(bit + n, map))
+			       !test_bit_le(bit + n, map) &&
+			       !vexfs_pending_test(sb, idx, bit + n))
 				n++;
+			ret = vexfs_journal_get_write(sb, bh);
+			if (ret) {
+				vexfs_brelse(bh);
+				goto out;
+			}
 			lock_buffer(bh);
 			for (i = 0; i < n; i++)
 				__set_bit_le(bit + i, map);
 			vexfs_bitmap_dirty(sb, bh);
 			unlock_buffer(bh);
+			ret = vexfs_journal_dirty(sb, bh);
 			vexfs_brelse(bh);
+			if (ret)
+				goto out;
 			*start = base + bit;
 			sbi->s_free_blocks -= min_t(u64, n, sbi->s_free_blocks);
 			sbi->s_block_goal = base + bit + n;
@@ -132,6 +151,9 @@ int vexfs_new_blocks(struct super_block *sb, u64 goal, u32 want, u64 *start)
 		scanned += end - blk;
 		blk = end >= hi ? lo : end;
 	}
+	/* the free blocks are freed by transactions not yet committed */
+	if (vexfs_pending_any(sb))
+		goto out;
 	vexfs_msg(sb, KERN_WARNING,
 		  "warning: free block count %llu but block bitmap is full; run fsck.vexfs",
 		  sbi->s_free_blocks);
@@ -171,6 +193,11 @@ int vexfs_free_blocks(struct super_block *sb, u64 start, u64 count)
 			break;
 		}
 		map = bh->b_data + VEXFS_BMP_HDR;
+		ret = vexfs_journal_get_write(sb, bh);
+		if (ret) {
+			vexfs_brelse(bh);
+			break;
+		}
 		lock_buffer(bh);
 		for (i = 0; i < n; i++) {
 			if (__test_and_clear_bit_le(off + i, map))
@@ -180,7 +207,12 @@ int vexfs_free_blocks(struct super_block *sb, u64 start, u64 count)
 		}
 		vexfs_bitmap_dirty(sb, bh);
 		unlock_buffer(bh);
+		ret = vexfs_journal_dirty(sb, bh);
 		vexfs_brelse(bh);
+		if (ret)
+			break;
+		/* not reusable before this transaction commits */
+		vexfs_pending_add(sb, s, n);
 		s += n;
 		c -= n;
 	}
@@ -229,11 +261,19 @@ int vexfs_new_ino(struct super_block *sb, u32 goal, u32 *ino)
 		map = bh->b_data + VEXFS_BMP_HDR;
 		bit = find_next_zero_bit_le(map, lim, from);
 		if (bit < lim) {
+			ret = vexfs_journal_get_write(sb, bh);
+			if (ret) {
+				vexfs_brelse(bh);
+				goto out;
+			}
 			lock_buffer(bh);
 			__set_bit_le(bit, map);
 			vexfs_bitmap_dirty(sb, bh);
 			unlock_buffer(bh);
+			ret = vexfs_journal_dirty(sb, bh);
 			vexfs_brelse(bh);
+			if (ret)
+				goto out;
 			*ino = base + bit + 1;
 			sbi->s_free_inodes--;
 			ret = 0;
@@ -261,6 +301,7 @@ int vexfs_free_ino(struct super_block *sb, u32 ino)
 	struct buffer_head *bh;
 	u32 bit, idx;
 	bool was_set;
+	int err;
 
 	if (ino <= VEXFS_ROOT_INO || ino > sbi->s_inodes_count) {
 		vexfs_error(sb, "freeing invalid inode number %u", ino);
@@ -274,10 +315,17 @@ int vexfs_free_ino(struct super_block *sb, u32 ino)
 		mutex_unlock(&sbi->s_alloc_lock);
 		return PTR_ERR(bh);
 	}
+	err = vexfs_journal_get_write(sb, bh);
+	if (err) {
+		vexfs_brelse(bh);
+		mutex_unlock(&sbi->s_alloc_lock);
+		return err;
+	}
 	lock_buffer(bh);
 	was_set = __test_and_clear_bit_le(bit, bh->b_data + VEXFS_BMP_HDR);
 	vexfs_bitmap_dirty(sb, bh);
 	unlock_buffer(bh);
+	err = vexfs_journal_dirty(sb, bh);
 	vexfs_brelse(bh);
 	if (was_set && sbi->s_free_inodes < sbi->s_inodes_count)
 		sbi->s_free_inodes++;
@@ -286,7 +334,7 @@ int vexfs_free_ino(struct super_block *sb, u32 ino)
 		vexfs_error(sb, "freeing inode %u which is already free", ino);
 		return -EUCLEAN;
 	}
-	return 0;
+	return err;
 }
 
 /*
@@ -308,4 +356,58 @@ void vexfs_forget_block(struct super_block *sb, u64 blk)
 	clear_buffer_vexfs_verified(bh);
 	unlock_buffer(bh);
 	put_bh(bh);
+}
+
+/* Free bits among the first @nbits bits of bitmap block @bh. */
+static u64 vexfs_count_free(struct buffer_head *bh, u32 nbits)
+{
+	const void *map = bh->b_data + VEXFS_BMP_HDR;
+	u32 bit = 0, used = 0;
+
+	for (;;) {
+		bit = find_next_bit_le(map, nbits, bit);
+		if (bit >= nbits)
+			break;
+		used++;
+		bit++;
+	}
+	return nbits - used;
+}
+
+/*
+ * After a journal replay: the free counts in the superblock are not
+ * journaled (as ext4's), so count them from the bitmaps, which are.
+ */
+int vexfs_recount_free(struct super_block *sb)
+{
+	struct vexfs_sb_info *sbi = VEXFS_SB(sb);
+	u64 fblocks = 0, finodes = 0, base;
+	struct buffer_head *bh;
+	u32 i;
+
+	for (i = 0; i < sbi->s_bbitmap_blocks; i++) {
+		base = (u64)i * VEXFS_BITS_PER_BITMAP;
+		bh = vexfs_read_bitmap(sb, sbi->s_bbitmap_start, i, "block");
+		if (IS_ERR(bh))
+			return PTR_ERR(bh);
+		fblocks += vexfs_count_free(bh, min_t(u64, VEXFS_BITS_PER_BITMAP,
+						      sbi->s_blocks_count - base));
+		vexfs_brelse(bh);
+		cond_resched();
+	}
+	for (i = 0; i < sbi->s_ibitmap_blocks; i++) {
+		base = (u64)i * VEXFS_BITS_PER_BITMAP;
+		bh = vexfs_read_bitmap(sb, sbi->s_ibitmap_start, i, "inode");
+		if (IS_ERR(bh))
+			return PTR_ERR(bh);
+		finodes += vexfs_count_free(bh, min_t(u64, VEXFS_BITS_PER_BITMAP,
+						      sbi->s_inodes_count - base));
+		vexfs_brelse(bh);
+		cond_resched();
+	}
+	mutex_lock(&sbi->s_alloc_lock);
+	sbi->s_free_blocks = min(fblocks, sbi->s_blocks_count - sbi->s_data_start);
+	sbi->s_free_inodes = min_t(u64, finodes, sbi->s_inodes_count - 1);
+	mutex_unlock(&sbi->s_alloc_lock);
+	return 0;
 }

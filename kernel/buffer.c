@@ -283,19 +283,25 @@ struct buffer_head *vexfs_bread_meta(struct super_block *sb, u64 blk,
  */
 void vexfs_mark_buffer_dirty(struct super_block *sb, struct buffer_head *bh)
 {
-	struct vexfs_sb_info *sbi = VEXFS_SB(sb);
-	long slot;
-
 	if (unlikely(buffer_write_io_error(bh) || !buffer_uptodate(bh))) {
 		if (buffer_write_io_error(bh))
 			vexfs_note_lost_write(sb, bh);
 		clear_buffer_write_io_error(bh);
 		set_buffer_uptodate(bh);
 	}
+	vexfs_note_changed(sb, bh);
+	mark_buffer_dirty(bh);
+}
+
+/* Bitmap and inode table blocks are remembered as changed on this mount. */
+void vexfs_note_changed(struct super_block *sb, struct buffer_head *bh)
+{
+	struct vexfs_sb_info *sbi = VEXFS_SB(sb);
+	long slot;
+
 	if (sbi->s_bmp_changed) {
 		slot = vexfs_tracked_slot(sbi, bh->b_blocknr);
 		if (slot >= 0)
 			set_bit(slot, sbi->s_bmp_changed);
 	}
-	mark_buffer_dirty(bh);
 }

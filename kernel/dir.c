@@ -153,24 +153,46 @@ static struct buffer_head *vexfs_dir_bread(struct inode *dir, u64 n)
  * Finish a change to directory block @bh of @dir: checksum and dirty it,
  * unlock it (the caller locked it), write it now for dirsync, release it.
  */
-static void vexfs_dir_release(struct inode *dir, struct buffer_head *bh)
+static int vexfs_dir_release(struct inode *dir, struct buffer_head *bh)
 {
+	struct super_block *sb = dir->i_sb;
+	int err;
+
 	vexfs_dirblk_csum_set(bh->b_data);
-	vexfs_mark_buffer_dirty(dir->i_sb, bh);
 	unlock_buffer(bh);
-	if (IS_DIRSYNC(dir) && sync_dirty_buffer(bh))
-		vexfs_check_wb_err(dir->i_sb);
+	err = vexfs_journal_dirty(sb, bh);
+	if (!VEXFS_SB(sb)->s_journal && IS_DIRSYNC(dir) &&
+	    sync_dirty_buffer(bh))
+		vexfs_check_wb_err(sb);
 	vexfs_brelse(bh);
+	return err;
+}
+
+/*
+ * Start changing directory block @bh: journal write access, then the
+ * buffer lock. On error @bh is released.
+ */
+static int vexfs_dir_lock(struct inode *dir, struct buffer_head *bh)
+{
+	int err = vexfs_journal_get_write(dir->i_sb, bh);
+
+	if (err) {
+		vexfs_brelse(bh);
+		return err;
+	}
+	lock_buffer(bh);
+	return 0;
 }
 
 /* The same for an entry change, which also updates the directory's times. */
 static int vexfs_dir_changed(struct inode *dir, struct buffer_head *bh)
 {
-	vexfs_dir_release(dir, bh);
+	int err = vexfs_dir_release(dir, bh);
+
 	dir->i_mtime = current_time(dir);
 	dir->i_ctime = dir->i_mtime;
 	mark_inode_dirty(dir);
-	return 0;
+	return err;
 }
 
 static bool vexfs_match(const struct qstr *name, struct vexfs_dir_entry *de)
@@ -256,6 +278,13 @@ static struct buffer_head *vexfs_dir_grow(struct inode *dir, u64 n)
 	if (err)
 		return ERR_PTR(err);
 	bh = vexfs_getblk(dir->i_sb, pblk);
+	if (!bh)
+		return ERR_PTR(-ENOMEM);
+	err = vexfs_journal_get_create(dir->i_sb, bh);
+	if (err) {
+		vexfs_brelse(bh);
+		return ERR_PTR(err);
+	}
 	lock_buffer(bh);
 	vexfs_init_dir_block(bh);
 	set_buffer_uptodate(bh);
@@ -274,6 +303,7 @@ int vexfs_add_link(struct dentry *dentry, struct inode *inode)
 	u64 n, nblocks = vexfs_dir_blocks(dir);
 	struct vexfs_dir_entry *de = NULL;
 	struct buffer_head *bh = NULL;
+	int err;
 
 	if (name->len > VEXFS_NAME_LEN)
 		return -ENAMETOOLONG;
@@ -304,7 +334,9 @@ int vexfs_add_link(struct dentry *dentry, struct inode *inode)
 		return PTR_ERR(bh);
 	de = vexfs_de(bh, 0);
 found:
-	lock_buffer(bh);
+	err = vexfs_dir_lock(dir, bh);
+	if (err)
+		return err;
 	if (de->d_inode) {
 		u32 used = VEXFS_DIR_REC_LEN(de->d_name_len);
 		struct vexfs_dir_entry *nde = (void *)de + used;
@@ -323,12 +355,15 @@ int vexfs_delete_entry(struct inode *dir, struct vexfs_dir_entry *de,
 {
 	u32 off = 0, target = (char *)de - bh->b_data;
 	struct vexfs_dir_entry *prev = NULL;
+	int err;
 
 	while (off < target) {
 		prev = vexfs_de(bh, off);
 		off += le16_to_cpu(prev->d_rec_len);
 	}
-	lock_buffer(bh);
+	err = vexfs_dir_lock(dir, bh);
+	if (err)
+		return err;
 	if (prev)
 		prev->d_rec_len = cpu_to_le16(le16_to_cpu(prev->d_rec_len) +
 					      le16_to_cpu(de->d_rec_len));
@@ -341,7 +376,10 @@ int vexfs_delete_entry(struct inode *dir, struct vexfs_dir_entry *de,
 int vexfs_set_link(struct inode *dir, struct vexfs_dir_entry *de,
 		   struct buffer_head *bh, struct inode *inode)
 {
-	lock_buffer(bh);
+	int err = vexfs_dir_lock(dir, bh);
+
+	if (err)
+		return err;
 	de->d_inode = cpu_to_le32(inode->i_ino);
 	de->d_file_type = vexfs_ft(inode->i_mode);
 	return vexfs_dir_changed(dir, bh);
@@ -357,6 +395,7 @@ int vexfs_make_empty(struct inode *inode, struct inode *parent)
 	bh = vexfs_dir_grow(inode, 0);
 	if (IS_ERR(bh))
 		return PTR_ERR(bh);
+	/* dir_grow got create access: the block is ours in this handle */
 	lock_buffer(bh);
 	de = vexfs_de(bh, 0);
 	vexfs_fill_de(de, inode, ".", 1);
@@ -364,8 +403,7 @@ int vexfs_make_empty(struct inode *inode, struct inode *parent)
 	de = vexfs_de(bh, dot);
 	vexfs_fill_de(de, parent, "..", 2);
 	de->d_rec_len = cpu_to_le16(VEXFS_DIR_DATA_BYTES - dot);
-	vexfs_dir_release(inode, bh);
-	return 0;
+	return vexfs_dir_release(inode, bh);
 }
 
 /* 1 if @inode holds only "." and "..", 0 if not, -errno on error. */

@@ -316,16 +316,24 @@ int vexfs_ext_map(struct inode *inode, u64 lblk, u64 *pblk, u64 *len)
 }
 
 /* Rewrite chain block @k from the in-memory map. */
-static void vexfs_write_chain_block(struct inode *inode, u32 k, u32 need)
+static int vexfs_write_chain_block(struct inode *inode, u32 k, u32 need)
 {
 	struct vexfs_inode_info *ei = VEXFS_I(inode);
 	struct vexfs_extent_block_header *h;
 	struct vexfs_extent *de;
 	struct buffer_head *bh;
 	u32 first = VEXFS_INLINE_EXTENTS + k * VEXFS_EPB, i, count;
+	int err;
 
 	count = min_t(u32, VEXFS_EPB, ei->i_nr_ext - first);
 	bh = vexfs_getblk(inode->i_sb, ei->i_chain[k]);
+	if (!bh)
+		return -ENOMEM;
+	err = vexfs_journal_get_write(inode->i_sb, bh);
+	if (err) {
+		vexfs_brelse(bh);
+		return err;
+	}
 	lock_buffer(bh);
 	memset(bh->b_data, 0, VEXFS_BLOCK_SIZE);
 	h = (void *)bh->b_data;
@@ -343,10 +351,12 @@ static void vexfs_write_chain_block(struct inode *inode, u32 k, u32 need)
 	set_buffer_uptodate(bh);
 	set_buffer_vexfs_verified(bh);
 	unlock_buffer(bh);
-	vexfs_mark_buffer_dirty(inode->i_sb, bh);
-	if (IS_SYNC(inode) && sync_dirty_buffer(bh))
+	err = vexfs_journal_dirty(inode->i_sb, bh);
+	if (!VEXFS_SB(inode->i_sb)->s_journal && IS_SYNC(inode) &&
+	    sync_dirty_buffer(bh))
 		vexfs_check_wb_err(inode->i_sb);
 	vexfs_brelse(bh);
+	return err;
 }
 
 /*
@@ -372,9 +382,9 @@ static int vexfs_ext_commit(struct inode *inode, u32 from)
 	    first > ei->i_chain_linked - 1)
 		first = ei->i_chain_linked - 1;
 	for (k = first; k < need; k++)
-		vexfs_write_chain_block(inode, k, need);
+		err = vexfs_write_chain_block(inode, k, need) ?: err;
 	for (k = need; k < ei->i_nr_chain; k++) {
-		vexfs_forget_block(inode->i_sb, ei->i_chain[k]);
+		vexfs_journal_forget(inode->i_sb, ei->i_chain[k]);
 		err = vexfs_free_blocks(inode->i_sb, ei->i_chain[k], 1) ?: err;
 		inode_sub_bytes(inode, VEXFS_BLOCK_SIZE);
 	}
@@ -387,6 +397,25 @@ static int vexfs_ext_commit(struct inode *inode, u32 from)
 	 * takes it to copy the map into the inode table. Callers mark the
 	 * inode dirty after dropping the lock.
 	 */
+	return err;
+}
+
+/*
+ * A block just allocated for the chain: with a journal, take create access
+ * now (it cancels a revoke of the block's previous life as metadata).
+ */
+static int vexfs_chain_block_new(struct super_block *sb, u64 blk)
+{
+	struct buffer_head *bh;
+	int err;
+
+	if (!VEXFS_SB(sb)->s_journal)
+		return 0;
+	bh = vexfs_getblk(sb, blk);
+	if (!bh)
+		return -ENOMEM;
+	err = vexfs_journal_get_create(sb, bh);
+	vexfs_brelse(bh);
 	return err;
 }
 
@@ -411,6 +440,11 @@ static int vexfs_chain_prepare(struct inode *inode, u32 nr)
 		err = vexfs_new_blocks(inode->i_sb, goal, 1, &blk);
 		if (err < 0)
 			return err;
+		err = vexfs_chain_block_new(inode->i_sb, blk);
+		if (err) {
+			vexfs_free_blocks(inode->i_sb, blk, 1);
+			return err;
+		}
 		ei->i_chain[ei->i_nr_chain++] = blk;
 		inode_add_bytes(inode, VEXFS_BLOCK_SIZE);
 	}
@@ -541,7 +575,7 @@ int vexfs_ext_truncate(struct inode *inode, u64 first)
 			keep = first - e->lblk;
 		/* directory blocks live in the bdev buffer cache */
 		for (i = keep; meta && i < e->len; i++)
-			vexfs_forget_block(sb, e->pblk + i);
+			vexfs_journal_forget(sb, e->pblk + i);
 		err = vexfs_free_blocks(sb, e->pblk + keep, e->len - keep) ?: err;
 		freed += e->len - keep;
 		from = ei->i_nr_ext - 1;
@@ -570,6 +604,8 @@ int vexfs_get_block(struct inode *inode, sector_t iblock,
 {
 	struct vexfs_inode_info *ei = VEXFS_I(inode);
 	u32 max = max_t(u32, bh->b_size >> VEXFS_BLOCK_BITS, 1), got;
+	journal_t *journal = VEXFS_SB(inode->i_sb)->s_journal;
+	handle_t *handle = NULL;
 	u64 pblk, len;
 	int ret;
 
@@ -580,6 +616,20 @@ int vexfs_get_block(struct inode *inode, sector_t iblock,
 		goto mapped;
 	if (!create)
 		return 0;
+	if (journal && !journal_current_handle()) {
+		/*
+		 * Writeback found a dirty block that write_begin/page_mkwrite
+		 * did not allocate. jbd2's own thread (ordered data) must not
+		 * start a handle: leave the buffer unmapped.
+		 */
+		if (current == journal->j_task) {
+			WARN_ON_ONCE(1);
+			return 0;
+		}
+		handle = vexfs_journal_start(inode->i_sb, VEXFS_CREDITS_ALLOC, 0);
+		if (IS_ERR(handle))
+			return PTR_ERR(handle);
+	}
 
 	down_write(&ei->i_ext_sem);
 	ret = vexfs_ext_map(inode, iblock, &pblk, &len);
@@ -588,14 +638,26 @@ int vexfs_get_block(struct inode *inode, sector_t iblock,
 		up_write(&ei->i_ext_sem);
 		mark_inode_dirty(inode);
 		if (ret)
-			return ret;
+			goto out;
 		len = got;
 		set_buffer_new(bh);
+		/* ordered data: these pages reach the disk before the commit */
+		ret = vexfs_journal_ordered(inode, (loff_t)iblock << VEXFS_BLOCK_BITS,
+					    (loff_t)got << VEXFS_BLOCK_BITS);
+		if (ret)
+			goto out;
 	} else {
 		up_write(&ei->i_ext_sem);
 	}
+	ret = vexfs_journal_stop(handle);
+	handle = NULL;
+	if (ret)
+		return ret;
 mapped:
 	map_bh(bh, inode->i_sb, pblk);
 	bh->b_size = min_t(u64, len, max) << VEXFS_BLOCK_BITS;
 	return 0;
+out:
+	vexfs_journal_stop(handle);
+	return ret;
 }

@@ -19,6 +19,21 @@ int vexfs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 	struct super_block *sb = inode->i_sb;
 	int err, err2;
 
+	if (VEXFS_SB(sb)->s_journal) {
+		/*
+		 * The data first (ordered writeback would do it at the commit,
+		 * but fsync returns its errors), then the commit of the
+		 * inode's last transaction: its inode, extents and, for a new
+		 * file, its directory entry (same transaction). jbd2 flushes
+		 * the device cache with the commit.
+		 */
+		err = file_write_and_wait_range(file, start, end);
+		if (err)
+			return err;
+		err = vexfs_journal_sync_inode(inode);
+		err2 = vexfs_check_wb_err(sb);
+		return err ?: err2;
+	}
 	err = __generic_file_fsync(file, start, end, datasync);
 	if (err)
 		return err;
@@ -34,13 +49,23 @@ int vexfs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 static vm_fault_t vexfs_page_mkwrite(struct vm_fault *vmf)
 {
 	struct inode *inode = file_inode(vmf->vma->vm_file);
+	handle_t *handle;
 	vm_fault_t ret;
 
 	sb_start_pagefault(inode->i_sb);
 	file_update_time(vmf->vma->vm_file);
 	filemap_invalidate_lock_shared(inode->i_mapping);
-	ret = block_page_mkwrite_return(block_page_mkwrite(vmf->vma, vmf,
-							   vexfs_get_block));
+	/* the allocation and the dirty page in one handle (ordered data) */
+	handle = vexfs_journal_start(inode->i_sb, VEXFS_CREDITS_ALLOC +
+				     VEXFS_CREDITS_INODE, 0);
+	if (IS_ERR(handle)) {
+		ret = VM_FAULT_SIGBUS;
+	} else {
+		ret = block_page_mkwrite_return(block_page_mkwrite(vmf->vma, vmf,
+								   vexfs_get_block));
+		vexfs_journal_note_inode(inode);
+		vexfs_journal_stop(handle);
+	}
 	filemap_invalidate_unlock_shared(inode->i_mapping);
 	sb_end_pagefault(inode->i_sb);
 	return ret;
@@ -65,6 +90,7 @@ static int vexfs_alloc_range(struct inode *inode, u64 lblk, u64 count)
 	struct vexfs_inode_info *ei = VEXFS_I(inode);
 	struct super_block *sb = inode->i_sb;
 	u64 end = lblk + count;
+	handle_t *handle;
 	int err = 0;
 
 	while (lblk < end) {
@@ -74,10 +100,19 @@ static int vexfs_alloc_range(struct inode *inode, u64 lblk, u64 count)
 
 		if (fatal_signal_pending(current))
 			return -EINTR;
+		/*
+		 * One handle per allocated run: the zeroes are on disk
+		 * (sb_issue_zeroout waits) before the extent commits.
+		 */
+		handle = vexfs_journal_start(sb, VEXFS_CREDITS_ALLOC +
+					     VEXFS_CREDITS_INODE, 0);
+		if (IS_ERR(handle))
+			return PTR_ERR(handle);
 		down_write(&ei->i_ext_sem);
 		mapped = vexfs_ext_map(inode, lblk, &pblk, &len);
 		if (mapped) {
 			up_write(&ei->i_ext_sem);
+			vexfs_journal_stop(handle);
 			lblk += min(len, end - lblk);
 			continue;
 		}
@@ -90,6 +125,7 @@ static int vexfs_alloc_range(struct inode *inode, u64 lblk, u64 count)
 		}
 		up_write(&ei->i_ext_sem);
 		mark_inode_dirty(inode);
+		err = vexfs_journal_end(handle, err);
 		if (err)
 			return err;
 		lblk += got;
@@ -127,6 +163,7 @@ static long vexfs_fallocate(struct file *file, int mode, loff_t offset,
 			i_size_write(inode, end);
 	}
 	inode->i_ctime = current_time(inode);
+	/* the new size in a handle of its own (->dirty_inode) */
 	mark_inode_dirty(inode);
 out:
 	inode_unlock(inode);

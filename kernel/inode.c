@@ -45,14 +45,29 @@ static void vexfs_write_failed(struct address_space *mapping, loff_t to)
 	}
 }
 
+/*
+ * With a journal, one handle runs from write_begin to write_end: the block
+ * allocation and the new i_size commit together, and not before the page
+ * holding the data is dirty (ordered data then writes it first). The
+ * handle is started before the page is locked (jbd2's lock order, as ext4).
+ */
 static int vexfs_write_begin(struct file *file, struct address_space *mapping,
 			     loff_t pos, unsigned int len, struct page **pagep,
 			     void **fsdata)
 {
-	int ret = block_write_begin(mapping, pos, len, pagep, vexfs_get_block);
+	struct inode *inode = mapping->host;
+	handle_t *handle;
+	int ret;
 
-	if (ret < 0)
+	handle = vexfs_journal_start(inode->i_sb, VEXFS_CREDITS_ALLOC +
+				     VEXFS_CREDITS_INODE, 0);
+	if (IS_ERR(handle))
+		return PTR_ERR(handle);
+	ret = block_write_begin(mapping, pos, len, pagep, vexfs_get_block);
+	if (ret < 0) {
 		vexfs_write_failed(mapping, pos + len);
+		vexfs_journal_stop(handle);
+	}
 	return ret;
 }
 
@@ -60,12 +75,30 @@ static int vexfs_write_end(struct file *file, struct address_space *mapping,
 			   loff_t pos, unsigned int len, unsigned int copied,
 			   struct page *page, void *fsdata)
 {
+	struct inode *inode = mapping->host;
+	handle_t *handle = VEXFS_SB(inode->i_sb)->s_journal ?
+			   journal_current_handle() : NULL;
 	int ret = generic_write_end(file, mapping, pos, len, copied, page,
 				    fsdata);
+	int err;
 
 	if (ret < len)
 		vexfs_write_failed(mapping, pos + len);
-	return ret;
+	vexfs_journal_note_inode(inode);
+	err = vexfs_journal_stop(handle);
+	return err ?: ret;
+}
+
+/*
+ * With a journal, O_DIRECT never allocates: its data would bypass ordered
+ * mode and could reach the disk after the extent pointing at it commits.
+ * An unmapped block ends the direct part (-ENOTBLK inside the DIO code)
+ * and the VFS writes the rest through the page cache.
+ */
+static int vexfs_get_block_noalloc(struct inode *inode, sector_t iblock,
+				   struct buffer_head *bh, int create)
+{
+	return vexfs_get_block(inode, iblock, bh, 0);
 }
 
 /* O_DIRECT through the generic block-device DIO code, as ext2 does. */
@@ -76,7 +109,9 @@ static ssize_t vexfs_direct_IO(struct kiocb *iocb, struct iov_iter *iter)
 	loff_t offset = iocb->ki_pos;
 	ssize_t ret;
 
-	ret = blockdev_direct_IO(iocb, mapping->host, iter, vexfs_get_block);
+	ret = blockdev_direct_IO(iocb, mapping->host, iter,
+				 VEXFS_SB(mapping->host->i_sb)->s_journal ?
+				 vexfs_get_block_noalloc : vexfs_get_block);
 	if (ret < 0 && iov_iter_rw(iter) == WRITE)
 		vexfs_write_failed(mapping, offset + count);
 	return ret;
@@ -285,13 +320,23 @@ static int vexfs_put_raw(struct super_block *sb, unsigned long ino,
 		return -EIO;
 	}
 	slot = bh->b_data + ((ino - 1) % VEXFS_INODES_PER_BLOCK) * VEXFS_INODE_SIZE;
+	err = vexfs_journal_get_write(sb, bh);
+	if (err) {
+		vexfs_brelse(bh);
+		return err;
+	}
 	lock_buffer(bh);
 	if (raw)
 		memcpy(slot, raw, VEXFS_INODE_SIZE);
 	else
 		memset(slot, 0, VEXFS_INODE_SIZE);
 	unlock_buffer(bh);
-	vexfs_mark_buffer_dirty(sb, bh);
+	err = vexfs_journal_dirty(sb, bh);
+	if (sbi->s_journal) {
+		/* durability comes from the commit (fsync, sync_fs) */
+		vexfs_brelse(bh);
+		return err;
+	}
 	if (sync && sync_dirty_buffer(bh)) {
 		/* reported (block named, errors= applied) by the check */
 		vexfs_check_wb_err(sb);
@@ -307,6 +352,17 @@ int vexfs_write_inode(struct inode *inode, struct writeback_control *wbc)
 
 	if (is_bad_inode(inode))
 		return -EIO;
+	if (VEXFS_SB(inode->i_sb)->s_journal) {
+		/*
+		 * ->dirty_inode logged the inode already; a sync write waits
+		 * for its transaction (as ext4_write_inode). Never from
+		 * within a handle (writeback of memory reclaim).
+		 */
+		if (wbc->sync_mode != WB_SYNC_ALL || wbc->for_sync ||
+		    journal_current_handle())
+			return 0;
+		return vexfs_journal_sync_inode(inode);
+	}
 	vexfs_fill_raw(inode, &raw);
 	return vexfs_put_raw(inode->i_sb, inode->i_ino, &raw,
 			     wbc->sync_mode == WB_SYNC_ALL);
@@ -323,13 +379,20 @@ int vexfs_write_inode(struct inode *inode, struct writeback_control *wbc)
 void vexfs_dirty_inode(struct inode *inode, int flags)
 {
 	struct vexfs_inode raw;
+	handle_t *handle;
 
 	if (!(flags & I_DIRTY_INODE) || is_bad_inode(inode))
 		return;
 	if (!inode->i_nlink && (inode->i_state & I_FREEING))
 		return;
+	/* joins the running handle of the operation, if any */
+	handle = vexfs_journal_start(inode->i_sb, VEXFS_CREDITS_INODE, 0);
+	if (IS_ERR(handle))
+		return;
 	vexfs_fill_raw(inode, &raw);
 	vexfs_put_raw(inode->i_sb, inode->i_ino, &raw, false);
+	vexfs_journal_note_inode(inode);
+	vexfs_journal_stop(handle);
 }
 
 void vexfs_inode_set_collection(struct inode *inode, bool on)
@@ -408,6 +471,28 @@ struct inode *vexfs_new_inode(struct inode *dir, umode_t mode)
 	return inode;
 }
 
+/*
+ * Worst case of a truncate: the inode, a rewritten extent block, every
+ * block bitmap block the freed extents can touch.
+ */
+int vexfs_truncate_credits(struct inode *inode)
+{
+	struct vexfs_inode_info *ei = VEXFS_I(inode);
+
+	return 2 + vexfs_bitmap_credits(inode->i_sb, ei->i_nr_ext + ei->i_nr_chain);
+}
+
+/* Revoke records of a truncate: freed extent blocks, directory blocks. */
+int vexfs_truncate_revokes(struct inode *inode)
+{
+	u64 n = VEXFS_I(inode)->i_nr_chain;
+
+	/* every block of a directory (rmdir zeroed i_size already) */
+	if (S_ISDIR(inode->i_mode))
+		n += inode->i_blocks >> (VEXFS_BLOCK_BITS - 9);
+	return min_t(u64, n, INT_MAX);
+}
+
 int vexfs_truncate_blocks(struct inode *inode, loff_t size)
 {
 	u64 first = DIV_ROUND_UP_ULL((u64)size, VEXFS_BLOCK_SIZE);
@@ -425,27 +510,49 @@ void vexfs_evict_inode(struct inode *inode)
 
 	truncate_inode_pages_final(&inode->i_data);
 	if (want_delete) {
+		handle_t *handle;
+
 		sb_start_intwrite(sb);
-		inode->i_size = 0;
-		vexfs_truncate_blocks(inode, 0);
-		vexfs_put_raw(sb, inode->i_ino, NULL, IS_SYNC(inode));
-		vexfs_free_ino(sb, inode->i_ino);
+		handle = vexfs_journal_start(sb, vexfs_truncate_credits(inode) +
+					     VEXFS_CREDITS_NEWINODE,
+					     vexfs_truncate_revokes(inode));
+		if (IS_ERR(handle)) {
+			/* left allocated with no name: fsck.vexfs frees it */
+			vexfs_msg(sb, KERN_WARNING, "warning: cannot free deleted inode %lu (%ld)",
+				  inode->i_ino, PTR_ERR(handle));
+		} else {
+			inode->i_size = 0;
+			vexfs_truncate_blocks(inode, 0);
+			vexfs_put_raw(sb, inode->i_ino, NULL, IS_SYNC(inode));
+			vexfs_free_ino(sb, inode->i_ino);
+			vexfs_journal_stop(handle);
+		}
 		sb_end_intwrite(sb);
 	}
 	invalidate_inode_buffers(inode);
 	clear_inode(inode);
+	vexfs_journal_release_inode(inode);
 	vexfs_ext_release(inode);
 }
 
 static int vexfs_setsize(struct inode *inode, loff_t newsize)
 {
 	struct address_space *mapping = inode->i_mapping;
+	handle_t *handle;
 	int err = 0;
 
 	if (!(S_ISREG(inode->i_mode) || S_ISLNK(inode->i_mode)))
 		return -EINVAL;
 	inode_dio_wait(inode);
+	/* lock order: invalidate_lock, then the handle (as ext4) */
 	filemap_invalidate_lock(mapping);
+	handle = vexfs_journal_start(inode->i_sb, vexfs_truncate_credits(inode),
+				     vexfs_truncate_revokes(inode));
+	if (IS_ERR(handle)) {
+		err = PTR_ERR(handle);
+		handle = NULL;
+		goto out;
+	}
 	if (newsize < inode->i_size) {
 		/* zero the tail of the new last block */
 		err = block_truncate_page(mapping, newsize, vexfs_get_block);
@@ -458,6 +565,7 @@ static int vexfs_setsize(struct inode *inode, loff_t newsize)
 	inode->i_ctime = inode->i_mtime;
 	mark_inode_dirty(inode);
 out:
+	err = vexfs_journal_end(handle, err);
 	filemap_invalidate_unlock(mapping);
 	return err;
 }
@@ -477,6 +585,7 @@ int vexfs_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
 			return err;
 	}
 	setattr_copy(mnt_userns, inode, attr);
+	/* ->dirty_inode logs it in a handle of its own */
 	mark_inode_dirty(inode);
 	return 0;
 }

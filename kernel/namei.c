@@ -59,7 +59,7 @@ static int vexfs_add_nondir(struct dentry *dentry, struct inode *inode)
 	return err;
 }
 
-static int vexfs_create(struct user_namespace *mnt_userns, struct inode *dir,
+static int __vexfs_create(struct user_namespace *mnt_userns, struct inode *dir,
 			struct dentry *dentry, umode_t mode, bool excl)
 {
 	struct inode *inode;
@@ -72,7 +72,7 @@ static int vexfs_create(struct user_namespace *mnt_userns, struct inode *dir,
 	return vexfs_add_nondir(dentry, inode);
 }
 
-static int vexfs_mknod(struct user_namespace *mnt_userns, struct inode *dir,
+static int __vexfs_mknod(struct user_namespace *mnt_userns, struct inode *dir,
 		       struct dentry *dentry, umode_t mode, dev_t rdev)
 {
 	struct inode *inode;
@@ -88,7 +88,7 @@ static int vexfs_mknod(struct user_namespace *mnt_userns, struct inode *dir,
 	return vexfs_add_nondir(dentry, inode);
 }
 
-static int vexfs_symlink(struct user_namespace *mnt_userns, struct inode *dir,
+static int __vexfs_symlink(struct user_namespace *mnt_userns, struct inode *dir,
 			 struct dentry *dentry, const char *symname)
 {
 	unsigned int len = strlen(symname) + 1;
@@ -113,7 +113,7 @@ static int vexfs_symlink(struct user_namespace *mnt_userns, struct inode *dir,
 	return vexfs_add_nondir(dentry, inode);
 }
 
-static int vexfs_link(struct dentry *old_dentry, struct inode *dir,
+static int __vexfs_link(struct dentry *old_dentry, struct inode *dir,
 		      struct dentry *dentry)
 {
 	struct inode *inode = d_inode(old_dentry);
@@ -134,7 +134,7 @@ static int vexfs_link(struct dentry *old_dentry, struct inode *dir,
 	return err;
 }
 
-static int vexfs_unlink(struct inode *dir, struct dentry *dentry)
+static int __vexfs_unlink(struct inode *dir, struct dentry *dentry)
 {
 	struct inode *inode = d_inode(dentry);
 	struct vexfs_dir_entry *de;
@@ -159,7 +159,7 @@ static int vexfs_unlink(struct inode *dir, struct dentry *dentry)
 	return 0;
 }
 
-static int vexfs_mkdir(struct user_namespace *mnt_userns, struct inode *dir,
+static int __vexfs_mkdir(struct user_namespace *mnt_userns, struct inode *dir,
 		       struct dentry *dentry, umode_t mode)
 {
 	struct inode *inode;
@@ -191,7 +191,7 @@ out_dir:
 	return err;
 }
 
-static int vexfs_rmdir(struct inode *dir, struct dentry *dentry)
+static int __vexfs_rmdir(struct inode *dir, struct dentry *dentry)
 {
 	struct inode *inode = d_inode(dentry);
 	int err;
@@ -201,7 +201,7 @@ static int vexfs_rmdir(struct inode *dir, struct dentry *dentry)
 		return err;
 	if (!err)
 		return -ENOTEMPTY;
-	err = vexfs_unlink(dir, dentry);
+	err = __vexfs_unlink(dir, dentry);
 	if (err)
 		return err;
 	inode->i_size = 0;
@@ -279,7 +279,7 @@ out_old:
 	return err;
 }
 
-static int vexfs_rename(struct user_namespace *mnt_userns,
+static int __vexfs_rename(struct user_namespace *mnt_userns,
 			struct inode *old_dir, struct dentry *old_dentry,
 			struct inode *new_dir, struct dentry *new_dentry,
 			unsigned int flags)
@@ -367,6 +367,104 @@ out_dir:
 out_old:
 	vexfs_brelse(old_bh);
 	return err;
+}
+
+/*
+ * Each operation is one jbd2 handle (one atomic change on disk); credits
+ * are its worst case of metadata blocks changed (vexfs.h VEXFS_CREDITS_*):
+ * a new inode, a directory entry (possibly in a new directory block), the
+ * inodes whose link counts or times change.
+ */
+#define VEXFS_CREDITS_CREATE	(VEXFS_CREDITS_NEWINODE + VEXFS_CREDITS_DIRENT + \
+				 VEXFS_CREDITS_INODE)
+#define VEXFS_CREDITS_MKDIR	(VEXFS_CREDITS_CREATE + VEXFS_CREDITS_ALLOC + 2)
+#define VEXFS_CREDITS_SYMLINK	(VEXFS_CREDITS_CREATE + VEXFS_CREDITS_ALLOC)
+#define VEXFS_CREDITS_LINK	(VEXFS_CREDITS_DIRENT + 2 * VEXFS_CREDITS_INODE)
+#define VEXFS_CREDITS_UNLINK	(1 + 2 * VEXFS_CREDITS_INODE)
+/* entry added in the new dir, removed in the old, '..' of a moved dir,
+ * four inodes (two dirs, the moved inode, the replaced one)
+ */
+#define VEXFS_CREDITS_RENAME	(VEXFS_CREDITS_DIRENT + 2 + 4 * VEXFS_CREDITS_INODE)
+
+static int vexfs_create(struct user_namespace *mnt_userns, struct inode *dir,
+			struct dentry *dentry, umode_t mode, bool excl)
+{
+	handle_t *handle = vexfs_journal_start(dir->i_sb, VEXFS_CREDITS_CREATE, 0);
+
+	if (IS_ERR(handle))
+		return PTR_ERR(handle);
+	return vexfs_journal_end(handle, __vexfs_create(mnt_userns, dir, dentry, mode, excl));
+}
+
+static int vexfs_mknod(struct user_namespace *mnt_userns, struct inode *dir,
+		       struct dentry *dentry, umode_t mode, dev_t rdev)
+{
+	handle_t *handle = vexfs_journal_start(dir->i_sb, VEXFS_CREDITS_CREATE, 0);
+
+	if (IS_ERR(handle))
+		return PTR_ERR(handle);
+	return vexfs_journal_end(handle, __vexfs_mknod(mnt_userns, dir, dentry, mode, rdev));
+}
+
+static int vexfs_symlink(struct user_namespace *mnt_userns, struct inode *dir,
+			 struct dentry *dentry, const char *symname)
+{
+	handle_t *handle = vexfs_journal_start(dir->i_sb, VEXFS_CREDITS_SYMLINK, 0);
+
+	if (IS_ERR(handle))
+		return PTR_ERR(handle);
+	return vexfs_journal_end(handle, __vexfs_symlink(mnt_userns, dir, dentry, symname));
+}
+
+static int vexfs_link(struct dentry *old_dentry, struct inode *dir,
+		      struct dentry *dentry)
+{
+	handle_t *handle = vexfs_journal_start(dir->i_sb, VEXFS_CREDITS_LINK, 0);
+
+	if (IS_ERR(handle))
+		return PTR_ERR(handle);
+	return vexfs_journal_end(handle, __vexfs_link(old_dentry, dir, dentry));
+}
+
+static int vexfs_unlink(struct inode *dir, struct dentry *dentry)
+{
+	handle_t *handle = vexfs_journal_start(dir->i_sb, VEXFS_CREDITS_UNLINK, 0);
+
+	if (IS_ERR(handle))
+		return PTR_ERR(handle);
+	return vexfs_journal_end(handle, __vexfs_unlink(dir, dentry));
+}
+
+static int vexfs_mkdir(struct user_namespace *mnt_userns, struct inode *dir,
+		       struct dentry *dentry, umode_t mode)
+{
+	handle_t *handle = vexfs_journal_start(dir->i_sb, VEXFS_CREDITS_MKDIR, 0);
+
+	if (IS_ERR(handle))
+		return PTR_ERR(handle);
+	return vexfs_journal_end(handle, __vexfs_mkdir(mnt_userns, dir, dentry, mode));
+}
+
+static int vexfs_rmdir(struct inode *dir, struct dentry *dentry)
+{
+	handle_t *handle = vexfs_journal_start(dir->i_sb, VEXFS_CREDITS_UNLINK + 1, 0);
+
+	if (IS_ERR(handle))
+		return PTR_ERR(handle);
+	return vexfs_journal_end(handle, __vexfs_rmdir(dir, dentry));
+}
+
+static int vexfs_rename(struct user_namespace *mnt_userns,
+			struct inode *old_dir, struct dentry *old_dentry,
+			struct inode *new_dir, struct dentry *new_dentry,
+			unsigned int flags)
+{
+	handle_t *handle = vexfs_journal_start(old_dir->i_sb, VEXFS_CREDITS_RENAME, 0);
+
+	if (IS_ERR(handle))
+		return PTR_ERR(handle);
+	return vexfs_journal_end(handle, __vexfs_rename(mnt_userns, old_dir, old_dentry,
+					      new_dir, new_dentry, flags));
 }
 
 const struct inode_operations vexfs_dir_inode_operations = {

@@ -146,17 +146,40 @@ static int vexfs_setup_rw(struct super_block *sb)
 	struct vexfs_super_block *vs = sbi->s_vs;
 	u16 state = le16_to_cpu(vs->s_state);
 
-	if (!(state & VEXFS_STATE_CLEAN))
-		vexfs_msg(sb, KERN_WARNING,
-			  "warning: mounting a filesystem that was not cleanly unmounted; running fsck.vexfs is recommended");
-	else if (state & VEXFS_STATE_ERROR)
+	if (!(state & VEXFS_STATE_CLEAN) && !sbi->s_journal) {
+		/*
+		 * Without a journal nothing says the bitmaps match the files
+		 * after a crash: allocating from them could cross-link
+		 * files. Only fsck.vexfs (which marks the filesystem clean)
+		 * or a read-only mount.
+		 */
+		vexfs_msg(sb, KERN_ERR,
+			  "error: the filesystem was not cleanly unmounted and has no journal; run fsck.vexfs, or mount read-only");
+		return -EUCLEAN;
+	}
+	if (state & VEXFS_STATE_ERROR)
 		vexfs_msg(sb, KERN_WARNING,
 			  "warning: mounting a filesystem with errors; running fsck.vexfs is recommended");
 	lock_buffer(sbi->s_sbh);
 	le32_add_cpu(&vs->s_mount_count, 1);
 	vs->s_mount_time = cpu_to_le64(ktime_get_real_seconds());
+	/* the journal may hold transactions from now on (ext4's RECOVER) */
+	if (sbi->s_journal)
+		vs->s_feature_incompat |= cpu_to_le32(VEXFS_FEATURE_INCOMPAT_RECOVER);
 	unlock_buffer(sbi->s_sbh);
 	vexfs_set_clean(sb, false);
+	return vexfs_write_super(sb, true);
+}
+
+/* Clean unmount or remount read-only: the journal is empty from now on. */
+static int vexfs_finish_rw(struct super_block *sb)
+{
+	struct vexfs_super_block *vs = VEXFS_SB(sb)->s_vs;
+
+	lock_buffer(VEXFS_SB(sb)->s_sbh);
+	vs->s_feature_incompat &= ~cpu_to_le32(VEXFS_FEATURE_INCOMPAT_RECOVER);
+	unlock_buffer(VEXFS_SB(sb)->s_sbh);
+	vexfs_set_clean(sb, true);
 	return vexfs_write_super(sb, true);
 }
 
@@ -176,6 +199,8 @@ static struct inode *vexfs_alloc_inode(struct super_block *sb)
 	ei->i_chain_linked = 0;
 	ei->i_chain_dense = true;
 	ei->i_vflags = 0;
+	ei->i_sync_tid = 0;
+	jbd2_journal_init_jbd_inode(&ei->i_jinode, &ei->vfs_inode);
 	atomic_long_inc(&vexfs_nr_inodes);
 	return &ei->vfs_inode;
 }
@@ -189,11 +214,18 @@ static void vexfs_free_inode(struct inode *inode)
 static void vexfs_put_super(struct super_block *sb)
 {
 	struct vexfs_sb_info *sbi = VEXFS_SB(sb);
+	int aborted;
 
 	vexfs_sysfs_unregister_sb(sb);
+	/* checkpoints every committed transaction: the journal is empty */
+	aborted = vexfs_journal_destroy(sb);
 	if (!sb_rdonly(sb)) {
-		vexfs_set_clean(sb, true);
-		vexfs_write_super(sb, true);
+		if (aborted) {
+			/* leave RECOVER set: the next mount replays */
+			vexfs_write_super(sb, true);
+		} else {
+			vexfs_finish_rw(sb);
+		}
 	}
 	/*
 	 * Report a metadata write that failed since the last check and make
@@ -220,8 +252,18 @@ static int vexfs_sync_fs(struct super_block *sb, int wait)
 	if (sb_rdonly(sb))
 		return 0;
 	err = vexfs_write_super(sb, false);
+	/* commit the running transaction (and wait for it with @wait) */
+	err2 = vexfs_journal_commit(sb, wait);
+	err = err ?: err2;
 	if (wait) {
 		err2 = sync_blockdev(sb->s_bdev);
+		err = err ?: err2;
+		/*
+		 * sync(2)/syncfs(2): what was written must survive a power
+		 * cut, so flush the device's write cache (data overwritten in
+		 * place has no commit to carry a flush).
+		 */
+		err2 = blkdev_issue_flush(sb->s_bdev);
 		err = err ?: err2;
 	}
 	err2 = vexfs_check_wb_err(sb);
@@ -254,6 +296,8 @@ static int vexfs_show_options(struct seq_file *seq, struct dentry *root)
 		seq_puts(seq, ",errors=continue");
 	else if (sbi->s_errors_mode == VEXFS_ERRORS_PANIC)
 		seq_puts(seq, ",errors=panic");
+	if (sbi->s_journal && sbi->s_commit_secs != VEXFS_DEFAULT_COMMIT_SECS)
+		seq_printf(seq, ",commit=%u", sbi->s_commit_secs);
 	return 0;
 }
 
@@ -273,9 +317,13 @@ static const struct super_operations vexfs_sops = {
 struct vexfs_fs_context {
 	unsigned int errors_mode;
 	bool errors_set;
+	unsigned int commit_secs;	/* 0: not given */
 };
 
-enum { Opt_errors };
+enum { Opt_errors, Opt_commit };
+
+/* commit=: seconds between journal commits, as ext4 (0 = the default 5) */
+#define VEXFS_MAX_COMMIT_SECS	(INT_MAX / HZ)
 
 static const struct constant_table vexfs_param_errors[] = {
 	{ "continue",	VEXFS_ERRORS_CONTINUE },
@@ -286,6 +334,7 @@ static const struct constant_table vexfs_param_errors[] = {
 
 const struct fs_parameter_spec vexfs_fs_parameters[] = {
 	fsparam_enum("errors", Opt_errors, vexfs_param_errors),
+	fsparam_u32("commit", Opt_commit),
 	{}
 };
 
@@ -301,6 +350,11 @@ static int vexfs_parse_param(struct fs_context *fc, struct fs_parameter *param)
 	if (opt == Opt_errors) {
 		ctx->errors_mode = result.uint_32;
 		ctx->errors_set = true;
+	} else if (opt == Opt_commit) {
+		if (result.uint_32 > VEXFS_MAX_COMMIT_SECS)
+			return invalfc(fc, "commit=%u is more than %u seconds",
+				       result.uint_32, VEXFS_MAX_COMMIT_SECS);
+		ctx->commit_secs = result.uint_32 ?: VEXFS_DEFAULT_COMMIT_SECS;
 	}
 	return 0;
 }
@@ -316,12 +370,15 @@ static const char *vexfs_check_geometry(struct super_block *sb,
 					const struct vexfs_super_block *vs)
 {
 	u64 dev_blocks = bdev_nr_bytes(sb->s_bdev) >> VEXFS_BLOCK_BITS;
-	struct { u64 start, len; } r[3] = {
+	struct { u64 start, len; } r[4] = {
 		{ sbi->s_ibitmap_start, sbi->s_ibitmap_blocks },
 		{ sbi->s_bbitmap_start, sbi->s_bbitmap_blocks },
 		{ sbi->s_itable_start, sbi->s_itable_blocks },
+		{ sbi->s_journal_start, sbi->s_journal_blocks },
 	};
-	int i, j;
+	bool has_journal = le32_to_cpu(vs->s_feature_compat) &
+			   VEXFS_FEATURE_COMPAT_HAS_JOURNAL;
+	int i, j, nr = has_journal ? 4 : 3;
 
 	if (sbi->s_blocks_count < VEXFS_MIN_BLOCKS)
 		return "block count below the minimum";
@@ -344,7 +401,14 @@ static const char *vexfs_check_geometry(struct super_block *sb,
 		return "inode table size does not match the inode count";
 	if (sbi->s_data_start >= sbi->s_blocks_count)
 		return "data region starts past the end";
-	for (i = 0; i < 3; i++) {
+	if (has_journal && sbi->s_journal_blocks < VEXFS_MIN_JOURNAL_BLOCKS)
+		return "journal smaller than jbd2's minimum";
+	if (!has_journal && (sbi->s_journal_start || sbi->s_journal_blocks))
+		return "journal fields set without the HAS_JOURNAL feature";
+	if (!has_journal && (le32_to_cpu(vs->s_feature_incompat) &
+			     VEXFS_FEATURE_INCOMPAT_RECOVER))
+		return "RECOVER set without a journal";
+	for (i = 0; i < nr; i++) {
 		if (r[i].start < 1 || r[i].start >= sbi->s_data_start ||
 		    r[i].len > sbi->s_data_start - r[i].start)
 			return "metadata region outside [1, data_start)";
@@ -376,7 +440,10 @@ static int vexfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		return -ENOMEM;
 	sb->s_fs_info = sbi;
 	mutex_init(&sbi->s_alloc_lock);
+	spin_lock_init(&sbi->s_pending_lock);
+	INIT_LIST_HEAD(&sbi->s_pending_list);
 	sbi->s_errors_mode = ctx->errors_mode;
+	sbi->s_commit_secs = ctx->commit_secs ?: VEXFS_DEFAULT_COMMIT_SECS;
 	vexfs_wb_err_init(sb);
 
 	if (!sb_set_blocksize(sb, VEXFS_BLOCK_SIZE)) {
@@ -442,6 +509,8 @@ static int vexfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sbi->s_ibitmap_blocks = le32_to_cpu(vs->s_ibitmap_blocks);
 	sbi->s_bbitmap_blocks = le32_to_cpu(vs->s_bbitmap_blocks);
 	sbi->s_itable_blocks = le32_to_cpu(vs->s_itable_blocks);
+	sbi->s_journal_start = le64_to_cpu(vs->s_journal_start);
+	sbi->s_journal_blocks = le32_to_cpu(vs->s_journal_blocks);
 	sbi->s_block_goal = sbi->s_data_start;
 	why = vexfs_check_geometry(sb, sbi, vs);
 	if (why) {
@@ -457,6 +526,18 @@ static int vexfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		goto failed_bh;
 	if (le16_to_cpu(vs->s_state) & VEXFS_STATE_ERROR)
 		sbi->s_had_error = true;
+	if (le32_to_cpu(vs->s_feature_compat) & VEXFS_FEATURE_COMPAT_HAS_JOURNAL) {
+		/* replays what the journal holds (before any metadata read) */
+		err = vexfs_journal_load(sb, sbi->s_commit_secs);
+		if (err)
+			goto failed_bh;
+		if (!(le16_to_cpu(vs->s_state) & VEXFS_STATE_CLEAN)) {
+			/* the free counts are not journaled: count them */
+			err = vexfs_recount_free(sb);
+			if (err)
+				goto failed_journal;
+		}
+	}
 
 	sb->s_magic = VEXFS_MAGIC;
 	sb->s_op = &vexfs_sops;
@@ -472,7 +553,7 @@ static int vexfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		err = PTR_ERR(root);
 		vexfs_msg(sb, KERN_ERR, "error: unable to read the root inode (%d); run fsck.vexfs",
 			  err);
-		goto failed_bh;
+		goto failed_journal;
 	}
 	if (!S_ISDIR(root->i_mode) || root->i_nlink < 2) {
 		vexfs_msg(sb, KERN_ERR, "error: corrupt root inode (mode 0%o, links %u); run fsck.vexfs",
@@ -483,7 +564,7 @@ static int vexfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_root = d_make_root(root);
 	if (!sb->s_root) {
 		err = -ENOMEM;
-		goto failed_bh;
+		goto failed_journal;
 	}
 	if (!sb_rdonly(sb)) {
 		err = vexfs_setup_rw(sb);
@@ -498,9 +579,11 @@ static int vexfs_fill_super(struct super_block *sb, struct fs_context *fc)
 failed_dput:
 	dput(sb->s_root);
 	sb->s_root = NULL;
-	goto failed_bh;
+	goto failed_journal;
 failed_root:
 	iput(root);
+failed_journal:
+	vexfs_journal_destroy(sb);
 failed_bh:
 	vexfs_wb_err_destroy(sb);
 	vexfs_brelse(sbi->s_sbh);
@@ -526,12 +609,20 @@ static int vexfs_reconfigure(struct fs_context *fc)
 	sync_filesystem(sb);
 	if (ctx->errors_set)
 		sbi->s_errors_mode = ctx->errors_mode;
+	if (ctx->commit_secs && sbi->s_journal) {
+		sbi->s_commit_secs = ctx->commit_secs;
+		write_lock(&sbi->s_journal->j_state_lock);
+		sbi->s_journal->j_commit_interval = ctx->commit_secs * HZ;
+		write_unlock(&sbi->s_journal->j_state_lock);
+	}
 	if (want_ro == sb_rdonly(sb))
 		return 0;
 	if (want_ro) {
-		/* VFS already synced; write the clean state */
-		vexfs_set_clean(sb, true);
-		return vexfs_write_super(sb, true);
+		/* VFS already synced; empty the journal, write the clean state */
+		err = vexfs_journal_flush(sb);
+		if (err)
+			return err;
+		return vexfs_finish_rw(sb);
 	}
 	if (le32_to_cpu(sbi->s_vs->s_feature_ro_compat) &
 	    ~VEXFS_FEATURE_RO_COMPAT_SUPP) {

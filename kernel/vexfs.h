@@ -19,6 +19,8 @@
 #include <linux/errseq.h>
 #include <linux/spinlock.h>
 #include <linux/fs_parser.h>
+#include <linux/jbd2.h>
+#include <linux/list.h>
 #include "vexfs_fs.h"
 
 #define VEXFS_MODULE_VERSION	"0.2.0"
@@ -64,6 +66,17 @@ struct vexfs_sb_info {
 	atomic_t s_lost_noted;		/* lost writes noted since then */
 	unsigned long *s_bmp_changed;	/* bitmap/itable blocks changed */
 
+	/* journal.c: jbd2, NULL for a filesystem without a journal */
+	journal_t *s_journal;
+	u64 s_journal_start;
+	u32 s_journal_blocks;
+	unsigned int s_commit_secs;	/* commit= mount option */
+	bool s_recovered;		/* the journal was replayed at mount */
+	/* blocks freed by transactions not yet committed (journal.c) */
+	spinlock_t s_pending_lock;
+	struct list_head s_pending_list;
+	unsigned long **s_pending_map;	/* per block bitmap block, or NULL */
+
 	/* /sys/fs/vexfs/<dev>/ */
 	struct kobject s_kobj;
 	struct completion s_kobj_unregister;
@@ -95,6 +108,8 @@ struct vexfs_inode_info {
 	struct vexfs_mext i_ext_inline[VEXFS_INLINE_EXTENTS];
 
 	u32 i_vflags;			/* on-disk i_flags (VEXFS_INODE_FL_*) */
+	struct jbd2_inode i_jinode;	/* ordered data (journal.c) */
+	tid_t i_sync_tid;		/* last transaction changing it */
 	struct timespec64 i_crtime;
 	struct inode vfs_inode;
 };
@@ -144,6 +159,7 @@ void vexfs_note_lost_write(struct super_block *sb, struct buffer_head *bh);
 struct buffer_head *vexfs_bread_meta(struct super_block *sb, u64 blk,
 				     bool trust_disk);
 void vexfs_mark_buffer_dirty(struct super_block *sb, struct buffer_head *bh);
+void vexfs_note_changed(struct super_block *sb, struct buffer_head *bh);
 
 /* Read metadata block @blk; NULL on error (the caller reports it). */
 static inline struct buffer_head *vexfs_bread(struct super_block *sb, u64 blk)
@@ -171,10 +187,47 @@ static inline void vexfs_brelse(struct buffer_head *bh)
 }
 
 /* BH_VexfsVerified: the checksum and structure of this metadata buffer were
- * checked since it was last read from disk.
+ * checked since it was last read from disk. jbd2 owns the state bits from
+ * BH_PrivateStart on; filesystems start at BH_JBDPrivateStart (as ext4).
  */
-enum { BH_VexfsVerified = BH_PrivateStart };
+enum { BH_VexfsVerified = BH_JBDPrivateStart };
 BUFFER_FNS(VexfsVerified, vexfs_verified)
+
+/* journal.c: jbd2 handles and buffers; all no-ops without a journal */
+#define VEXFS_DEFAULT_COMMIT_SECS 5
+/* credits: one operation's worst case of metadata blocks changed */
+#define VEXFS_CREDITS_INODE	1	/* one inode table block */
+/* new blocks: bitmap block(s), up to 2 extent chain blocks, the inode */
+#define VEXFS_CREDITS_ALLOC	5
+/* a directory entry added: the entry block, or a new block + its alloc */
+#define VEXFS_CREDITS_DIRENT	(1 + VEXFS_CREDITS_ALLOC)
+/* a new inode: inode bitmap + its inode table block */
+#define VEXFS_CREDITS_NEWINODE	2
+int vexfs_journal_load(struct super_block *sb, unsigned int commit_secs);
+int vexfs_journal_destroy(struct super_block *sb);
+int vexfs_journal_flush(struct super_block *sb);
+handle_t *vexfs_journal_start(struct super_block *sb, int credits, int revokes);
+int vexfs_journal_stop(handle_t *handle);
+int vexfs_journal_end(handle_t *handle, int err);
+int vexfs_journal_get_write(struct super_block *sb, struct buffer_head *bh);
+int vexfs_journal_get_create(struct super_block *sb, struct buffer_head *bh);
+int vexfs_journal_dirty(struct super_block *sb, struct buffer_head *bh);
+void vexfs_journal_forget(struct super_block *sb, u64 blk);
+int vexfs_journal_ordered(struct inode *inode, loff_t pos, loff_t len);
+void vexfs_journal_release_inode(struct inode *inode);
+void vexfs_journal_note_inode(struct inode *inode);
+int vexfs_journal_sync_inode(struct inode *inode);
+int vexfs_journal_commit(struct super_block *sb, int wait);
+void vexfs_pending_add(struct super_block *sb, u64 start, u64 count);
+unsigned long vexfs_pending_skip(struct super_block *sb, u64 idx,
+				 unsigned long bit, unsigned long lim);
+bool vexfs_pending_test(struct super_block *sb, u64 idx, unsigned long bit);
+bool vexfs_pending_any(struct super_block *sb);
+/* credits to change the bitmaps for freeing or allocating @blocks blocks */
+static inline int vexfs_bitmap_credits(struct super_block *sb, u64 nr_ext)
+{
+	return min_t(u64, VEXFS_SB(sb)->s_bbitmap_blocks, nr_ext + 1);
+}
 
 /* csum.c */
 u32 vexfs_crc32c(const void *buf, size_t len);
@@ -214,6 +267,7 @@ int vexfs_free_blocks(struct super_block *sb, u64 start, u64 count);
 int vexfs_new_ino(struct super_block *sb, u32 goal, u32 *ino);
 int vexfs_free_ino(struct super_block *sb, u32 ino);
 void vexfs_forget_block(struct super_block *sb, u64 blk);
+int vexfs_recount_free(struct super_block *sb);
 
 /* extent.c */
 int vexfs_ext_load(struct inode *inode, const struct vexfs_inode *raw);
@@ -239,6 +293,8 @@ int vexfs_getattr(struct user_namespace *mnt_userns, const struct path *path,
 		  struct kstat *stat, u32 request_mask, unsigned int flags);
 void vexfs_set_inode_ops(struct inode *inode);
 int vexfs_truncate_blocks(struct inode *inode, loff_t size);
+int vexfs_truncate_credits(struct inode *inode);
+int vexfs_truncate_revokes(struct inode *inode);
 
 /* dir.c */
 extern const struct file_operations vexfs_dir_operations;

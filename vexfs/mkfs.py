@@ -16,8 +16,8 @@ Only metadata is written: the superblock, both bitmaps, the inode table
 milliseconds.
 
 Geometry (all computed by ``Geometry.compute``):
-  block 0 superblock, then the inode bitmap, the block bitmap, the inode
-  table, the jbd2 journal, and the data region. The journal's default size
+  block 0 superblock, then the jbd2 journal, the inode bitmap, the block
+  bitmap, the inode table and the data region. The journal's default size
   follows mke2fs (ext2fs_default_journal_size): none below 8 MiB, 4 MiB below
   128 MiB, 16 MiB below 1 GiB, 32 MiB below 2 GiB, 64 MiB below 16 GiB, up
   to 1 GiB; ``-J size=`` sets it, ``-O ^has_journal`` leaves it out. The default inode count is one inode per
@@ -94,7 +94,8 @@ class Geometry:
     def compute(cls, blocks: int, inodes: int | None = None,
                 journal_blocks: int = 0) -> "Geometry":
         """The layout for a device of ``blocks`` blocks; the journal (if
-        ``journal_blocks``) follows the inode table, before the data region."""
+        ``journal_blocks``) follows the superblock, then the bitmaps, the inode
+        table and the data region."""
         if blocks < L.VEXFS_MIN_BLOCKS:
             raise MkfsError(f"device too small: {blocks} blocks of 4 KiB, VexFS needs at "
                             f"least {L.VEXFS_MIN_BLOCKS} ({L.VEXFS_MIN_BLOCKS * BS // 1024} KiB)")
@@ -112,8 +113,12 @@ class Geometry:
         if journal_blocks and not (L.VEXFS_MIN_JOURNAL_BLOCKS <= journal_blocks < 1 << 32):
             raise MkfsError(f"journal of {journal_blocks} blocks: jbd2 needs at least "
                             f"{L.VEXFS_MIN_JOURNAL_BLOCKS} (4 MiB)")
-        journal_start = 1 + ib + bb + it if journal_blocks else 0
-        data_start = 1 + ib + bb + it + journal_blocks
+        # the journal right after the superblock: jbd2 counts a journal on a
+        # device in absolute block numbers from block 0 (s_first, s_maxlen),
+        # and sizes its transactions from s_maxlen, so it must start low
+        journal_start = 1 if journal_blocks else 0
+        j = journal_blocks
+        data_start = 1 + j + ib + bb + it
         # The root directory needs one data block; keep at least as many data
         # blocks as there are inodes, otherwise the inode table is pointless.
         if data_start + 1 > blocks:
@@ -122,8 +127,8 @@ class Geometry:
                                 f"{it} inode-table blocks on {blocks} blocks")
             raise MkfsError(f"{inodes} inodes need {it} inode-table blocks; the device "
                             f"has only {blocks} blocks")
-        return cls(blocks=blocks, inodes=inodes, ibitmap_start=1, ibitmap_blocks=ib,
-                   bbitmap_start=1 + ib, bbitmap_blocks=bb, itable_start=1 + ib + bb,
+        return cls(blocks=blocks, inodes=inodes, ibitmap_start=1 + j, ibitmap_blocks=ib,
+                   bbitmap_start=1 + j + ib, bbitmap_blocks=bb, itable_start=1 + j + ib + bb,
                    itable_blocks=it, data_start=data_start,
                    journal_start=journal_start, journal_blocks=journal_blocks)
 

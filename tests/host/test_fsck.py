@@ -295,8 +295,9 @@ def test_sb_fields_restored(img, fields):
 
 def test_sb_unrecoverable_geometry(img):
     # no layout matches: the bitmaps are gone too
+    ibitmap = L.SuperBlock.unpack(read(img, 0, 256)).s_ibitmap_start
     edit_sb(img, s_itable_blocks=3)
-    patch(img, 1 * BS, b"\0" * 16)
+    patch(img, ibitmap * BS, b"\0" * 16)
     rc, out = fsck(img, "y")
     assert rc == 4 and "no layout matching" in out
 

@@ -81,8 +81,9 @@ def test_fresh_image_contents(tmp_path):
         assert sb.s_magic == L.VEXFS_MAGIC and sb.s_version == 1
         assert sb.label == "data" and bytes(sb.s_uuid) == u.bytes
         assert sb.s_state == L.VEXFS_STATE_CLEAN
-        # 100 MiB: mke2fs's default 4 MiB journal after the inode table
-        assert (sb.s_journal_start, sb.s_journal_blocks) == (403, 1024)
+        # 100 MiB: mke2fs's default 4 MiB journal right after the superblock
+        assert (sb.s_journal_start, sb.s_journal_blocks) == (1, 1024)
+        assert (sb.s_ibitmap_start, sb.s_bbitmap_start, sb.s_itable_start) == (1025, 1026, 1027)
         assert sb.s_data_start == 403 + 1024 == res.geometry.data_start
         assert sb.s_free_blocks == 25600 - 1428 and sb.s_free_inodes == 6399
         assert sb.s_feature_incompat == L.VEXFS_FEATURE_INCOMPAT_EXTENTS
@@ -260,7 +261,9 @@ def test_cli_creates_file_with_size_and_prints_geometry(tmp_path, capsys):
     assert main(["-L", "lab", "-U", "clear", "-N", "100", str(p), "20M"]) == 0
     out = capsys.readouterr().out
     assert "Creating filesystem with 5120 4k blocks" in out and "112 inodes" in out
-    assert "Inode table:   blocks 3-9" in out
+    # the 4 MiB journal follows the superblock, then bitmaps and inode table
+    assert "Journal:       blocks 1-1024 (4 MiB, jbd2)" in out
+    assert "Inode table:   blocks 1027-1033" in out
     with Image(p) as im:
         assert im.sb.label == "lab" and bytes(im.sb.s_uuid) == bytes(16)
         assert im.sb.s_inodes_count == 112
@@ -361,7 +364,8 @@ def test_journal_superblock_is_valid_jbd2_v2(tmp_path):
         jsb = J.read_journal_superblock(raw)
         assert jsb.s_header.h_magic == J.JBD2_MAGIC_NUMBER
         assert jsb.s_header.h_blocktype == J.JBD2_SUPERBLOCK_V2
-        assert (jsb.s_blocksize, jsb.s_maxlen, jsb.s_first) == (BS, 1024, 1)
+        # absolute block numbers, as jbd2 reads a journal on a device
+        assert (jsb.s_blocksize, jsb.s_maxlen, jsb.s_first) == (BS, 1 + 1024, 2)
         assert jsb.s_start == 0 and jsb.s_sequence == 1 and jsb.s_nr_users == 1
         assert jsb.s_feature_incompat == J.VEXFS_JOURNAL_INCOMPAT
         assert jsb.s_checksum_type == J.JBD2_CRC32C_CHKSUM

@@ -139,7 +139,7 @@ def make_journal_superblock(geom: JournalGeometry, uuid: bytes,
     if geom.blocks < JBD2_MIN_JOURNAL_BLOCKS:
         raise ValueError(f"journal of {geom.blocks} blocks: jbd2 needs at least "
                          f"{JBD2_MIN_JOURNAL_BLOCKS}")
-    if geom.blocks >= 1 << 32:
+    if geom.start_block + geom.blocks >= 1 << 32:
         raise ValueError("journal too large for jbd2 (32-bit s_maxlen)")
     if len(uuid) != 16:
         raise ValueError("uuid must be 16 bytes")
@@ -147,9 +147,13 @@ def make_journal_superblock(geom: JournalGeometry, uuid: bytes,
     jsb.s_header.h_magic = JBD2_MAGIC_NUMBER
     jsb.s_header.h_blocktype = JBD2_SUPERBLOCK_V2
     jsb.s_header.h_sequence = 0
+    # jbd2 numbers the blocks of a journal on a block device (the kernel
+    # opens it with jbd2_journal_init_dev) from the start of the device:
+    # s_first and s_maxlen are absolute filesystem block numbers, the log
+    # being [s_first, s_maxlen) and the superblock at start_block
     jsb.s_blocksize = geom.block_size
-    jsb.s_maxlen = geom.blocks
-    jsb.s_first = 1
+    jsb.s_maxlen = geom.start_block + geom.blocks
+    jsb.s_first = geom.start_block + 1
     jsb.s_sequence = sequence
     jsb.s_start = 0
     jsb.s_errno = 0

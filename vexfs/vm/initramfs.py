@@ -27,8 +27,12 @@ BUSYBOX = Path("/bin/busybox")
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 
 # Modules the initramfs loads itself (the rest come from the shared root via
-# modprobe). The dependency closure is taken from modules.dep.
-BOOT_MODULES = ["virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_console"]
+# modprobe). The dependency closure is taken from modules.dep. jbd2 (and the
+# crc32c its journal checksums use) is loaded at boot as on a distribution
+# with an ext4 root: vexfs.ko depends on jbd2, and the spec loads it with a
+# plain `insmod /tmp/vexfs.ko`.
+BOOT_MODULES = ["virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_console",
+                "crc32c_generic", "jbd2"]
 
 
 class CpioWriter:
