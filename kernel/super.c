@@ -252,8 +252,15 @@ static int vexfs_sync_fs(struct super_block *sb, int wait)
 	if (sb_rdonly(sb))
 		return 0;
 	err = vexfs_write_super(sb, false);
-	/* commit the running transaction (and wait for it with @wait) */
-	err2 = vexfs_journal_commit(sb, wait);
+	/*
+	 * Without @wait: start the commit of the running transaction. With
+	 * @wait (sync(2), syncfs(2)): commit it and write everything in
+	 * place, so that sync leaves the journal empty (clean on disk).
+	 */
+	if (wait)
+		err2 = vexfs_journal_flush(sb);
+	else
+		err2 = vexfs_journal_commit(sb, 0);
 	err = err ?: err2;
 	if (wait) {
 		err2 = sync_blockdev(sb->s_bdev);
