@@ -12,7 +12,7 @@ VENV := .venv
 VEXFS := $(VENV)/bin/vexfs
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup run test test-host module sparse checkpatch clean
+.PHONY: setup run test test-host module sparse checkpatch clean deb
 
 setup:
 	@command -v $(PYTHON) >/dev/null || (apt-get update -qq && apt-get install -y -qq python3 python3-venv)
@@ -43,3 +43,6 @@ checkpatch:
 clean:
 	$(MAKE) -C kernel clean || true
 	rm -rf .cache results logs
+
+deb: setup
+	$(VENV)/bin/python tools/mkdeb.py

@@ -22,7 +22,9 @@
 #include "vexfs_fs.h"
 #include "compat.h"
 
-#define VEXFS_MODULE_VERSION	"0.2.0"
+#ifndef VEXFS_MODULE_VERSION	/* from kernel/VERSION, by Kbuild */
+#error "VEXFS_MODULE_VERSION must come from kernel/VERSION (build with Kbuild)"
+#endif
 
 /* errors= mount option: what to do when corruption is detected */
 enum vexfs_errors_mode {

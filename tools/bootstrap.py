@@ -48,6 +48,11 @@ APT_PACKAGES = {
     "xz-utils": "unpacking Debian packages",
     "linux-source-6.1": "scripts/checkpatch.pl for the kernel style check",
     "linux-headers-amd64": "headers of the current Debian kernel, to build vexfs.ko",
+    "zstd": "unpacking the 6.12 kernels' vmlinux (zstd-compressed) for a fast PVH boot",
+    "dkms": "building vexfs.ko from the vexfs-dkms package (tests/vm/test_packages.py)",
+    "python3-click": "vexfs-tools package dependency (installed in a guest by a VM test)",
+    "python3-numpy": "vexfs-tools package dependency (installed in a guest by a VM test)",
+    "python3-crc32c": "vexfs-tools package dependency (installed in a guest by a VM test)",
 }
 
 log = logging.getLogger("bootstrap")

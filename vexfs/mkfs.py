@@ -42,6 +42,7 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass
 
+from vexfs import __version__
 from vexfs import layout as L
 from vexfs.fs.journal import JournalGeometry, default_journal_blocks, format_journal
 from vexfs.image import Device, make_dir_block
@@ -606,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return 0 if e.code == 0 else 1
     if args.version:
-        print("mkfs.vexfs (vexfs) 0.1.0, on-disk format version "
+        print(f"mkfs.vexfs (vexfs) {__version__}, on-disk format version "
               f"{L.VEXFS_FORMAT_VERSION}")
         return 0
     if not args.device:
@@ -632,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mkfs.vexfs: {args.device}: {e.strerror or e}", file=sys.stderr)
         return 1
     if not args.quiet:
-        print(f"mkfs.vexfs 0.1.0 (format version {L.VEXFS_FORMAT_VERSION})")
+        print(f"mkfs.vexfs {__version__} (format version {L.VEXFS_FORMAT_VERSION})")
         print(describe(res))
     return 0
 

@@ -91,7 +91,8 @@ def figures(scenario: ScenarioResult, limit: int = FIGURES_PER_CELL) -> dict[str
 
 
 def cell_for(scenario: ScenarioResult, run_dir: str) -> Cell:
-    transcript = next((p for p in scenario.logs if p.endswith(".log") and "/" not in p), "")
+    # The runner writes every scenario's transcript as <run>/<id>.log.
+    transcript = next((p for p in scenario.logs if p == f"{scenario.id}.log"), f"{scenario.id}.log")
     return Cell(status=scenario.status.value, duration_s=round(scenario.duration_s, 1),
                 criteria_passed=sum(1 for c in scenario.criteria if c.passed),
                 criteria_total=len(scenario.criteria), figures=figures(scenario),
