@@ -1164,3 +1164,58 @@ def test_garbage_over_root_block_rebuilds_dots_and_one_lost_found(tmp_path):
         assert (c.vectors == vecs).all()
         assert cpath.startswith("/lost+found/#")
         assert f"inode {cpath.split('#')[1].split('/')[0]}" in out
+
+
+# -- issue 13 defect 6 (fsck part): -V, -v as the passes run, Ctrl-C -> 32 ----------------
+
+
+def test_version_flag(capsys):
+    from vexfs.fsck import main
+    assert main(["-V"]) == 0
+    assert "fsck.vexfs (vexfs)" in capsys.readouterr().out
+
+
+def test_verbose_prints_each_pass_as_it_runs(img):
+    """A check that stops in pass 2 (root inode cleared) shows the headers of
+    passes 1 and 2 only: they are printed when each pass starts."""
+    rc, out = fsck(img, "n")
+    assert rc == 0
+    buf = io.StringIO()
+    assert run_fsck(str(img), "n", verbose=True, out=buf) == 0
+    heads = [ln for ln in buf.getvalue().splitlines() if ln.startswith("Pass ")]
+    assert heads == [f"Pass {n}:" + ln.split(":", 1)[1] for n, ln in
+                     zip(range(1, 8), heads)] and len(heads) == 7
+    edit_inode(img, 1, i_mode=0)
+    buf = io.StringIO()
+    assert run_fsck(str(img), "n", verbose=True, out=buf) == 4
+    heads = [ln.split(":")[0] for ln in buf.getvalue().splitlines() if ln.startswith("Pass ")]
+    assert heads == ["Pass 1", "Pass 2"]
+
+
+def test_ctrl_c_exits_32(img, monkeypatch, capsys):
+    from vexfs import fsck as fsck_pkg
+    from vexfs.fsck import checker
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(checker.Checker, "check", interrupted)
+    assert fsck_pkg.main(["-n", str(img)]) == 32
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_problem_table_is_complete_and_documented():
+    """Every code the checker can raise is a row; docs/format.md holds the
+    generated table (regenerate: python -m vexfs.fsck.problems --update docs/format.md)."""
+    import re
+    from vexfs.fsck.problems import PROBLEMS, render_doc
+    src = "".join((Path(__file__).parents[2] / "vexfs" / "fsck" / f).read_text()
+                  for f in ("checker.py", "cli.py"))
+    used = set(re.findall(r'(?:add|problem|_inode_problem\(info,)\(?\s*"([a-z_]+\.[a-z_]+)"',
+                          src))
+    used |= {f"bitmap.{w}_marked_{s}" for w in ("block", "inode") for s in ("free", "used")}
+    used |= {"sb.free_blocks", "sb.free_inodes"}
+    assert used <= set(PROBLEMS), used - set(PROBLEMS)
+    doc = (Path(__file__).parents[2] / "docs" / "format.md").read_text()
+    assert render_doc(doc) == doc, "docs/format.md problem table is stale: run " \
+        "python -m vexfs.fsck.problems --update docs/format.md"
