@@ -1,7 +1,8 @@
 """mkfs.vexfs: create a VexFS filesystem on a block device or an image file.
 
-    mkfs.vexfs [-L label] [-U uuid|random|time|clear] [-N inodes] [-f] [-q] [-n]
-               [-d DIR [--npy-collections]] [-V] DEVICE|FILE [SIZE]
+    mkfs.vexfs [-L label] [-U uuid|random|time|clear] [-N inodes] [-J size=MiB]
+               [-O ^has_journal] [-f] [-q] [-n] [-d DIR [--npy-collections]] [-V]
+               DEVICE|FILE [SIZE]
 
 e2fsprogs conventions: refuses to overwrite an existing filesystem signature
 or partition table unless -f, refuses a mounted (in any mount namespace) or
@@ -15,6 +16,13 @@ geometry, the -d tree fitting): a refused run changes nothing, not even the
 size of the file, and -n runs the very same checks and prints the same
 geometry. Only then does ``execute`` create or resize the file and format
 it through the core library (``vexfs.fs.format``, ``vexfs.fs.populate``).
+
+The layout (``vexfs.fs.geometry``): block 0 superblock, the inode bitmap, the
+block bitmap, the inode table, the jbd2 journal and the data region. The
+journal's default size follows mke2fs (ext2fs_default_journal_size): none
+below 8 MiB, 4 MiB below 128 MiB, 16 MiB below 1 GiB, 32 MiB below 2 GiB,
+64 MiB below 16 GiB, up to 1 GiB; ``-J size=`` sets it, ``-O ^has_journal``
+leaves it out. The default inode count is one inode per 16 KiB of device.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from dataclasses import dataclass, field
 from vexfs import layout as L
 from vexfs.fs.blockdev import Device, in_use_by, mounted_at
 from vexfs.fs.errors import FormatError, ImageError
-from vexfs.fs.format import FormatResult, format_device
+from vexfs.fs.format import FormatOptions, FormatResult, format_device, journal_blocks_for
 from vexfs.fs.geometry import BYTES_PER_INODE, MAX_INODES, MIN_INODES, Geometry
 from vexfs.fs.signatures import probe_signatures
 
@@ -45,7 +53,7 @@ MkfsError = FormatError
 
 __all__ = ["BYTES_PER_INODE", "MAX_INODES", "MIN_INODES", "Geometry", "MkfsError",
            "MkfsResult", "describe", "format_device", "main", "mkfs", "mounted_at",
-           "parse_size", "parse_uuid", "plan"]
+           "parse_journal_options", "parse_size", "parse_uuid", "plan", "journal_blocks_for"]
 
 
 def parse_size(text: str) -> int:
@@ -93,13 +101,16 @@ class Plan:
     uuid: bytes
     label: str
     inodes: int | None
+    journal_mib: int | None = None
+    journal: bool = True
     warnings: list[str] = field(default_factory=list)
     tree: object | None = None       # populate.TreePlan
 
 
 def plan(path: str, label: str = "", uuid: str | None = None, inodes: int | None = None,
          force: bool = False, size: int | None = None, source_dir: str | None = None,
-         npy_collections: bool = False) -> Plan:
+         npy_collections: bool = False, journal_mib: int | None = None,
+         journal: bool = True) -> Plan:
     """Every check mkfs makes, without writing anything (-n stops here)."""
     if len(label.encode()) > L.VEXFS_LABEL_LEN:
         raise MkfsError(f"label is {len(label.encode())} bytes; at most {L.VEXFS_LABEL_LEN}")
@@ -158,7 +169,8 @@ def plan(path: str, label: str = "", uuid: str | None = None, inodes: int | None
     target = size if size is not None else old_size
     if target % BS:
         warnings.append(f"ignoring the last {target % BS} bytes (not a whole 4 KiB block)")
-    geo = Geometry.compute(target // BS, inodes)
+    geo = FormatOptions(label, uuid_bytes, inodes, journal_mib=journal_mib,
+                        journal=journal).validate(target)
     tree = None
     if source_dir is not None:
         from vexfs.fs.populate import plan_tree
@@ -172,7 +184,7 @@ def plan(path: str, label: str = "", uuid: str | None = None, inodes: int | None
             raise MkfsError(f"{source_dir} needs about {tree.blocks} blocks; the "
                             f"filesystem has {free_blocks} free (give a larger SIZE)")
     return Plan(path, exists, is_block, old_size, target, geo, uuid_bytes, label, inodes,
-                warnings, tree)
+                journal_mib, journal, warnings, tree)
 
 
 def execute(p: Plan) -> MkfsResult:
@@ -195,7 +207,8 @@ def execute(p: Plan) -> MkfsResult:
             raise MkfsError(f"cannot open {p.path}: {e.strerror}") from None
         with dev:
             dev.size = p.size
-            res: FormatResult = format_device(dev, p.uuid, p.label, p.inodes)
+            res: FormatResult = format_device(dev, p.uuid, p.label, p.inodes,
+                                              journal_mib=p.journal_mib, journal=p.journal)
         populated = 0
         if p.tree is not None:
             from vexfs.fs.filesystem import Image
@@ -221,9 +234,38 @@ def execute(p: Plan) -> MkfsResult:
 
 def mkfs(path: str, label: str = "", uuid: str | None = None, inodes: int | None = None,
          force: bool = False, size: int | None = None, source_dir: str | None = None,
-         npy_collections: bool = False) -> MkfsResult:
+         npy_collections: bool = False, journal_mib: int | None = None,
+         journal: bool = True) -> MkfsResult:
     """Format ``path`` with all of mkfs.vexfs's safety checks."""
-    return execute(plan(path, label, uuid, inodes, force, size, source_dir, npy_collections))
+    return execute(plan(path, label, uuid, inodes, force, size, source_dir, npy_collections,
+                        journal_mib, journal))
+
+
+def parse_journal_options(j_opts: str | None, features: str | None
+                          ) -> tuple[int | None, bool]:
+    """(journal size in MiB or None for the default, whether to make one)
+    from mke2fs-style ``-J size=N`` and ``-O [^]has_journal``."""
+    journal = True
+    for feat in (features or "").split(","):
+        feat = feat.strip()
+        if not feat:
+            continue
+        if feat in ("^has_journal", "-has_journal"):
+            journal = False
+        elif feat not in ("has_journal", "+has_journal"):
+            raise MkfsError(f"unknown feature {feat!r} (known: has_journal, ^has_journal)")
+    mib = None
+    for opt in (j_opts or "").split(","):
+        opt = opt.strip()
+        if not opt:
+            continue
+        key, _, value = opt.partition("=")
+        if key != "size" or not value.isdigit():
+            raise MkfsError(f"bad journal option {opt!r} (use -J size=MiB)")
+        mib = int(value)
+    if mib is not None and not journal:
+        raise MkfsError("-J size= and -O ^has_journal contradict each other")
+    return mib, journal
 
 
 def describe(res: MkfsResult, dry_run: bool = False) -> str:
@@ -241,6 +283,9 @@ def describe(res: MkfsResult, dry_run: bool = False) -> str:
         f"Block bitmap:  blocks {g.bbitmap_start}-{g.bbitmap_start + g.bbitmap_blocks - 1}",
         f"Inode table:   blocks {g.itable_start}-{g.itable_start + g.itable_blocks - 1} "
         f"({L.VEXFS_INODES_PER_BLOCK} inodes per block)",
+        (f"Journal:       blocks {g.journal_start}-{g.journal_start + g.journal_blocks - 1} "
+         f"({g.journal_blocks * BS >> 20} MiB, jbd2)" if g.journal_blocks
+         else "Journal:       none"),
         f"Data blocks:   {g.data_start}-{g.blocks - 1} ({g.blocks - g.data_start} blocks, "
         f"{g.blocks - g.data_start - 1} free)",
     ]
@@ -263,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="filesystem UUID: a UUID, 'random' (default), 'time' or 'clear'")
     p.add_argument("-N", dest="inodes", type=int, default=None,
                    help=f"number of inodes (default: one per {BYTES_PER_INODE // 1024} KiB)")
+    p.add_argument("-J", dest="journal_opts", default=None, metavar="size=MiB",
+                   help="journal options: size=N (MiB; default scaled with the device "
+                        "as mke2fs: none below 8 MiB, 4 MiB up to 128 MiB, ..., 1 GiB)")
+    p.add_argument("-O", dest="features", default=None, metavar="^has_journal",
+                   help="features: '^has_journal' makes a filesystem without a journal "
+                        "(the format of mkfs.vexfs before journaling)")
     p.add_argument("-f", dest="force", action="store_true",
                    help="overwrite an existing filesystem or partition table signature")
     p.add_argument("-q", dest="quiet", action="store_true",
@@ -300,9 +351,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         size = parse_size(args.size) if args.size else None
+        journal_mib, journal = parse_journal_options(args.journal_opts, args.features)
         p = plan(args.device, label=args.label, uuid=args.uuid, inodes=args.inodes,
                  force=args.force, size=size, source_dir=args.source_dir,
-                 npy_collections=args.npy_collections)
+                 npy_collections=args.npy_collections, journal_mib=journal_mib,
+                 journal=journal)
         for w in p.warnings:
             print(f"mkfs.vexfs: warning: {w}", file=sys.stderr)
         if args.dry_run:

@@ -1,8 +1,8 @@
 """Filesystem geometry (where each region lives) and superblock validation.
 
-mkfs.vexfs's layout is a pure function of (blocks_count, inodes_count):
-block 0 superblock, then the inode bitmap, the block bitmap, the inode table
-and the data region. The default inode count is one inode per 16 KiB of
+mkfs.vexfs's layout is a pure function of (blocks_count, inodes_count,
+journal_blocks): block 0 superblock, then the inode bitmap, the block bitmap,
+the inode table, the jbd2 journal (if any) and the data region. The default inode count is one inode per 16 KiB of
 device (``BYTES_PER_INODE``), rounded up to a whole inode-table block (16
 inodes), at least 16, and at most 2^32 - 16.
 """
@@ -34,6 +34,8 @@ class Geometry:
     itable_start: int
     itable_blocks: int
     data_start: int
+    journal_start: int = 0
+    journal_blocks: int = 0
 
     @property
     def root_dir_block(self) -> int:
@@ -44,7 +46,10 @@ class Geometry:
         return self.data_start
 
     @classmethod
-    def compute(cls, blocks: int, inodes: int | None = None) -> Geometry:
+    def compute(cls, blocks: int, inodes: int | None = None,
+                journal_blocks: int = 0) -> Geometry:
+        """The layout for a device of ``blocks`` blocks; the journal (if
+        ``journal_blocks``) follows the inode table, before the data region."""
         if blocks < L.VEXFS_MIN_BLOCKS:
             raise FormatError(f"device too small: {blocks} blocks of 4 KiB, VexFS needs at "
                               f"least {L.VEXFS_MIN_BLOCKS} "
@@ -60,13 +65,22 @@ class Geometry:
         ib = L.ibitmap_blocks_for(inodes)
         bb = L.bbitmap_blocks_for(blocks)
         it = L.itable_blocks_for(inodes)
-        data_start = 1 + ib + bb + it
+        if journal_blocks and not (L.VEXFS_MIN_JOURNAL_BLOCKS <= journal_blocks < 1 << 32):
+            raise FormatError(f"journal of {journal_blocks} blocks: jbd2 needs at least "
+                              f"{L.VEXFS_MIN_JOURNAL_BLOCKS} (4 MiB)")
+        journal_start = 1 + ib + bb + it if journal_blocks else 0
+        data_start = 1 + ib + bb + it + journal_blocks
+        # the root directory needs one data block
         if data_start + 1 > blocks:
+            if journal_blocks:
+                raise FormatError(f"a journal of {journal_blocks} blocks does not fit beside "
+                                  f"{it} inode-table blocks on {blocks} blocks")
             raise FormatError(f"{inodes} inodes need {it} inode-table blocks; the device "
                               f"has only {blocks} blocks")
         return cls(blocks=blocks, inodes=inodes, ibitmap_start=1, ibitmap_blocks=ib,
                    bbitmap_start=1 + ib, bbitmap_blocks=bb, itable_start=1 + ib + bb,
-                   itable_blocks=it, data_start=data_start)
+                   itable_blocks=it, data_start=data_start,
+                   journal_start=journal_start, journal_blocks=journal_blocks)
 
     @classmethod
     def of_superblock(cls, sb: L.SuperBlock) -> Geometry:
@@ -74,7 +88,8 @@ class Geometry:
                    ibitmap_start=sb.s_ibitmap_start, ibitmap_blocks=sb.s_ibitmap_blocks,
                    bbitmap_start=sb.s_bbitmap_start, bbitmap_blocks=sb.s_bbitmap_blocks,
                    itable_start=sb.s_itable_start, itable_blocks=sb.s_itable_blocks,
-                   data_start=sb.s_data_start)
+                   data_start=sb.s_data_start, journal_start=sb.s_journal_start,
+                   journal_blocks=sb.s_journal_blocks)
 
 
 def make_superblock(geo: Geometry, uuid: bytes, label: str, now: int,
@@ -82,7 +97,9 @@ def make_superblock(geo: Geometry, uuid: bytes, label: str, now: int,
     lab = label.encode()
     sb = L.SuperBlock(
         s_magic=L.VEXFS_MAGIC, s_version=L.VEXFS_FORMAT_VERSION,
-        s_feature_compat=0, s_feature_incompat=L.VEXFS_FEATURE_INCOMPAT_EXTENTS,
+        s_feature_compat=L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL if geo.journal_blocks else 0,
+        s_journal_start=geo.journal_start, s_journal_blocks=geo.journal_blocks,
+        s_feature_incompat=L.VEXFS_FEATURE_INCOMPAT_EXTENTS,
         s_feature_ro_compat=L.VEXFS_FEATURE_RO_COMPAT_COLLECTIONS,
         s_block_size=BS, s_blocks_count=geo.blocks,
         s_free_blocks=geo.blocks - used_blocks,
@@ -167,6 +184,17 @@ def superblock_problems(sb: L.SuperBlock, device_blocks: int | None) -> list[str
     regions = [("inode bitmap", sb.s_ibitmap_start, sb.s_ibitmap_blocks),
                ("block bitmap", sb.s_bbitmap_start, sb.s_bbitmap_blocks),
                ("inode table", sb.s_itable_start, sb.s_itable_blocks)]
+    if sb.s_feature_compat & L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL:
+        if sb.s_journal_blocks < L.VEXFS_MIN_JOURNAL_BLOCKS:
+            p.append(f"journal is {sb.s_journal_blocks} blocks; jbd2 needs at least "
+                     f"{L.VEXFS_MIN_JOURNAL_BLOCKS}")
+        regions.append(("journal", sb.s_journal_start, sb.s_journal_blocks))
+    elif sb.s_journal_start or sb.s_journal_blocks:
+        p.append(f"journal fields set ({sb.s_journal_start}, {sb.s_journal_blocks}) "
+                 "without the HAS_JOURNAL feature")
+    if sb.s_feature_incompat & L.VEXFS_FEATURE_INCOMPAT_RECOVER and \
+            not sb.s_feature_compat & L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL:
+        p.append("RECOVER is set but the filesystem has no journal")
     for name, start, count in regions:
         if start < 1 or start + count > sb.s_data_start:
             p.append(f"{name} [{start}, {start + count}) is not between the "
