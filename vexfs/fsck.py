@@ -1143,7 +1143,9 @@ def rebuild_superblock(sb: L.SuperBlock, dev: Device
             if not 0 < blocks <= dev_blocks or not 0 < inodes < 2**32:
                 continue
             try:
-                g = Geometry.compute(blocks, inodes)
+                g = Geometry.compute(blocks, inodes, int(sb.s_journal_blocks) if
+                                     sb.s_feature_compat & L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL
+                                     else 0)
             except MkfsError:
                 continue
             if g.inodes != inodes:
@@ -1155,6 +1157,8 @@ def rebuild_superblock(sb: L.SuperBlock, dev: Device
                     ("s_bbitmap_start", g.bbitmap_start), ("s_bbitmap_blocks", g.bbitmap_blocks),
                     ("s_itable_start", g.itable_start), ("s_itable_blocks", g.itable_blocks),
                     ("s_data_start", g.data_start), ("s_block_size", BS),
+                    ("s_journal_start", g.journal_start),
+                    ("s_journal_blocks", g.journal_blocks),
                     ("s_inode_size", L.VEXFS_INODE_SIZE), ("s_root_ino", L.VEXFS_ROOT_INO)):
                 setattr(cand, field_name, value)
             cand.s_feature_incompat |= L.VEXFS_FEATURE_INCOMPAT_EXTENTS

@@ -157,6 +157,17 @@ def superblock_problems(sb: L.SuperBlock, device_blocks: int | None) -> list[str
     regions = [("inode bitmap", sb.s_ibitmap_start, sb.s_ibitmap_blocks),
                ("block bitmap", sb.s_bbitmap_start, sb.s_bbitmap_blocks),
                ("inode table", sb.s_itable_start, sb.s_itable_blocks)]
+    if sb.s_feature_compat & L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL:
+        if sb.s_journal_blocks < L.VEXFS_MIN_JOURNAL_BLOCKS:
+            p.append(f"journal is {sb.s_journal_blocks} blocks; jbd2 needs at least "
+                     f"{L.VEXFS_MIN_JOURNAL_BLOCKS}")
+        regions.append(("journal", sb.s_journal_start, sb.s_journal_blocks))
+    elif sb.s_journal_start or sb.s_journal_blocks:
+        p.append(f"journal fields set ({sb.s_journal_start}, {sb.s_journal_blocks}) "
+                 "without the HAS_JOURNAL feature")
+    if sb.s_feature_incompat & L.VEXFS_FEATURE_INCOMPAT_RECOVER and \
+            not sb.s_feature_compat & L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL:
+        p.append("RECOVER is set but the filesystem has no journal")
     for name, start, count in regions:
         if start < 1 or start + count > sb.s_data_start:
             p.append(f"{name} [{start}, {start + count}) is not between the "

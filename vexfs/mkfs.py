@@ -1,7 +1,7 @@
 """mkfs.vexfs: create a VexFS filesystem on a block device or an image file.
 
-    mkfs.vexfs [-L label] [-U uuid|random|time|clear] [-N inodes] [-f] [-q] [-n]
-               DEVICE|FILE [SIZE]
+    mkfs.vexfs [-L label] [-U uuid|random|time|clear] [-N inodes] [-J size=MiB]
+               [-O ^has_journal] [-f] [-q] [-n] DEVICE|FILE [SIZE]
 
 e2fsprogs conventions: refuses to overwrite an existing filesystem signature
 or partition table unless -f, refuses a mounted (or otherwise exclusively
@@ -17,7 +17,10 @@ milliseconds.
 
 Geometry (all computed by ``Geometry.compute``):
   block 0 superblock, then the inode bitmap, the block bitmap, the inode
-  table, and the data region. The default inode count is one inode per
+  table, the jbd2 journal, and the data region. The journal's default size
+  follows mke2fs (ext2fs_default_journal_size): none below 8 MiB, 4 MiB below
+  128 MiB, 16 MiB below 1 GiB, 32 MiB below 2 GiB, 64 MiB below 16 GiB, up
+  to 1 GiB; ``-J size=`` sets it, ``-O ^has_journal`` leaves it out. The default inode count is one inode per
   16 KiB of device (``BYTES_PER_INODE``), rounded up to a whole inode-table
   block (16 inodes), at least 16, and at most 2^32 - 16.
 """
@@ -40,6 +43,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 
 from vexfs import layout as L
+from vexfs.fs.journal import JournalGeometry, default_journal_blocks, format_journal
 from vexfs.image import Device, make_dir_block
 
 log = logging.getLogger(__name__)
@@ -75,6 +79,8 @@ class Geometry:
     itable_start: int
     itable_blocks: int
     data_start: int
+    journal_start: int = 0
+    journal_blocks: int = 0
 
     @property
     def root_dir_block(self) -> int:
@@ -85,7 +91,10 @@ class Geometry:
         return self.data_start
 
     @classmethod
-    def compute(cls, blocks: int, inodes: int | None = None) -> "Geometry":
+    def compute(cls, blocks: int, inodes: int | None = None,
+                journal_blocks: int = 0) -> "Geometry":
+        """The layout for a device of ``blocks`` blocks; the journal (if
+        ``journal_blocks``) follows the inode table, before the data region."""
         if blocks < L.VEXFS_MIN_BLOCKS:
             raise MkfsError(f"device too small: {blocks} blocks of 4 KiB, VexFS needs at "
                             f"least {L.VEXFS_MIN_BLOCKS} ({L.VEXFS_MIN_BLOCKS * BS // 1024} KiB)")
@@ -100,15 +109,23 @@ class Geometry:
         ib = L.ibitmap_blocks_for(inodes)
         bb = L.bbitmap_blocks_for(blocks)
         it = L.itable_blocks_for(inodes)
-        data_start = 1 + ib + bb + it
+        if journal_blocks and not (L.VEXFS_MIN_JOURNAL_BLOCKS <= journal_blocks < 1 << 32):
+            raise MkfsError(f"journal of {journal_blocks} blocks: jbd2 needs at least "
+                            f"{L.VEXFS_MIN_JOURNAL_BLOCKS} (4 MiB)")
+        journal_start = 1 + ib + bb + it if journal_blocks else 0
+        data_start = 1 + ib + bb + it + journal_blocks
         # The root directory needs one data block; keep at least as many data
         # blocks as there are inodes, otherwise the inode table is pointless.
         if data_start + 1 > blocks:
+            if journal_blocks:
+                raise MkfsError(f"a journal of {journal_blocks} blocks does not fit beside "
+                                f"{it} inode-table blocks on {blocks} blocks")
             raise MkfsError(f"{inodes} inodes need {it} inode-table blocks; the device "
                             f"has only {blocks} blocks")
         return cls(blocks=blocks, inodes=inodes, ibitmap_start=1, ibitmap_blocks=ib,
                    bbitmap_start=1 + ib, bbitmap_blocks=bb, itable_start=1 + ib + bb,
-                   itable_blocks=it, data_start=data_start)
+                   itable_blocks=it, data_start=data_start,
+                   journal_start=journal_start, journal_blocks=journal_blocks)
 
 
 # --------------------------------------------------------------------------
@@ -156,7 +173,9 @@ def make_superblock(geo: Geometry, uuid: bytes, label: str, now: int,
     lab = label.encode()
     sb = L.SuperBlock(
         s_magic=L.VEXFS_MAGIC, s_version=L.VEXFS_FORMAT_VERSION,
-        s_feature_compat=0, s_feature_incompat=L.VEXFS_FEATURE_INCOMPAT_EXTENTS,
+        s_feature_compat=L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL if geo.journal_blocks else 0,
+        s_journal_start=geo.journal_start, s_journal_blocks=geo.journal_blocks,
+        s_feature_incompat=L.VEXFS_FEATURE_INCOMPAT_EXTENTS,
         s_feature_ro_compat=L.VEXFS_FEATURE_RO_COMPAT_COLLECTIONS,
         s_block_size=BS, s_blocks_count=geo.blocks,
         s_free_blocks=geo.blocks - used_blocks,
@@ -383,14 +402,33 @@ class MkfsResult:
     seconds: float
 
 
+def journal_blocks_for(blocks: int, journal_mib: int | None = None,
+                       journal: bool = True) -> int:
+    """Journal blocks for a device: none with ``journal=False``, ``journal_mib``
+    MiB if given, else mke2fs's default for the size (none below 8 MiB)."""
+    if not journal:
+        return 0
+    if journal_mib is None:
+        return default_journal_blocks(blocks)
+    want = journal_mib * (1 << 20) // BS
+    if want < L.VEXFS_MIN_JOURNAL_BLOCKS:
+        raise MkfsError(f"journal size {journal_mib} MiB is below jbd2's minimum of "
+                        f"{L.VEXFS_MIN_JOURNAL_BLOCKS * BS >> 20} MiB")
+    if want > blocks // 2:
+        raise MkfsError(f"journal size {journal_mib} MiB is more than half of the device")
+    return want
+
+
 def format_device(dev: Device, uuid: bytes | None = None, label: str = "",
-                  inodes: int | None = None, now_ns: int | None = None) -> MkfsResult:
-    """Write a fresh, empty VexFS onto an open writable device."""
+                  inodes: int | None = None, now_ns: int | None = None,
+                  journal_mib: int | None = None, journal: bool = True) -> MkfsResult:
+    """Write a fresh, empty VexFS onto an open writable device (with a jbd2
+    journal unless ``journal`` is false or the device is below 8 MiB)."""
     t0 = time.perf_counter()
     if len(label.encode()) > L.VEXFS_LABEL_LEN:
         raise MkfsError(f"label is {len(label.encode())} bytes; at most {L.VEXFS_LABEL_LEN}")
     blocks = dev.size // BS
-    geo = Geometry.compute(blocks, inodes)
+    geo = Geometry.compute(blocks, inodes, journal_blocks_for(blocks, journal_mib, journal))
     uuid = uuid if uuid is not None else uuidlib.uuid4().bytes
     now_ns = now_ns if now_ns is not None else time.time_ns()
 
@@ -404,6 +442,13 @@ def format_device(dev: Device, uuid: bytes | None = None, label: str = "",
     it_lo, it_hi = geo.itable_start * BS, (geo.itable_start + geo.itable_blocks) * BS
     if it_hi > wipe_end:
         zero_range(dev, max(it_lo, wipe_end), it_hi - max(it_lo, wipe_end))
+    # the journal: zeroed (no stale block of an older journal may look like a
+    # transaction), then an empty jbd2 superblock in its first block
+    if geo.journal_blocks:
+        j_lo, j_hi = geo.journal_start * BS, (geo.journal_start + geo.journal_blocks) * BS
+        if j_hi > wipe_end:
+            zero_range(dev, max(j_lo, wipe_end), j_hi - max(j_lo, wipe_end))
+        format_journal(dev, JournalGeometry(geo.journal_start, geo.journal_blocks, BS), uuid)
     # 2. bitmaps: metadata blocks + the root directory block are in use
     used_blocks = geo.data_start + 1
     for i, blk in enumerate(make_bitmap_blocks(geo.inodes, geo.ibitmap_blocks, 1)):
@@ -428,7 +473,8 @@ def format_device(dev: Device, uuid: bytes | None = None, label: str = "",
 
 
 def mkfs(path: str, label: str = "", uuid: str | None = None, inodes: int | None = None,
-         force: bool = False, size: int | None = None) -> MkfsResult:
+         force: bool = False, size: int | None = None, journal_mib: int | None = None,
+         journal: bool = True) -> MkfsResult:
     """Format ``path`` with all of mkfs.vexfs's safety checks."""
     if size is not None:
         if size < L.VEXFS_MIN_BLOCKS * BS:
@@ -470,7 +516,35 @@ def mkfs(path: str, label: str = "", uuid: str | None = None, inodes: int | None
         size_note = dev.size % BS
         if size_note:
             log.info("ignoring the last %d bytes (not a whole block)", size_note)
-        return format_device(dev, parse_uuid(uuid), label, inodes)
+        return format_device(dev, parse_uuid(uuid), label, inodes,
+                             journal_mib=journal_mib, journal=journal)
+
+
+def parse_journal_options(j_opts: str | None, features: str | None
+                          ) -> tuple[int | None, bool]:
+    """(journal size in MiB or None for the default, whether to make one)
+    from mke2fs-style ``-J size=N`` and ``-O [^]has_journal``."""
+    journal = True
+    for feat in (features or "").split(","):
+        feat = feat.strip()
+        if not feat:
+            continue
+        if feat in ("^has_journal", "-has_journal"):
+            journal = False
+        elif feat not in ("has_journal", "+has_journal"):
+            raise MkfsError(f"unknown feature {feat!r} (known: has_journal, ^has_journal)")
+    mib = None
+    for opt in (j_opts or "").split(","):
+        opt = opt.strip()
+        if not opt:
+            continue
+        key, _, value = opt.partition("=")
+        if key != "size" or not value.isdigit():
+            raise MkfsError(f"bad journal option {opt!r} (use -J size=MiB)")
+        mib = int(value)
+    if mib is not None and not journal:
+        raise MkfsError("-J size= and -O ^has_journal contradict each other")
+    return mib, journal
 
 
 def describe(res: MkfsResult) -> str:
@@ -488,6 +562,9 @@ def describe(res: MkfsResult) -> str:
         f"Block bitmap:  blocks {g.bbitmap_start}-{g.bbitmap_start + g.bbitmap_blocks - 1}",
         f"Inode table:   blocks {g.itable_start}-{g.itable_start + g.itable_blocks - 1} "
         f"({L.VEXFS_INODES_PER_BLOCK} inodes per block)",
+        (f"Journal:       blocks {g.journal_start}-{g.journal_start + g.journal_blocks - 1} "
+         f"({g.journal_blocks * BS >> 20} MiB, jbd2)" if g.journal_blocks
+         else "Journal:       none"),
         f"Data blocks:   {g.data_start}-{g.blocks - 1} ({g.blocks - g.data_start} blocks, "
         f"{g.blocks - g.data_start - 1} free)",
         f"Writing superblock and filesystem metadata: done ({res.seconds * 1000:.1f} ms)",
@@ -504,6 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="filesystem UUID: a UUID, 'random' (default), 'time' or 'clear'")
     p.add_argument("-N", dest="inodes", type=int, default=None,
                    help=f"number of inodes (default: one per {BYTES_PER_INODE // 1024} KiB)")
+    p.add_argument("-J", dest="journal_opts", default=None, metavar="size=MiB",
+                   help="journal options: size=N (MiB; default scaled with the device "
+                        "as mke2fs: none below 8 MiB, 4 MiB up to 128 MiB, ..., 1 GiB)")
+    p.add_argument("-O", dest="features", default=None, metavar="^has_journal",
+                   help="features: '^has_journal' makes a filesystem without a journal "
+                        "(the format of mkfs.vexfs before journaling)")
     p.add_argument("-f", dest="force", action="store_true",
                    help="overwrite an existing filesystem or partition table signature")
     p.add_argument("-q", dest="quiet", action="store_true", help="quiet: print nothing")
@@ -531,15 +614,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         size = parse_size(args.size) if args.size else None
+        journal_mib, journal = parse_journal_options(args.journal_opts, args.features)
         if args.dry_run:
             if size is None:
                 with Device(args.device) as dev:
                     size = dev.size
-            geo = Geometry.compute(size // BS, args.inodes)
+            geo = Geometry.compute(size // BS, args.inodes,
+                                   journal_blocks_for(size // BS, journal_mib, journal))
             print(describe(MkfsResult(geo, parse_uuid(args.uuid), args.label, 0.0)))
             return 0
         res = mkfs(args.device, label=args.label, uuid=args.uuid, inodes=args.inodes,
-                   force=args.force, size=size)
+                   force=args.force, size=size, journal_mib=journal_mib, journal=journal)
     except MkfsError as e:
         print(f"mkfs.vexfs: {e}", file=sys.stderr)
         return 1

@@ -81,8 +81,12 @@ def test_fresh_image_contents(tmp_path):
         assert sb.s_magic == L.VEXFS_MAGIC and sb.s_version == 1
         assert sb.label == "data" and bytes(sb.s_uuid) == u.bytes
         assert sb.s_state == L.VEXFS_STATE_CLEAN
-        assert sb.s_free_blocks == 25600 - 404 and sb.s_free_inodes == 6399
+        # 100 MiB: mke2fs's default 4 MiB journal after the inode table
+        assert (sb.s_journal_start, sb.s_journal_blocks) == (403, 1024)
+        assert sb.s_data_start == 403 + 1024 == res.geometry.data_start
+        assert sb.s_free_blocks == 25600 - 1428 and sb.s_free_inodes == 6399
         assert sb.s_feature_incompat == L.VEXFS_FEATURE_INCOMPAT_EXTENTS
+        assert sb.s_feature_compat == L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL
         root = im.iget(1)
         assert root.i_mode == 0o40755 and root.i_links_count == 2 and root.i_size == BS
         assert [(e.name, e.ino) for e in im.list_dir(1)] == [(".", 1), ("..", 1)]
@@ -329,3 +333,91 @@ def test_multi_block_bitmaps_end_to_end(tmp_path):
         f.write(block)
     rc, out = fsck_rc(p)
     assert rc == 4 and "1 blocks in use are marked free (32650)" in out, out
+
+
+# -- the journal -----------------------------------------------------------------------------
+
+
+def test_default_journal_size_scales_like_mke2fs():
+    from vexfs.fs.journal import default_journal_blocks
+    assert default_journal_blocks(2047) == 0                 # < 8 MiB: none
+    assert default_journal_blocks(2048) == 1024              # 8 MiB: 4 MiB
+    assert default_journal_blocks(256 * MiB // BS) == 4096    # 256 MiB: 16 MiB
+    assert default_journal_blocks(1536 * MiB // BS) == 8192   # 1.5 GiB: 32 MiB
+    assert default_journal_blocks(8 * 1024 * MiB // BS) == 16384
+    assert default_journal_blocks(1 << 40) == 262144         # capped at 1 GiB
+
+
+def test_journal_superblock_is_valid_jbd2_v2(tmp_path):
+    from vexfs.fs import journal as J
+    p = sparse_file(tmp_path / "j.img", 64 * MiB)
+    u = uuid.uuid4()
+    mkfs(str(p), uuid=str(u))
+    with Image(p) as im:
+        sb = im.sb
+        geom = J.JournalGeometry.from_superblock(sb)
+        assert geom is not None and geom.blocks == 1024
+        raw = im.dev.read_block(geom.start_block)
+        jsb = J.read_journal_superblock(raw)
+        assert jsb.s_header.h_magic == J.JBD2_MAGIC_NUMBER
+        assert jsb.s_header.h_blocktype == J.JBD2_SUPERBLOCK_V2
+        assert (jsb.s_blocksize, jsb.s_maxlen, jsb.s_first) == (BS, 1024, 1)
+        assert jsb.s_start == 0 and jsb.s_sequence == 1 and jsb.s_nr_users == 1
+        assert jsb.s_feature_incompat == J.VEXFS_JOURNAL_INCOMPAT
+        assert jsb.s_checksum_type == J.JBD2_CRC32C_CHKSUM
+        assert jsb.s_checksum == J.superblock_checksum(jsb) != 0
+        assert bytes(jsb.s_uuid) == u.bytes
+        # big endian on disk, as jbd2 reads it
+        assert raw[:4] == bytes.fromhex("c03b3998")
+        # the rest of the journal is zero
+        assert im.dev.read_block(geom.start_block + 1, geom.blocks - 1) == \
+            bytes((geom.blocks - 1) * BS)
+        # the journal is metadata: in use in the block bitmap
+        assert all(im.block_in_use(b) for b in (geom.start_block,
+                                                geom.start_block + geom.blocks - 1))
+    assert fsck_rc(p)[0] == 0
+
+
+def test_journal_size_option_and_no_journal(tmp_path, capsys):
+    p = sparse_file(tmp_path / "a.img", 64 * MiB)
+    assert main(["-q", "-J", "size=8", str(p)]) == 0
+    with Image(p) as im:
+        assert im.sb.s_journal_blocks == 2048
+    assert fsck_rc(p)[0] == 0
+    assert main(["-q", "-f", "-O", "^has_journal", str(p)]) == 0
+    with Image(p) as im:
+        sb = im.sb
+        assert sb.s_feature_compat == 0
+        assert (sb.s_journal_start, sb.s_journal_blocks) == (0, 0)
+        assert sb.s_data_start == 1 + 1 + 1 + 256
+    assert fsck_rc(p)[0] == 0
+    assert main(["-q", "-f", "-J", "size=2", str(p)]) == 1          # below jbd2's minimum
+    assert main(["-q", "-f", "-J", "bogus", str(p)]) == 1
+    assert main(["-q", "-f", "-J", "size=8", "-O", "^has_journal", str(p)]) == 1
+    assert "below jbd2's minimum" in capsys.readouterr().err
+
+
+def test_small_device_gets_no_journal(tmp_path):
+    p = sparse_file(tmp_path / "s.img", 4 * MiB)
+    mkfs(str(p))
+    with Image(p) as im:
+        assert im.sb.s_feature_compat == 0 and im.sb.s_journal_blocks == 0
+    assert fsck_rc(p)[0] == 0
+
+
+def test_superblock_journal_fields_are_checked(tmp_path):
+    from vexfs.image import superblock_problems
+    p = sparse_file(tmp_path / "c.img", 64 * MiB)
+    mkfs(str(p))
+    with Image(p) as im:
+        sb = L.SuperBlock.from_buffer_copy(bytes(im.sb))
+    assert superblock_problems(sb, 64 * MiB // BS) == []
+    bad = L.SuperBlock.from_buffer_copy(bytes(sb))
+    bad.s_journal_start = sb.s_itable_start          # overlaps the inode table
+    assert any("overlaps" in m for m in superblock_problems(bad, None))
+    bad = L.SuperBlock.from_buffer_copy(bytes(sb))
+    bad.s_journal_blocks = 10
+    assert any("jbd2 needs" in m for m in superblock_problems(bad, None))
+    bad = L.SuperBlock.from_buffer_copy(bytes(sb))
+    bad.s_feature_compat = 0
+    assert any("without the HAS_JOURNAL" in m for m in superblock_problems(bad, None))
