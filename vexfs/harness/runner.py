@@ -255,10 +255,14 @@ def run_all(scenarios: list[Scenario], cfg: RunnerConfig) -> Run:
                "kernel_package": cfg.kernel.package_version,
                "module_version": cfg.module.version if cfg.module else "",
                "seed_timing": cfg.options.seed_timing})
-    run = Run(run_id=run_id, started_at=started_at, duration_s=0.0, environment=env)
+    run = Run(run_id=run_id, started_at=started_at, duration_s=0.0, environment=env,
+              finished=False, planned=[s.id for s in scenarios],
+              writer=f"{platform.node()}:{os.getpid()}")
     jobs = max(1, min(cfg.jobs or default_jobs(), len(scenarios)))
     cfg.jobs = jobs
     env.extra["jobs"] = jobs
+    if cfg.write_report:
+        _write(run, out, final=False)        # RUNNING from the start, never PASSED
     cfg.observer.run_started(run_id, [s.id for s in scenarios])
     done: dict[int, ScenarioResult] = {}
     lock = threading.Lock()
@@ -287,6 +291,7 @@ def run_all(scenarios: list[Scenario], cfg: RunnerConfig) -> Run:
                 finished(futures[future], future.result())
     run.duration_s = time.monotonic() - started
     env.extra["scenario_s_total"] = round(sum(r.duration_s for r in run.scenarios), 1)
+    run.finished = True
     if cfg.write_report:
         _write(run, out)
     return run

@@ -209,7 +209,10 @@ def _remember_default(version: str) -> None:
 
 
 def kernel_dir(version: str) -> Path:
-    return cache_dir() / "kernel" / version
+    # resolved: a worktree's .cache/kernel may be a symlink to a shared copy,
+    # and the guest's initramfs cannot follow a host symlink when it binds
+    # the modules directory
+    return (cache_dir() / "kernel").resolve() / version
 
 
 def _image_debs(base: Path, pkg: str) -> list[Path]:
