@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 
+from vexfs import __version__
 from vexfs import layout as L
 from vexfs.fs.alloc import Allocator
 from vexfs.fs.bitmap import fmt_bits as _fmt_bits, set_bit_range, split_bitmap
@@ -42,7 +43,7 @@ EXIT_CANCELED = 32
 
 MAX_ROUNDS = 6
 LOST_FOUND = "lost+found"
-VERSION = "0.1.0"
+VERSION = __version__  # kernel/VERSION, the one version number of VexFS
 
 
 class FatalError(Exception):
