@@ -194,3 +194,11 @@ def default_journal_blocks(fs_blocks: int) -> int:
         if fs_blocks < limit:
             return size
     return 262144
+
+
+# Parsing, checking and replay (fsck, offline reader): vexfs/fs/journal_recovery.py.
+from vexfs.fs.journal_recovery import (  # noqa: E402  (it imports this module's names)
+    JournalError, RecoveryResult, check_journal, needs_recovery, recover)
+
+__all__ = ["JournalGeometry", "format_journal", "needs_recovery", "check_journal", "recover",
+           "RecoveryResult", "JournalError"]
