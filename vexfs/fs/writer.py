@@ -43,6 +43,7 @@ class FsWriter:
         self.alloc = Allocator(image.dev, image.sb, max_extent_blocks)
         #: the time stamped on new inodes (fixed for reproducible images)
         self.now_ns = time.time_ns() if now_ns is None else now_ns
+        self._fixed_time = now_ns is not None
 
     def __enter__(self) -> FsWriter:
         return self
@@ -104,7 +105,7 @@ class FsWriter:
 
     def commit(self) -> None:
         """Write both bitmaps, then the superblock with recounted free counts."""
-        self.alloc.commit()
+        self.alloc.commit(self.now_ns // 10**9 if self._fixed_time else None)
 
     # -- inodes ---------------------------------------------------------------
     def new_inode(self, mode: int, uid: int = 0, gid: int = 0, links: int = 1) -> tuple[int, L.Inode]:

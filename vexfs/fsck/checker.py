@@ -88,6 +88,8 @@ class InodeInfo:
     reached: bool = False
     path: str = ""
     disconnected: bool = False      # a directory tree root not reachable from /
+    #: (disk block, offset, where, name) of the entry that made ``parent`` its parent
+    parent_entry: tuple[int, int, str, str] | None = None
 
     @property
     def mode(self) -> int:
@@ -123,6 +125,7 @@ class Checker:
         self.lost_found = lost_found
         self.pending_reconnect: list[int] = []
         self.pending_clone: list[tuple[int, int, int, int]] = []
+        self.dotdot_checks: list[tuple[InodeInfo, DirRecord, int, str]] = []
         self.bitmaps_rebuilt = False
         self.want_bits: tuple[bytearray, bytearray] = (bytearray(), bytearray())
         #: filled by reconnect_orphans when it had to create /lost+found
@@ -437,6 +440,16 @@ class Checker:
                      id=bad_first[1], flags=bad_first[2])
 
     # pass 3 ---------------------------------------------------------------
+    def dotdot_of(self, info: InodeInfo) -> int | None:
+        """The inode the directory's own '..' entry names (None if unreadable)."""
+        first = next((e for e in info.extents if e.logical == 0), None)
+        if first is None:
+            return None
+        recs, _ = parse_dir_block(self.img.dev.read_block(first.start))
+        if len(recs) > 1 and recs[1].name == b"..":
+            return recs[1].inode
+        return None
+
     def walk_directories(self) -> None:
         root = self.infos[L.VEXFS_ROOT_INO]
         root.parent = L.VEXFS_ROOT_INO
@@ -455,6 +468,8 @@ class Checker:
             info.parent = 0       # sentinel: any entry naming it is a second parent
             info.path = f"<disconnected directory {ino}>"
             self._walk_from(info)
+        for d, r, pblk, where in self.dotdot_checks:
+            self.check_dot(d, r, 1, pblk, where)
 
     def _walk_from(self, top: InodeInfo) -> None:
         todo = [top]
@@ -489,7 +504,12 @@ class Checker:
                 self.check_missing_dotdot(d, recs, pblk, where)
             for idx, r in enumerate(recs):
                 if lblk == 0 and idx < 2:
-                    self.check_dot(d, r, idx, pblk, where)
+                    if idx == 0:
+                        self.check_dot(d, r, idx, pblk, where)
+                    else:
+                        # '..' is checked once every parent is known: a directory
+                        # named twice keeps the entry its '..' agrees with
+                        self.dotdot_checks.append((d, r, pblk, where))
                     continue
                 if not r.inode:
                     continue
@@ -624,10 +644,25 @@ class Checker:
                          f"a {L.FT_NAMES[ftype]}")
         if stat.S_ISDIR(info.mode):
             if info.reached or info.parent is not None:
+                old = info.parent_entry
+                if old is not None and not d.disconnected and info.parent != d.ino and \
+                        self.dotdot_of(info) == d.ino and info.parent is not None:
+                    # this entry is the one the directory's '..' names: the
+                    # earlier one is the extra link
+                    self.add("dir.multiple_parents", self._clear_entry_fix(old[0], old[1]),
+                             where=old[2], name=old[3], ino=r.inode, path=path)
+                    prev = self.infos.get(info.parent)
+                    if prev is not None:
+                        prev.subdirs -= 1
+                    info.parent, info.path = d.ino, path
+                    info.parent_entry = (pblk, r.offset, where, shown)
+                    d.subdirs += 1
+                    return None
                 self.add("dir.multiple_parents", clear, where=where, name=shown, ino=r.inode,
                          path=info.path or "?")
                 return None
             info.parent = d.ino
+            info.parent_entry = (pblk, r.offset, where, shown)
             info.reached = True
             info.path = path
             info.refs += 1
