@@ -167,14 +167,73 @@ def test_corrupt_descriptor_before_a_newer_commit_is_refused() -> None:
     assert any("invalid checksum" in p for p in J.check_journal(img, geom))
 
 
-def test_a_log_numbered_from_the_region_start_is_refused() -> None:
-    """jbd2_journal_init_dev() maps log block n to device block n, so a
-    superblock with s_first 1 in a region at block START would make jbd2
-    write its log over blocks 1.. of the filesystem."""
+def test_region_relative_numbering_as_mkfs_vexfs_writes_it() -> None:
+    """mkfs.vexfs numbers the log from its region (s_first 1): log block n is
+    device block START + n, unlike ext4's device-numbered external journal."""
     img = Img()
     geom = J.JournalGeometry(START, LEN, BS)
-    jsb = J.make_journal_superblock(geom, UUID)
-    jsb.s_first, jsb.s_maxlen, jsb.s_start = 1, LEN, 1
+    jsb = J.make_journal_superblock(geom, UUID, sequence=4)
+    jsb.s_start = 1
     jsb.s_checksum = J.superblock_checksum(jsb)
     img.write_block(START, bytes(jsb).ljust(BS, b"\0"))
-    assert any("outside the journal" in p for p in J.check_journal(img, geom))
+    # write the transaction at region block 1 = device block START + 1
+    _transaction(img, START + 1, 4, [(7, _blk("r"))])
+    assert J.check_journal(img, geom) == []
+    res = J.recover(img, geom, write=True)
+    assert res.transactions == 1 and img.read_block(7) == _blk("r")
+    assert not J.needs_recovery(img, geom)
+    assert img.read_block(START)[:4] == struct.pack(">I", J.JBD2_MAGIC_NUMBER)
+
+
+def test_fsck_replays_first_and_n_writes_nothing(tmp_path: Path) -> None:
+    """fsck.vexfs on an image whose journal holds a committed transaction:
+    -n says it needs recovery, checks the replayed view and writes nothing;
+    -y replays it onto the device and leaves the journal empty."""
+    import subprocess
+    import sys
+
+    from vexfs import layout as L
+
+    img_path = tmp_path / "t.img"
+    with open(img_path, "wb") as fh:
+        fh.truncate(64 << 20)
+    subprocess.run([sys.executable, "-m", "vexfs.mkfs", "-q", str(img_path)], check=True)
+    raw = bytearray(img_path.read_bytes())
+    sb = L.SuperBlock.unpack(bytes(raw[:BS]))
+    geom = J.JournalGeometry.from_superblock(sb)
+    assert geom is not None
+    start = geom.start_block
+    jsb = J.read_journal_superblock(raw[start * BS:(start + 1) * BS])
+    jsb.s_start = 1
+    jsb.s_checksum = J.superblock_checksum(jsb)
+    raw[start * BS:start * BS + 1024] = bytes(jsb)
+
+    class Buf:
+        def write_block(self, n: int, data: bytes) -> None:
+            raw[n * BS:n * BS + len(data)] = data
+
+    global SEED, UUID
+    saved = SEED, UUID
+    UUID, SEED = bytes(jsb.s_uuid), J.jbd2_crc32c(bytes(jsb.s_uuid))
+    try:
+        # the transaction writes the last (free) block of the filesystem
+        last_free = sb.s_blocks_count - 1
+        _transaction(Buf(), start + 1, int(jsb.s_sequence),  # type: ignore[arg-type]
+                     [(last_free, b"\xa5" * BS)])
+    finally:
+        SEED, UUID = saved
+    img_path.write_bytes(bytes(raw))
+    before = img_path.read_bytes()
+    n = subprocess.run([sys.executable, "-m", "vexfs.fsck", "-n", "-f", str(img_path)],
+                       capture_output=True, text=True)
+    assert "journal needs recovery (1 transactions, 1 blocks)" in n.stdout, n.stdout + n.stderr
+    assert n.returncode == 0, n.stdout
+    assert img_path.read_bytes() == before
+    y = subprocess.run([sys.executable, "-m", "vexfs.fsck", "-y", "-f", str(img_path)],
+                       capture_output=True, text=True)
+    assert "recovering journal: 1 transactions, 1 blocks replayed" in y.stdout, y.stdout
+    assert y.returncode in (0, 1), y.stdout + y.stderr
+    after = img_path.read_bytes()
+    assert after[(sb.s_blocks_count - 1) * BS:] == b"\xa5" * BS
+    with open(img_path, "rb") as fh:
+        assert not J.needs_recovery(fh, geom)

@@ -21,22 +21,28 @@ are the big-endian 16 bits at byte 6 in both. Without SAME_UUID a 16-byte
 UUID follows the tag. Tag block numbers are filesystem blocks.
 
 Numbering: a journal opened with ``jbd2_journal_init_dev(bdev, fs_bdev,
-start, len, bs)`` (VexFS's internal region, ext4's external journal device)
-reads its superblock at device block ``start``, but jbd2_journal_bmap() maps
-log block n to device block n with no offset: ``s_first``/``s_maxlen`` and
-``s_start`` are device block numbers. So a valid journal has
-``start < s_first`` and ``s_maxlen <= start + len`` (mke2fs -O journal_dev:
-superblock in block 1, s_first 2, s_maxlen = device blocks).
+start, len, bs)`` reads its superblock at device block ``start``, but
+jbd2_journal_bmap() maps log block n to device block n with no offset unless
+the filesystem sets ``journal->j_bmap``. ext4's external journal device uses
+device numbers (mke2fs -O journal_dev: superblock in block 1, s_first 2,
+s_maxlen = device blocks). VexFS's mkfs numbers the log from its region
+(s_first 1, s_maxlen = region blocks), which is right only if the kernel maps
+log block n to ``s_journal_start + n`` (j_bmap). Both are read here: a
+journal whose ``s_first`` is past the superblock's block is device-numbered,
+otherwise region-relative.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, Union
 
 from vexfs.fs import journal as J
+
+log = logging.getLogger(__name__)
 
 JBD2_FLAG_ESCAPE = 1
 JBD2_FLAG_SAME_UUID = 2
@@ -82,6 +88,11 @@ class _Journal:
     seed: int
 
     @property
+    def offset(self) -> int:
+        """Device block of log block 0 (see the module doc on numbering)."""
+        return 0 if self.sb.s_first > self.geom.start_block else self.geom.start_block
+
+    @property
     def incompat(self) -> int:
         return int(self.sb.s_feature_incompat)
 
@@ -100,7 +111,7 @@ class _Journal:
     def read(self, jblock: int) -> bytes:
         """Log block jblock (a device block number, see the module doc)."""
         bs = self.geom.block_size
-        fsblock = jblock
+        fsblock = jblock + self.offset
         if hasattr(self.f, "read_block"):
             data = self.f.read_block(fsblock)  # type: ignore[union-attr]
         else:
@@ -177,14 +188,15 @@ def superblock_problems(sb: J.JournalSuperBlock, geom: J.JournalGeometry) -> lis
         out.append(f"journal superblock type {int(sb.s_header.h_blocktype)}")
     if sb.s_blocksize != geom.block_size:
         out.append(f"journal block size {int(sb.s_blocksize)}, filesystem {geom.block_size}")
+    device_numbered = sb.s_first > geom.start_block
+    base = 0 if device_numbered else geom.start_block
     end = geom.start_block + geom.blocks
-    if sb.s_maxlen > end or sb.s_maxlen - geom.start_block < J.JBD2_MIN_JOURNAL_BLOCKS:
-        out.append(f"journal log ends at block {int(sb.s_maxlen)}, the region is blocks "
-                   f"{geom.start_block}..{end - 1} (jbd2 numbers log blocks as device blocks)")
-    if not geom.start_block < sb.s_first < sb.s_maxlen:
-        out.append(f"journal first log block {int(sb.s_first)} is not inside the region after "
-                   f"its superblock (block {geom.start_block}): jbd2 would write the log over "
-                   "blocks outside the journal")
+    if sb.s_maxlen + base > end or sb.s_maxlen + base - geom.start_block < \
+            J.JBD2_MIN_JOURNAL_BLOCKS:
+        out.append(f"journal log ends at block {int(sb.s_maxlen) + base}, the region is "
+                   f"blocks {geom.start_block}..{end - 1}")
+    if not 1 <= sb.s_first < sb.s_maxlen:
+        out.append(f"journal first log block {int(sb.s_first)}")
     if sb.s_start and not sb.s_first <= sb.s_start < sb.s_maxlen:
         out.append(f"journal start {int(sb.s_start)} outside the log")
     if sb.s_header.h_blocktype == J.JBD2_SUPERBLOCK_V2:
@@ -326,7 +338,7 @@ def _write_back(j: _Journal, res: RecoveryResult) -> None:
     sb.s_sequence = (res.last_sequence + 1) & 0xFFFFFFFF
     if sb.s_feature_incompat & (J.JBD2_FEATURE_INCOMPAT_CSUM_V2 | J.JBD2_FEATURE_INCOMPAT_CSUM_V3):
         sb.s_checksum = J.superblock_checksum(sb)
-    raw = bytearray(j.read(j.geom.start_block))
+    raw = bytearray(j.read(j.geom.start_block - j.offset))
     raw[:len(bytes(sb))] = bytes(sb)
     J._write(j.f, j.geom.start_block * bs, bytes(raw))  # type: ignore[arg-type]
     res.written = True
@@ -353,3 +365,109 @@ def check_journal(f: Readable, geom: J.JournalGeometry) -> list[str]:
         return problems
     except JournalError as e:
         return [str(e)]
+
+
+# ---------------------------------------------------------------- users: reader and fsck
+
+
+class ReplayedDevice:
+    """A read-only view of a device with the journal's committed blocks
+    applied in memory (the offline reader and fsck -n: nothing is written)."""
+
+    def __init__(self, dev, blocks: dict[int, bytes], block_size: int) -> None:  # noqa: ANN001
+        self._dev, self._blocks, self._bs = dev, blocks, block_size
+        self.size = dev.size
+
+    def read(self, offset: int, length: int) -> bytes:
+        out = bytearray(self._dev.read(offset, length))
+        first, last = offset // self._bs, (offset + len(out) - 1) // self._bs
+        for b in range(first, last + 1) if out else ():
+            data = self._blocks.get(b)
+            if data is None:
+                continue
+            lo = max(offset, b * self._bs)
+            hi = min(offset + len(out), (b + 1) * self._bs)
+            out[lo - offset:hi - offset] = data[lo - b * self._bs:hi - b * self._bs]
+        return bytes(out)
+
+    def read_block(self, blkno: int, count: int = 1) -> bytes:
+        return self.read(blkno * self._bs, count * self._bs)
+
+    def write(self, offset: int, data: bytes) -> None:
+        raise OSError(30, "the replayed journal view is read-only")
+
+    def write_block(self, blkno: int, data: bytes) -> None:
+        raise OSError(30, "the replayed journal view is read-only")
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._dev.close()
+
+    def __getattr__(self, name: str):  # noqa: ANN204  (fd, path... of the real device)
+        return getattr(self._dev, name)
+
+
+def _geometry_of(sb) -> J.JournalGeometry | None:  # noqa: ANN001
+    return J.JournalGeometry.from_superblock(sb)
+
+
+def replayed_view(dev, sb) -> tuple[object, RecoveryResult | None]:  # noqa: ANN001
+    """(device to read through, recovery result): the device itself when the
+    filesystem has no journal or it is clean, else a ReplayedDevice."""
+    geom = _geometry_of(sb)
+    if geom is None:
+        return dev, None
+    try:
+        if not needs_recovery(dev, geom):
+            return dev, None
+        res = recover(dev, geom, write=False)
+    except (JournalError, OSError) as e:
+        log.warning("journal not replayed in the offline view: %s", e)
+        return dev, None
+    return ReplayedDevice(dev, res.blocks, geom.block_size), res
+
+
+def fsck_replay(path: str, sb, mode: str, out) -> int | None:  # noqa: ANN001
+    """fsck's journal step, before anything else reads the filesystem (e2fsck's
+    order). -y/-p: replay onto the device and clear RECOVER. -n: say the
+    journal needs recovery; the check then reads the replayed view in memory
+    (vexfs.fs.filesystem.Image) and nothing is written. Returns an exit code
+    to stop with, or None to go on."""
+    from vexfs import layout as L
+    from vexfs.fs.blockdev import Device
+
+    geom = _geometry_of(sb)
+    if geom is None:
+        return None
+    with Device(path, writable=mode in ("y", "p")) as dev:
+        problems = check_journal(dev, geom)
+        for p in problems:
+            print(f"fsck.vexfs: {path}: journal: {p}", file=out)
+        try:
+            dirty = needs_recovery(dev, geom)
+        except JournalError:
+            print(f"fsck.vexfs: {path}: the journal superblock is unusable; not checking a "
+                  "filesystem whose journal cannot be replayed", file=out)
+            return 4
+        if not dirty:
+            return 4 if problems else None
+        if mode == "n":
+            res = recover(dev, geom, write=False)
+            print(f"fsck.vexfs: {path}: the journal needs recovery ({res.transactions} "
+                  f"transactions, {len(res.blocks)} blocks); -n does not replay it: checking "
+                  "the replayed view in memory", file=out)
+            return 4 if problems else None
+        res = recover(dev, geom, write=True)
+        raw = bytearray(dev.read_block(0))
+        nsb = L.SuperBlock.unpack(bytes(raw))
+        if nsb.s_feature_incompat & L.VEXFS_FEATURE_INCOMPAT_RECOVER:
+            from vexfs.fs.alloc import write_superblock
+
+            nsb.s_feature_incompat &= ~L.VEXFS_FEATURE_INCOMPAT_RECOVER
+            write_superblock(dev, nsb)
+        dev.flush()
+        print(f"fsck.vexfs: {path}: recovering journal: {res.transactions} transactions, "
+              f"{len(res.blocks)} blocks replayed", file=out)
+    return None
