@@ -38,7 +38,7 @@ def oracle(d: F.Damage, out: str, rc: int, before: bytes) -> None:
     if d.untouched_image:
         assert d.path.read_bytes() == before, "the image was changed"
         return
-    for p, why in d.lost.items():
+    for p in d.lost:
         assert f"inode {d.ino(p)}" in out, f"the output does not say what happened to {p}"
     for p, new in d.moved.items():
         assert f"inode {d.ino(p)}" in out and "lost+found" in out, \

@@ -1,4 +1,5 @@
-"""Two entries of /docs are named a.txt: the second is removed, its intact inode goes to /lost+found."""
+"""Two entries of /docs are named a.txt: the second is removed, its intact inode goes to
+/lost+found."""
 
 import os  # noqa: F401
 
