@@ -734,8 +734,12 @@ def test_dir_entry_named_dotdot(img):
         b[e.offset + 6] = 2
         b[e.offset + 8:e.offset + 10] = b".."
     edit_dir_block(img, pblk, fn)
-    assert_detected(img, "dir.name", ["only allowed as the first two entries"])
+    assert_detected(img, "dir.name", ["only allowed as the first two entries",
+                                      "renamed to '.~'"])
     assert_repaired(img)
+    # the entry and its intact inode stay, under the new name
+    with Image(img) as im:
+        assert im.lookup("/docs/.~") == e.inode
 
 
 def test_dir_entry_to_free_inode(img):
