@@ -54,9 +54,20 @@ class Image:
         self.dev = Device(path, writable=writable, exclusive=exclusive)
         try:
             self.sb = sb if sb is not None else self._load_superblock(require_checksum)
+            if not writable:  # a read-only reader sees the journal replayed (in memory)
+                self._replay_journal_view(require_checksum, sb)
         except BaseException:
             self.dev.close()
             raise
+
+    def _replay_journal_view(self, require_checksum: bool, sb: L.SuperBlock | None) -> None:
+        from vexfs.fs.journal_recovery import replayed_view
+
+        dev, self.journal_replay = replayed_view(self.dev, self.sb)
+        if self.journal_replay is not None:
+            self.dev = dev  # type: ignore[assignment]
+            if sb is None:
+                self.sb = self._load_superblock(require_checksum)
 
     # -- lifecycle ------------------------------------------------------
     def close(self) -> None:

@@ -98,6 +98,14 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
         print(f"fsck.vexfs: {path}: " + message("sb.device_short", blocks=sb.s_blocks_count,
                                                 device_blocks=size // BS), file=out)
         return EXIT_OPERATIONAL
+    if not superblock_problems(sb, size // BS):
+        # the journal first, as e2fsck (vexfs/fs/journal_recovery.py)
+        from vexfs.fs.journal_recovery import fsck_replay
+        stop = fsck_replay(path, sb, mode, out)
+        if stop is not None:
+            return stop
+        with Device(path) as dev:
+            sb = L.SuperBlock.unpack(dev.read(0, min(BS, size)))
     sb_issues = superblock_problems(sb, size // BS)
     rebuilt: L.SuperBlock | None = None
     sb_problem: Problem | None = None

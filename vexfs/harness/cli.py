@@ -225,6 +225,11 @@ def matrix(scenario_ids: tuple[str, ...], kernels: str, jobs: int, out_dir: Path
     from vexfs.harness.runner import new_run_id
     from vexfs.vm.paths import results_dir
 
+    run_log = logging.getLogger("vexfs.run")  # progress (kernel fetch, builds) without -v
+    if run_log.getEffectiveLevel() > logging.INFO:
+        run_log.setLevel(logging.INFO)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     specs = [k.strip() for k in kernels.split(",") if k.strip()]
     if not specs:
         raise click.UsageError("--kernels names no kernel")
