@@ -101,6 +101,8 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
     if not superblock_problems(sb, size // BS):
         # the journal first, as e2fsck (vexfs/fs/journal_recovery.py)
         from vexfs.fs.journal_recovery import fsck_replay
+        if verbose and sb.s_feature_compat & L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL:
+            print(PASSES[0], file=out, flush=True)
         stop = fsck_replay(path, sb, mode, out)
         if stop is not None:
             return stop
