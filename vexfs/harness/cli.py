@@ -98,10 +98,14 @@ def _sizes(value: str) -> str:
 @click.option("--bench-sizes", default="10000,100000", show_default=True,
               callback=lambda ctx, param, value: _sizes(value),
               help="S5: collection sizes of the vector benchmark (comma-separated).")
+@click.option("--symbols", is_flag=True,
+              help="Install the guest kernel's debug vmlinux (linux-image-<ver>-dbg, ~850 MB "
+                   "download) so crash traces resolve kernel frames to file:line too "
+                   "(vexfs frames always are).")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path | None,
         seed_timing: bool, fuzz_cases: int, ioctl_calls: int, leak_cycles: int,
-        fuzz_seed: int, bench_sizes: str, list_only: bool) -> None:
+        fuzz_seed: int, bench_sizes: str, symbols: bool, list_only: bool) -> None:
     """Run the VM test scenarios (default: S1..S6 and R1, robustness fuzzing).
 
     Each scenario boots a fresh VM of the Debian guest kernel, runs the
@@ -145,6 +149,14 @@ def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path |
             info = check_module(module_path, kernel)
     except (KernelError, BuildError) as exc:
         raise click.ClickException(str(exc)) from None
+    if symbols:
+        from vexfs.crash.symbolize import SymbolizeError, install_debug_vmlinux
+
+        click.echo(f"Installing the debug vmlinux of {kernel.version}...", err=True)
+        try:
+            click.echo(f"kernel symbols: {install_debug_vmlinux(kernel.version)}", err=True)
+        except (SymbolizeError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
 
     run_id = new_run_id()
     default_out = out_dir is None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from vexfs.vm.paths import cache_dir
@@ -152,3 +153,27 @@ def ssh_argv(port: int, keys: dict[str, Path]) -> list[str]:
     return ["ssh", "-p", str(port), "-i", str(keys["client"]), "-o", "IdentitiesOnly=yes",
             "-o", f"UserKnownHostsFile={keys['known_hosts']}", "-o", "StrictHostKeyChecking=yes",
             "-o", "LogLevel=ERROR", "root@localhost"]
+
+
+@dataclass
+class SshResult:
+    cmd: str
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def ssh_run(argv: list[str], cmd: str, timeout: float = 600) -> SshResult:
+    """Run `cmd` in the guest over ssh (`argv` from ssh_argv())."""
+    proc = subprocess.run(argv + [cmd], capture_output=True, text=True, timeout=timeout)
+    return SshResult(cmd, proc.returncode, proc.stdout, proc.stderr)
+
+
+def scp_argv(ssh: list[str]) -> list[str]:
+    """The scp command line matching an ssh_argv() (same key, known_hosts, port)."""
+    argv = ["scp"]
+    it = iter(ssh[1:-1])
+    for arg in it:
+        argv += ["-P", next(it)] if arg == "-p" else [arg, next(it)] if arg in ("-i", "-o") \
+            else [arg]
+    return argv
