@@ -110,10 +110,10 @@ alias symbol:mb_cache_create mbcache
 def test_unknown_symbols_name_their_module(ko: Path) -> None:
     table = loadcheck.parse_modules_symbols(SYMBOLS)
     assert table["jbd2_journal_start"] == "jbd2"
-    dmesg = ["[    3.1] vexfs: Unknown symbol jbd2_journal_start (err -2)",
-             "[    3.1] vexfs: Unknown symbol jbd2_journal_stop (err -2)",
-             "[    3.1] vexfs: Unknown symbol mb_cache_create (err -2)",
-             "[    3.1] vexfs: Unknown symbol no_such_export (err -2)"]
+    dmesg = ["[    3.1] vexfs_crashtest: Unknown symbol jbd2_journal_start (err -2)",
+             "[    3.1] vexfs_crashtest: Unknown symbol jbd2_journal_stop (err -2)",
+             "[    3.1] vexfs_crashtest: Unknown symbol mb_cache_create (err -2)",
+             "[    3.1] vexfs_crashtest: Unknown symbol no_such_export (err -2)"]
     d = loadcheck.diagnose(module=ko, rc=1, stderr="Unknown symbol in module", dmesg=dmesg,
                            guest_release=RELEASE, guest_symbols=table, loaded_modules={"loop"})
     msgs = {c.message.split(",")[0]: c.message for c in d.fatal if c.kind == "symbols"}
@@ -148,3 +148,21 @@ def test_already_loaded(ko: Path) -> None:
                            "/tmp/vexfs_crashtest.ko: File exists", dmesg=[],
                            guest_release=RELEASE, loaded_modules={"vexfs_crashtest"})
     assert d.fatal[0].kind == "exists"
+
+
+def test_only_this_modules_lines_count(ko: Path) -> None:
+    """Another module's complaint earlier in dmesg is not this load's cause."""
+    dmesg = ["vexfs: version magic 'x' should be 'y'", "other: Unknown symbol foo (err -2)",
+             "vexfs-loadcheck-0123 marker"]
+    d = loadcheck.diagnose(module=ko, rc=1, stderr="Invalid module format", dmesg=dmesg,
+                           guest_release=RELEASE)
+    assert [c.kind for c in d.fatal] == ["insmod"], d.text()  # only insmod's own message
+    assert all("loadcheck" not in e for c in d.causes for e in c.evidence)
+
+
+def test_long_symbol_lists_are_cut(ko: Path) -> None:
+    dmesg = [f"vexfs_crashtest: Unknown symbol jbd2_f{i} (err -2)" for i in range(20)]
+    table = {f"jbd2_f{i}": "jbd2" for i in range(20)}
+    d = loadcheck.diagnose(module=ko, rc=1, stderr="", dmesg=dmesg, guest_release=RELEASE,
+                           guest_symbols=table)
+    assert "and 14 more, exported by module jbd2" in d.fatal[0].message

@@ -31,6 +31,7 @@ import hashlib
 import re
 import shlex
 import struct
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -141,6 +142,11 @@ _SIG_NOTICE_RE = re.compile(r"module verification failed: signature and/or requi
 _TAINT_RE = re.compile(r"loading out-of-tree module taints kernel")
 
 
+def _names(symbols: list[str], shown: int = 6) -> str:
+    more = len(symbols) - shown
+    return ", ".join(symbols[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def diagnose(*, module: Path, rc: int, stderr: str, dmesg: list[str], guest_release: str,
              guest_sha256: str = "", guest_size: int | None = None,
              guest_symbols: dict[str, str] | None = None,
@@ -167,7 +173,9 @@ def diagnose(*, module: Path, rc: int, stderr: str, dmesg: list[str], guest_rele
     # --- kernel version compatibility --------------------------------------------
     vermagic = modinfo_fields(data).get("vermagic", "")
     release = vermagic.split(" ", 1)[0] if vermagic else ""
-    magic_lines = [line for line in dmesg if _MAGIC_RE.search(line)]
+    ours = re.compile(rf"\b{re.escape(name)}: ")
+    dmesg = [line for line in dmesg if MARK not in line]
+    magic_lines = [line for line in dmesg if _MAGIC_RE.search(line) and ours.search(line)]
     for line in magic_lines:
         m = _MAGIC_RE.search(line)
         assert m is not None
@@ -178,20 +186,20 @@ def diagnose(*, module: Path, rc: int, stderr: str, dmesg: list[str], guest_rele
         causes.append(Cause("vermagic", f"built for kernel {release}, the guest runs "
                             f"{guest_release}: build against linux-headers-{guest_release}",
                             [f"vermagic={vermagic}"]))
-    disagree = [m for line in dmesg for m in [_DISAGREE_RE.search(line)] if m]
+    disagree = [m for line in dmesg for m in [_DISAGREE_RE.search(line)] if m and m.group(1) == name]
     if disagree:
         syms = sorted({m.group(2) for m in disagree})
         causes.append(Cause("modversions", f"symbol versions (CRCs) differ for {', '.join(syms)}: "
                             f"the module was built against other headers than {guest_release}'s",
                             [m.group(0) for m in disagree]))
-    nocrc = [m for line in dmesg for m in [_NOCRC_RE.search(line)] if m]
+    nocrc = [m for line in dmesg for m in [_NOCRC_RE.search(line)] if m and m.group(1) == name]
     if nocrc:
         causes.append(Cause("modversions", "no symbol version for "
                             + ", ".join(sorted({m.group(2) for m in nocrc})),
                             [m.group(0) for m in nocrc]))
 
     # --- unknown symbols and who provides them -----------------------------------
-    unknown = [m for line in dmesg for m in [_UNKNOWN_RE.search(line)] if m]
+    unknown = [m for line in dmesg for m in [_UNKNOWN_RE.search(line)] if m and m.group(1) == name]
     by_provider: dict[str, list[str]] = {}
     for m in unknown:
         by_provider.setdefault(symbols.get(m.group(2), ""), []).append(m.group(2))
@@ -204,10 +212,10 @@ def diagnose(*, module: Path, rc: int, stderr: str, dmesg: list[str], guest_rele
                     f"load it first: modprobe {provider} (a distro with an ext4 root has "
                     f"{provider} loaded)" if provider == "jbd2" else
                     f"load it first: modprobe {provider}")
-            causes.append(Cause("symbols", f"unknown symbol(s) {', '.join(syms)}, exported by "
+            causes.append(Cause("symbols", f"unknown symbol(s) {_names(syms)}, exported by "
                                 f"module {provider} of {guest_release}: {hint}"))
         else:
-            causes.append(Cause("symbols", f"unknown symbol(s) {', '.join(syms)}, exported by "
+            causes.append(Cause("symbols", f"unknown symbol(s) {_names(syms)}, exported by "
                                 f"no module of {guest_release}: the module was built for another "
                                 "kernel or configuration"))
 
@@ -229,7 +237,8 @@ def diagnose(*, module: Path, rc: int, stderr: str, dmesg: list[str], guest_rele
         set(fatal_sig) | set(notices)
     explained = {line.strip() for line in explained}
     other = [line.strip() for line in dmesg
-             if re.search(rf"\b{re.escape(name)}\b|module", line) and line.strip() not in explained]
+             if re.search(rf"\b{re.escape(name)}\b|module", line) and line.strip() not in explained
+             and MARK not in line]
     if rc != 0 and other:
         causes.append(Cause("dmesg", "kernel messages at load time", other[-10:]))
     if rc != 0 and not [c for c in causes if c.fatal] and stderr.strip():
@@ -250,11 +259,12 @@ def load_and_diagnose(run: Callable[[str], _Result], host_module: Path, guest_pa
                       ) -> tuple[_Result, Diagnosis | None]:
     """insmod `guest_path` in a guest through `run`; on failure diagnose it
     from the kernel lines printed since just before the insmod."""
-    run(f"echo {MARK}-start > /dev/kmsg")
+    mark = f"{MARK}-{uuid.uuid4().hex[:12]}"  # unique: earlier calls left theirs in dmesg
+    run(f"echo {mark} > /dev/kmsg")
     result = run(f"insmod {shlex.quote(guest_path)}")
     if result.rc == 0:
         return result, None
-    dmesg = f"dmesg | sed -n '/{MARK}-start/,$p' | tail -n +2"
+    dmesg = f"dmesg | sed -n '/{mark}/,$p' | tail -n +2"
     return result, diagnose_in_guest(run, host_module, guest_path, result, dmesg)
 
 
