@@ -10,6 +10,7 @@ VM is killed and the next scenario boots a new one.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import time
 import traceback
@@ -251,7 +252,11 @@ def run_all(scenarios: list[Scenario], cfg: RunnerConfig) -> Run:
                "kernel_package": cfg.kernel.package_version,
                "module_version": cfg.module.version if cfg.module else "",
                "seed_timing": cfg.options.seed_timing})
-    run = Run(run_id=run_id, started_at=started_at, duration_s=0.0, environment=env)
+    run = Run(run_id=run_id, started_at=started_at, duration_s=0.0, environment=env,
+              finished=False, planned=[s.id for s in scenarios],
+              writer=f"{platform.node()}:{os.getpid()}")
+    if cfg.write_report:
+        _write(run, out, final=False)        # RUNNING from the start, never PASSED
     cfg.observer.run_started(run_id, [s.id for s in scenarios])
     for index, scenario in enumerate(scenarios, 1):
         result = run_scenario(scenario, cfg, index)
@@ -262,6 +267,7 @@ def run_all(scenarios: list[Scenario], cfg: RunnerConfig) -> Run:
         if cfg.write_report:
             _write(run, out, final=False)
     run.duration_s = time.monotonic() - started
+    run.finished = True
     if cfg.write_report:
         _write(run, out)
     return run
