@@ -120,7 +120,8 @@ def info(image_path: str) -> None:
             ("Filesystem label", sb.label or "<none>"),
             ("Features", " ".join(feats) or "<none>"),
             ("Feature flags", f"compat 0x{sb.s_feature_compat:x} incompat "
-                              f"0x{sb.s_feature_incompat:x} ro_compat 0x{sb.s_feature_ro_compat:x}"),
+                              f"0x{sb.s_feature_incompat:x} "
+                              f"ro_compat 0x{sb.s_feature_ro_compat:x}"),
             ("State", ", ".join(state)),
             ("Block size", sb.s_block_size),
             ("Block count", sb.s_blocks_count),
@@ -182,9 +183,9 @@ def ls(image_path: str, path: str, long: bool, recursive: bool, all_: bool) -> N
             first = False
             try:
                 entries = im.list_dir(dino)
-            except ImageError as e:
+            except ImageError as err:
                 damaged += 1
-                click.echo(f"[damaged directory {dpath}: {e}]")
+                click.echo(f"[damaged directory {dpath}: {err}]")
                 continue
             for e in sorted(entries, key=lambda e: e.name):
                 if e.name in (".", "..") and not all_:
@@ -233,7 +234,7 @@ def stat_cmd(image_path: str, path: str) -> None:
         ino = im.lookup(path, follow=False)
         inode = im.iget(ino)
         em = im.extents(ino, inode)
-        kind = L.FT_NAMES[L.file_type_of_mode(inode.i_mode)]
+        kind = L.FT_NAMES.get(L.file_type_of_mode(inode.i_mode) or 0, "inode")
         if inode.i_flags & L.VEXFS_INODE_FL_COLLECTION:
             kind = "vector collection"
         click.echo(f"  File: {path}" + (f" -> {im.readlink(ino)}"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 
+from vexfs import __version__
 from vexfs import layout as L
 from vexfs.fs.alloc import Allocator
 from vexfs.fs.bitmap import fmt_bits as _fmt_bits, set_bit_range, split_bitmap
@@ -42,7 +43,7 @@ EXIT_CANCELED = 32
 
 MAX_ROUNDS = 6
 LOST_FOUND = "lost+found"
-VERSION = "0.1.0"
+VERSION = __version__  # kernel/VERSION, the one version number of VexFS
 
 
 class FatalError(Exception):
@@ -93,7 +94,7 @@ class InodeInfo:
 
     @property
     def mode(self) -> int:
-        return self.inode.i_mode
+        return int(self.inode.i_mode)
 
     @property
     def kind(self) -> str:
@@ -153,6 +154,12 @@ class Checker:
             data[off:off + L.VEXFS_INODE_SIZE] = bytes(inode)
             self.write_block(blk, data)
         return fix
+
+    def set_inode_field(self, ino: int, name: str, value: int) -> Callable[[], None]:
+        """A fix that sets one field of inode ``ino`` (and reseals it)."""
+        def mutate(inode: L.Inode) -> None:
+            setattr(inode, name, value)
+        return self.patch_inode(ino, mutate)
 
     def clear_inode_fix(self, ino: int) -> Callable[[], None]:
         def fix() -> None:
@@ -305,8 +312,8 @@ class Checker:
             mapped_end = max((e.logical + e.length for e in em.extents), default=0) * BS
             if ftype == L.VEXFS_FT_REG_FILE and \
                     not inode.i_flags & L.VEXFS_INODE_FL_COLLECTION:
-                self._inode_problem(info, "inode.size_max", self.patch_inode(
-                    ino, lambda i, v=mapped_end: setattr(i, "i_size", v)),
+                self._inode_problem(info, "inode.size_max", self.set_inode_field(
+                    ino, "i_size", mapped_end),
                     size=inode.i_size, max=MAX_FILE_SIZE, end=mapped_end)
                 inode.i_size = mapped_end        # check the rest as it will be
             elif ftype != L.VEXFS_FT_REG_FILE:
@@ -343,8 +350,8 @@ class Checker:
                 return
         expect_blocks = sum(e.length for e in em.extents) + len(em.chain)
         if inode.i_blocks != expect_blocks:
-            self._inode_problem(info, "inode.i_blocks", self.patch_inode(
-                ino, lambda i: setattr(i, "i_blocks", expect_blocks)),
+            self._inode_problem(info, "inode.i_blocks", self.set_inode_field(
+                ino, "i_blocks", expect_blocks),
                 have=inode.i_blocks, want=expect_blocks)
         if not checksum_ok:
             self._inode_problem(info, "inode.checksum", self.patch_inode(ino, lambda i: None),
@@ -385,7 +392,7 @@ class Checker:
             fix = None
             if L.struct_checksum_ok(head) and mapped_end >= expect:
                 # the checksummed header is the better witness: trust its count
-                fix = self.patch_inode(ino, lambda i, v=expect: setattr(i, "i_size", v))
+                fix = self.set_inode_field(ino, "i_size", expect)
             self.add("collection.size", fix, ino=ino, size=inode.i_size, count=head.c_count,
                      record_size=head.c_record_size, expect=expect,
                      action="; i_size will be set from the header" if fix else "")
@@ -545,6 +552,49 @@ class Checker:
             self.write_block(pblk, block)
         return fix
 
+    def _check_name(self, r: DirRecord, pblk: int, where: str, names: set[bytes],
+                    clear: Callable[[], None]) -> bytes | None:
+        """The name the entry keeps (renamed in place if bad or taken), or None
+        when it is removed; records the name as taken."""
+        shown = r.name.decode("utf-8", "backslashreplace")
+        bad = name_problem(r.name)
+        if bad is None and r.name in (b".", b".."):
+            bad = f"{shown!r} is only allowed as the first two entries"
+        name = r.name
+        if bad is not None:
+            if r.name in (b".", b".."):
+                # a file named '.'/'..' keeps a harmless name; such an entry
+                # naming a directory is an extra link to it and goes
+                is_dir = stat.S_ISDIR(self.infos[r.inode].mode)
+                fixed = None if is_dir else _unique_name(r.name[:-1] + b"~", names)
+            else:
+                fixed = _unique_name(r.name.replace(b"/", b".").replace(b"\0", b"."), names) \
+                    if r.name else None
+            if fixed is None:
+                self.add("dir.name_removed", clear, where=where, name=shown, ino=r.inode,
+                         why=bad)
+                return None
+            self.add("dir.name", self._rename_entry_fix(pblk, r.offset, fixed), where=where,
+                     name=shown, ino=r.inode, why=bad,
+                     new=fixed.decode("utf-8", "backslashreplace"))
+            name = fixed
+        elif r.name in names:
+            fixed = _unique_name(r.name, names)
+            if fixed is None:
+                self.add("dir.duplicate_name_removed", clear, where=where, name=shown)
+                return None
+            self.add("dir.duplicate_name", self._rename_entry_fix(pblk, r.offset, fixed),
+                     where=where, name=shown, new=fixed.decode("utf-8", "backslashreplace"))
+            name = fixed
+        names.add(name)
+        return name
+
+    def _rename_entry_fix(self, pblk: int, off: int, new: bytes) -> Callable[[], None]:
+        def mutate(b: bytearray) -> None:
+            assert b[off + 6] == len(new)
+            b[off + 8:off + 8 + len(new)] = new
+        return self.patch_dir_block(pblk, mutate)
+
     def _clear_entry_fix(self, pblk: int, off: int) -> Callable[[], None]:
         # inode 0 marks the record as free space; neighbours are untouched, so
         # several entries of one block can be cleared in the same round
@@ -609,19 +659,18 @@ class Checker:
                     names: set[bytes]) -> InodeInfo | None:
         shown = r.name.decode("utf-8", "backslashreplace")
         clear = self._clear_entry_fix(pblk, r.offset)
-        bad_name = name_problem(r.name)
-        if bad_name is None and r.name in (b".", b".."):
-            bad_name = f"{shown!r} is only allowed as the first two entries"
-        if bad_name:
-            self.add("dir.name", clear, where=where, name=shown, ino=r.inode, why=bad_name)
-            return None
-        if r.name in names:
-            self.add("dir.duplicate_name", clear, where=where, name=shown)
-            return None
         if not 1 <= r.inode <= self.sb.s_inodes_count:
             self.add("dir.entry_inode", clear, where=where, name=shown,
                      why=f"inode {r.inode}, outside 1..{self.sb.s_inodes_count}")
             return None
+        if r.inode in self.infos and self.infos[r.inode].valid:
+            # the inode is intact: a bad or duplicate name is renamed in place
+            # (as e2fsck does), the entry is kept
+            name = self._check_name(r, pblk, where, names, clear)
+            if name is None:
+                return None
+            if name != r.name:
+                shown = name.decode("utf-8", "backslashreplace")
         info = self.infos.get(r.inode)
         if info is None:
             self.add("dir.entry_inode", clear, where=where, name=shown,
@@ -631,10 +680,10 @@ class Checker:
             self.add("dir.entry_inode", clear, where=where, name=shown,
                      why=f"corrupt inode {r.inode} (the inode is cleared)")
             return None
-        names.add(r.name)
         path = (d.path.rstrip("/") + "/" + shown) if not d.disconnected else \
             f"{d.path}/{shown}"
         ftype = L.file_type_of_mode(info.mode)
+        assert ftype is not None          # a valid inode has a valid mode
         if r.file_type != ftype:
             def mutate(b: bytearray, off: int = r.offset, v: int = ftype) -> None:
                 b[off + 7] = v
@@ -718,8 +767,8 @@ class Checker:
                 want = info.refs
             have = info.inode.i_links_count
             if have != want:
-                self.add("inode.links", self.patch_inode(ino, lambda i, w=want: setattr(
-                    i, "i_links_count", w)), desc=info.describe(), have=have, want=want)
+                self.add("inode.links", self.set_inode_field(ino, "i_links_count", want),
+                         desc=info.describe(), have=have, want=want)
 
     # pass 5 ---------------------------------------------------------------
     def check_blocks_and_bitmaps(self, ibits: bytearray, bbits: bytearray) -> None:
@@ -747,17 +796,19 @@ class Checker:
         # blocks claimed twice: sweep the claims in disk order
         claims.sort()
         active: tuple[int, int, int, int, str] | None = None
+        c: tuple[int, int, int, int, str]
         for c in claims:
             set_bit_range(want_b, c[0], c[1])
             if active is not None and c[0] < active[1]:
-                a, b = sorted((active, c), key=lambda x: (x[2], x[3]))
-                shared = min(a[1], b[1]) - max(a[0], b[0])
-                victim = (b[2], b[3], b[0], b[1])
+                keep, later = sorted((active, c), key=lambda x: (x[2], x[3]))
+                shared = min(keep[1], later[1]) - max(keep[0], later[0])
+                victim = (later[2], later[3], later[0], later[1])
 
                 def clone(v: tuple[int, int, int, int] = victim) -> None:
                     self.pending_clone.append(v)
-                self.add("block.multiply_claimed", clone, ino=b[2], claim=b[4], other=a[2],
-                         other_claim=a[4], shared=shared, first=max(a[0], b[0]))
+                self.add("block.multiply_claimed", clone, ino=later[2], claim=later[4],
+                         other=keep[2], other_claim=keep[4], shared=shared,
+                         first=max(keep[0], later[0]))
             if active is None or c[1] > active[1]:
                 active = c
         fix = self.rebuild_bitmaps_fix()
@@ -823,8 +874,7 @@ class Checker:
                 if idx >= 1_000_000:
                     ci = idx - 1_000_000
                     if ci == 0:
-                        self.patch_inode(ino, lambda i, v=start: setattr(
-                            i, "i_extent_block", v))()
+                        self.set_inode_field(ino, "i_extent_block", start)()
                     else:
                         self._set_chain_next(info.chain[ci - 1], start)
                 else:
@@ -939,3 +989,17 @@ class Checker:
                 w.bump_links(lf, 1)
         w.commit()
         self.sb = self.img.sb
+
+
+def _unique_name(name: bytes, taken: set[bytes]) -> bytes | None:
+    """``name`` if free, else a free name of the same length (its last byte
+    replaced by '~', a digit or a letter), else None."""
+    if name not in taken:
+        return name
+    if not name:
+        return None
+    for ch in b"~0123456789abcdefghijklmnopqrstuvwxyz":
+        cand = name[:-1] + bytes([ch])
+        if cand not in taken and cand not in (b".", b".."):
+            return cand
+    return None

@@ -78,6 +78,26 @@ def summary_table(run: Run) -> Table:
     return table
 
 
+def times_table(old: Run, new: Run) -> Table:
+    """Wall time (with the -j each run used) and every scenario's time, old
+    -> new: shown, never judged (they follow the host's load and -j)."""
+    table = Table(title="Times", title_justify="left")
+    table.add_column("", no_wrap=True)
+    table.add_column(old.run_id, justify="right", no_wrap=True)
+    table.add_column(new.run_id, justify="right", no_wrap=True)
+
+    def jobs(run: Run) -> str:
+        return f" (-j {run.environment.extra.get('jobs', 1)})"
+
+    table.add_row("wall", f"{old.duration_s:.1f} s{jobs(old)}", f"{new.duration_s:.1f} s{jobs(new)}")
+    olds = {s.id: s for s in old.scenarios}
+    news = {s.id: s for s in new.scenarios}
+    for sid in sorted(set(olds) | set(news)):
+        table.add_row(sid, f"{olds[sid].duration_s:.1f} s" if sid in olds else "—",
+                      f"{news[sid].duration_s:.1f} s" if sid in news else "—")
+    return table
+
+
 @click.group()
 def report() -> None:
     """Render and compare run reports (results/<run-id>/report.json)."""
@@ -159,6 +179,7 @@ def compare(runs: tuple[Path, ...], results_root: Path, as_json: bool) -> None:
         console.print(f"[yellow]note: environment differs: {old.environment.kernel_version}/"
                       f"{old.environment.accelerator} → {new.environment.kernel_version}/"
                       f"{new.environment.accelerator}[/]")
+    console.print(times_table(old, new))
     sections = [("Regressions", [c for c in cmp.changes if c.regression], "red", "✘"),
                 ("Improvements", [c for c in cmp.changes if c.improvement], "green", "✔"),
                 ("Other changes", [c for c in cmp.changes if not c.regression and not c.improvement],

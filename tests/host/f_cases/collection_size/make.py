@@ -6,5 +6,4 @@ from vexfs import layout as L  # noqa: F401
 
 
 def make(d):
-    c1 = d.ino("/vecs/c1")
     d.edit_inode("/vecs/c1", i_size=4096 + 48 * L.collection_record_size(8))

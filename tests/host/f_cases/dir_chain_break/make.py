@@ -1,4 +1,5 @@
-"""A rec_len in the middle of /many's second block is corrupt: the entries after the break go to /lost+found."""
+"""A rec_len in the middle of /many's second block is corrupt: the entries after the break go
+to /lost+found."""
 
 import os  # noqa: F401
 

@@ -1,4 +1,5 @@
-"""/docs/sub's size is not a multiple of 4096: the directory is cleared and deep.txt goes to /lost+found."""
+"""/docs/sub's size is not a multiple of 4096: the directory is cleared and deep.txt goes to
+/lost+found."""
 
 import os  # noqa: F401
 

@@ -1,4 +1,5 @@
-"""A filesystem with a jbd2 journal (8 MiB image): the journal's blocks marked free in the block bitmap are found and fixed."""
+"""A filesystem with a jbd2 journal (8 MiB image): the journal's blocks marked free in the
+block bitmap are found and fixed."""
 
 import os  # noqa: F401
 

@@ -1,4 +1,5 @@
-"""The image was truncated to half its size (a short copy): fsck must refuse (exit 8) and write nothing."""
+"""The image was truncated to half its size (a short copy): fsck must refuse (exit 8) and write
+nothing."""
 
 import os  # noqa: F401
 
