@@ -134,11 +134,15 @@ def prepare_kernel_and_module(kernel_spec: str | None, module_path: Path | None)
                    "else apt's current kernel).")
 @click.option("-j", "--jobs", type=click.IntRange(0), default=0, show_default="one per core",
               help="Scenario VMs at once (each scenario still gets its own fresh VM).")
+@click.option("--symbols", is_flag=True,
+              help="Install the guest kernel's debug vmlinux (linux-image-<ver>-dbg, ~850 MB "
+                   "download) so crash traces resolve kernel frames to file:line too "
+                   "(vexfs frames always are).")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path | None,
         seed_timing: bool, fuzz_cases: int, ioctl_calls: int, leak_cycles: int,
         fuzz_seed: int, bench_sizes: str, kernel_spec: str | None, jobs: int,
-        list_only: bool) -> None:
+        symbols: bool, list_only: bool) -> None:
     """Run the VM test scenarios (default: S1..S6 and R1, robustness fuzzing).
 
     Each scenario boots a fresh VM of the Debian guest kernel, runs the
@@ -171,6 +175,14 @@ def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path |
 
     kernel, info = prepare_kernel_and_module(kernel_spec, module_path)
     from vexfs.vm.paths import results_dir
+    if symbols:
+        from vexfs.crash.symbolize import SymbolizeError, install_debug_vmlinux
+
+        click.echo(f"Installing the debug vmlinux of {kernel.version}...", err=True)
+        try:
+            click.echo(f"kernel symbols: {install_debug_vmlinux(kernel.version)}", err=True)
+        except (SymbolizeError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
 
     run_id = new_run_id()
     default_out = out_dir is None
