@@ -189,8 +189,7 @@ static int vexfs_dir_changed(struct inode *dir, struct buffer_head *bh)
 {
 	int err = vexfs_dir_release(dir, bh);
 
-	dir->i_mtime = current_time(dir);
-	dir->i_ctime = dir->i_mtime;
+	vexfs_inode_touch_mctime(dir);
 	mark_inode_dirty(dir);
 	return err;
 }

@@ -61,8 +61,8 @@ static vm_fault_t vexfs_page_mkwrite(struct vm_fault *vmf)
 	if (IS_ERR(handle)) {
 		ret = VM_FAULT_SIGBUS;
 	} else {
-		ret = block_page_mkwrite_return(block_page_mkwrite(vmf->vma, vmf,
-								   vexfs_get_block));
+		ret = vexfs_mkwrite_return(block_page_mkwrite(vmf->vma, vmf,
+							   vexfs_get_block));
 		vexfs_journal_note_inode(inode);
 		vexfs_journal_stop(handle);
 	}
@@ -162,7 +162,7 @@ static long vexfs_fallocate(struct file *file, int mode, loff_t offset,
 		if (!err)
 			i_size_write(inode, end);
 	}
-	inode->i_ctime = current_time(inode);
+	vexfs_inode_touch_ctime(inode);
 	/* the new size in a handle of its own (->dirty_inode) */
 	mark_inode_dirty(inode);
 out:
@@ -177,7 +177,7 @@ const struct file_operations vexfs_file_operations = {
 	.mmap		= vexfs_file_mmap,
 	.open		= generic_file_open,
 	.fsync		= vexfs_fsync,
-	.splice_read	= generic_file_splice_read,
+	.splice_read	= vexfs_splice_read,
 	.splice_write	= iter_file_splice_write,
 	.fallocate	= vexfs_fallocate,
 	.unlocked_ioctl	= vexfs_ioctl,

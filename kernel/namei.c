@@ -59,7 +59,7 @@ static int vexfs_add_nondir(struct dentry *dentry, struct inode *inode)
 	return err;
 }
 
-static int __vexfs_create(struct user_namespace *mnt_userns, struct inode *dir,
+static int __vexfs_create(vexfs_idmap_t *idmap, struct inode *dir,
 			struct dentry *dentry, umode_t mode, bool excl)
 {
 	struct inode *inode;
@@ -72,7 +72,7 @@ static int __vexfs_create(struct user_namespace *mnt_userns, struct inode *dir,
 	return vexfs_add_nondir(dentry, inode);
 }
 
-static int __vexfs_mknod(struct user_namespace *mnt_userns, struct inode *dir,
+static int __vexfs_mknod(vexfs_idmap_t *idmap, struct inode *dir,
 		       struct dentry *dentry, umode_t mode, dev_t rdev)
 {
 	struct inode *inode;
@@ -88,7 +88,7 @@ static int __vexfs_mknod(struct user_namespace *mnt_userns, struct inode *dir,
 	return vexfs_add_nondir(dentry, inode);
 }
 
-static int __vexfs_symlink(struct user_namespace *mnt_userns, struct inode *dir,
+static int __vexfs_symlink(vexfs_idmap_t *idmap, struct inode *dir,
 			 struct dentry *dentry, const char *symname)
 {
 	unsigned int len = strlen(symname) + 1;
@@ -121,7 +121,7 @@ static int __vexfs_link(struct dentry *old_dentry, struct inode *dir,
 
 	if (dentry->d_name.len > VEXFS_NAME_LEN)
 		return -ENAMETOOLONG;
-	inode->i_ctime = current_time(inode);
+	vexfs_inode_touch_ctime(inode);
 	inode_inc_link_count(inode);
 	ihold(inode);
 	err = vexfs_add_link(dentry, inode);
@@ -154,12 +154,12 @@ static int __vexfs_unlink(struct inode *dir, struct dentry *dentry)
 	err = vexfs_delete_entry(dir, de, bh);
 	if (err)
 		return err;
-	inode->i_ctime = dir->i_ctime;
+	vexfs_inode_set_ctime(inode, vexfs_inode_get_ctime(dir));
 	inode_dec_link_count(inode);
 	return 0;
 }
 
-static int __vexfs_mkdir(struct user_namespace *mnt_userns, struct inode *dir,
+static int __vexfs_mkdir(vexfs_idmap_t *idmap, struct inode *dir,
 		       struct dentry *dentry, umode_t mode)
 {
 	struct inode *inode;
@@ -264,8 +264,7 @@ static int vexfs_exchange(struct inode *old_dir, struct dentry *old_dentry,
 			vexfs_dec_dir_count(new_dir);
 		}
 	}
-	old_inode->i_ctime = current_time(old_inode);
-	new_inode->i_ctime = old_inode->i_ctime;
+	vexfs_inode_set_ctime(new_inode, vexfs_inode_touch_ctime(old_inode));
 	mark_inode_dirty(old_inode);
 	mark_inode_dirty(new_inode);
 	return 0;
@@ -279,7 +278,7 @@ out_old:
 	return err;
 }
 
-static int __vexfs_rename(struct user_namespace *mnt_userns,
+static int __vexfs_rename(vexfs_idmap_t *idmap,
 			struct inode *old_dir, struct dentry *old_dentry,
 			struct inode *new_dir, struct dentry *new_dentry,
 			unsigned int flags)
@@ -326,7 +325,7 @@ static int __vexfs_rename(struct user_namespace *mnt_userns,
 			goto out_dir;
 		}
 		vexfs_set_link(new_dir, new_de, new_bh, old_inode);
-		new_inode->i_ctime = current_time(new_inode);
+		vexfs_inode_touch_ctime(new_inode);
 		if (S_ISDIR(old_inode->i_mode)) {
 			clear_nlink(new_inode);
 			mark_inode_dirty(new_inode);
@@ -340,7 +339,7 @@ static int __vexfs_rename(struct user_namespace *mnt_userns,
 		if (S_ISDIR(old_inode->i_mode) && old_dir != new_dir)
 			inode_inc_link_count(new_dir);
 	}
-	old_inode->i_ctime = current_time(old_inode);
+	vexfs_inode_touch_ctime(old_inode);
 	mark_inode_dirty(old_inode);
 
 	/* the old entry may have moved if add_link split it: find it again */
@@ -386,34 +385,34 @@ out_old:
  */
 #define VEXFS_CREDITS_RENAME	(VEXFS_CREDITS_DIRENT + 2 + 4 * VEXFS_CREDITS_INODE)
 
-static int vexfs_create(struct user_namespace *mnt_userns, struct inode *dir,
+static int vexfs_create(vexfs_idmap_t *idmap, struct inode *dir,
 			struct dentry *dentry, umode_t mode, bool excl)
 {
 	handle_t *handle = vexfs_journal_start(dir->i_sb, VEXFS_CREDITS_CREATE, 0);
 
 	if (IS_ERR(handle))
 		return PTR_ERR(handle);
-	return vexfs_journal_end(handle, __vexfs_create(mnt_userns, dir, dentry, mode, excl));
+	return vexfs_journal_end(handle, __vexfs_create(idmap, dir, dentry, mode, excl));
 }
 
-static int vexfs_mknod(struct user_namespace *mnt_userns, struct inode *dir,
+static int vexfs_mknod(vexfs_idmap_t *idmap, struct inode *dir,
 		       struct dentry *dentry, umode_t mode, dev_t rdev)
 {
 	handle_t *handle = vexfs_journal_start(dir->i_sb, VEXFS_CREDITS_CREATE, 0);
 
 	if (IS_ERR(handle))
 		return PTR_ERR(handle);
-	return vexfs_journal_end(handle, __vexfs_mknod(mnt_userns, dir, dentry, mode, rdev));
+	return vexfs_journal_end(handle, __vexfs_mknod(idmap, dir, dentry, mode, rdev));
 }
 
-static int vexfs_symlink(struct user_namespace *mnt_userns, struct inode *dir,
+static int vexfs_symlink(vexfs_idmap_t *idmap, struct inode *dir,
 			 struct dentry *dentry, const char *symname)
 {
 	handle_t *handle = vexfs_journal_start(dir->i_sb, VEXFS_CREDITS_SYMLINK, 0);
 
 	if (IS_ERR(handle))
 		return PTR_ERR(handle);
-	return vexfs_journal_end(handle, __vexfs_symlink(mnt_userns, dir, dentry, symname));
+	return vexfs_journal_end(handle, __vexfs_symlink(idmap, dir, dentry, symname));
 }
 
 static int vexfs_link(struct dentry *old_dentry, struct inode *dir,
@@ -435,14 +434,14 @@ static int vexfs_unlink(struct inode *dir, struct dentry *dentry)
 	return vexfs_journal_end(handle, __vexfs_unlink(dir, dentry));
 }
 
-static int vexfs_mkdir(struct user_namespace *mnt_userns, struct inode *dir,
+static int vexfs_mkdir(vexfs_idmap_t *idmap, struct inode *dir,
 		       struct dentry *dentry, umode_t mode)
 {
 	handle_t *handle = vexfs_journal_start(dir->i_sb, VEXFS_CREDITS_MKDIR, 0);
 
 	if (IS_ERR(handle))
 		return PTR_ERR(handle);
-	return vexfs_journal_end(handle, __vexfs_mkdir(mnt_userns, dir, dentry, mode));
+	return vexfs_journal_end(handle, __vexfs_mkdir(idmap, dir, dentry, mode));
 }
 
 static int vexfs_rmdir(struct inode *dir, struct dentry *dentry)
@@ -454,7 +453,7 @@ static int vexfs_rmdir(struct inode *dir, struct dentry *dentry)
 	return vexfs_journal_end(handle, __vexfs_rmdir(dir, dentry));
 }
 
-static int vexfs_rename(struct user_namespace *mnt_userns,
+static int vexfs_rename(vexfs_idmap_t *idmap,
 			struct inode *old_dir, struct dentry *old_dentry,
 			struct inode *new_dir, struct dentry *new_dentry,
 			unsigned int flags)
@@ -463,7 +462,7 @@ static int vexfs_rename(struct user_namespace *mnt_userns,
 
 	if (IS_ERR(handle))
 		return PTR_ERR(handle);
-	return vexfs_journal_end(handle, __vexfs_rename(mnt_userns, old_dir, old_dentry,
+	return vexfs_journal_end(handle, __vexfs_rename(idmap, old_dir, old_dentry,
 					      new_dir, new_dentry, flags));
 }
 

@@ -20,6 +20,7 @@
 #include <linux/crc32.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
+#include <linux/ktime.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -71,12 +72,41 @@ u32 vexfs_simd_mode(void)
  * ioctls run in process context, where irq_fpu_usable() is always true; if
  * it is not, we refuse rather than corrupt another context's FPU state.
  */
+/*
+ * The longest FPU section so far, in ns (kernel_fpu_begin() to _end(),
+ * both included), and how many sections ran: preemption is off inside one,
+ * so on PREEMPT_RT this is the latency VexFS adds. Write 0 to reset.
+ * fpu_sections is a statistic: concurrent searches may lose an increment.
+ */
+static unsigned long fpu_max_ns;
+module_param(fpu_max_ns, ulong, 0644);
+MODULE_PARM_DESC(fpu_max_ns, "longest kernel_fpu_begin/end section so far (ns)");
+static unsigned long fpu_sections;
+module_param(fpu_sections, ulong, 0644);
+MODULE_PARM_DESC(fpu_sections, "kernel_fpu_begin/end sections run so far");
+
+static void vexfs_fpu_account(u64 ns)
+{
+	unsigned long old = READ_ONCE(fpu_max_ns);
+
+	while (ns > old) {
+		unsigned long seen = cmpxchg(&fpu_max_ns, old, (unsigned long)ns);
+
+		if (seen == old)
+			break;
+		old = seen;
+	}
+	WRITE_ONCE(fpu_sections, READ_ONCE(fpu_sections) + 1);
+}
+
 int vexfs_dist_run(const struct vexfs_dist_job *job)
 {
 	u32 mode = vexfs_simd_mode();
+	u64 start;
 
 	if (WARN_ON_ONCE(!irq_fpu_usable()))
 		return -EBUSY;
+	start = ktime_get_ns();
 	kernel_fpu_begin();
 	if (mode == VEXFS_SIMD_AVX2)
 		vexfs_dist_avx2(job);
@@ -85,6 +115,7 @@ int vexfs_dist_run(const struct vexfs_dist_job *job)
 	else
 		vexfs_dist_scalar(job);
 	kernel_fpu_end();
+	vexfs_fpu_account(ktime_get_ns() - start);
 	return 0;
 }
 
@@ -167,9 +198,9 @@ static int coll_write(struct file *filp, loff_t pos, const void *buf,
 	init_sync_kiocb(&kiocb, filp);
 	kiocb.ki_pos = pos;
 	iov_iter_kvec(&iter, WRITE, &kv, 1, len);
-	current->backing_dev_info = inode_to_bdi(inode);
+	vexfs_set_writer_bdi(inode_to_bdi(inode));
 	ret = generic_perform_write(&kiocb, &iter);
-	current->backing_dev_info = NULL;
+	vexfs_set_writer_bdi(NULL);
 	if (ret < 0)
 		return ret;
 	if (ret != len)
@@ -185,7 +216,7 @@ static int coll_truncate(struct file *filp, loff_t size)
 		.ia_size = size,
 	};
 
-	return notify_change(file_mnt_user_ns(filp), filp->f_path.dentry, &ia,
+	return notify_change(vexfs_file_idmap(filp), filp->f_path.dentry, &ia,
 			     NULL);
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -338,6 +339,133 @@ def test_multi_block_bitmaps_end_to_end(tmp_path):
     assert rc == 4 and "1 blocks in use are marked free (32650)" in out, out
 
 
+# -- issue 13 defect 3: validate first, never change what is refused -------------------------
+
+
+def _snapshot(p: Path) -> tuple[int, bytes]:
+    return p.stat().st_size, p.read_bytes()
+
+
+def test_refused_signature_leaves_the_file_untouched_even_with_size(tmp_path, capsys):
+    """`mkfs.vexfs ext4.img 64M` used to grow the 32 MiB file before refusing."""
+    p = sparse_file(tmp_path / "ext.img", 32 * MiB)
+    with open(p, "r+b") as f:
+        f.seek(1080)
+        f.write(b"\x53\xef")
+    before = _snapshot(p)
+    assert main([str(p), "64M"]) == 1
+    assert "use -f" in capsys.readouterr().err
+    assert _snapshot(p) == before
+
+
+@pytest.mark.parametrize("bad", [["-L", "x" * 80], ["-U", "nonsense"], ["-N", "0"],
+                                 ["-N", "999999999"]])
+def test_bad_options_leave_no_new_file(tmp_path, bad, capsys):
+    p = tmp_path / "new.img"
+    assert main([*bad, str(p), "16M"]) == 1
+    assert not p.exists()
+    assert capsys.readouterr().err.startswith("mkfs.vexfs: ")
+
+
+@pytest.mark.parametrize("bad", [["-L", "x" * 80], ["-U", "nonsense"], ["-N", "999999999"]])
+def test_dry_run_refuses_what_a_real_run_refuses(tmp_path, bad):
+    p = sparse_file(tmp_path / "d.img", 4 * MiB)
+    assert main(["-n", *bad, str(p)]) == 1
+    assert main([*bad, str(p)]) == 1
+    with open(p, "r+b") as f:
+        f.seek(1080)
+        f.write(b"\x53\xef")
+    assert main(["-n", str(p)]) == 1            # a signature: -n refuses too
+    assert main(["-n", "-f", str(p)]) == 0
+
+
+def test_dry_run_prints_the_same_geometry(tmp_path, capsys):
+    p = sparse_file(tmp_path / "g.img", 12 * MiB)
+    assert main(["-n", "-U", "clear", "-N", "200", str(p)]) == 0
+    dry = capsys.readouterr().out
+    assert main(["-U", "clear", "-N", "200", str(p)]) == 0
+    real = capsys.readouterr().out
+    geo = [ln for ln in dry.splitlines() if ln.startswith(("Creating", "Filesystem", "Super",
+                                                          "Inode", "Block", "Data"))]
+    assert geo and all(ln in real.splitlines() for ln in geo)
+
+
+@pytest.mark.parametrize("start,size,want", [(None, "8M", 8 * MiB), (4 * MiB, "8M", 8 * MiB),
+                                             (16 * MiB, "8M", 8 * MiB)])
+def test_size_sets_the_file_size(tmp_path, start, size, want):
+    p = tmp_path / "s.img"
+    if start is not None:
+        sparse_file(p, start)
+    assert main(["-q", "-f", str(p), size]) == 0
+    assert p.stat().st_size == want
+    with Image(p) as im:
+        assert im.sb.s_blocks_count == want // BS
+    assert fsck_rc(p)[0] == 0
+
+
+def test_overwrite_warning_is_visible(tmp_path, capsys):
+    p = sparse_file(tmp_path / "w.img", 4 * MiB)
+    mkfs(str(p))
+    assert main(["-f", "-q", str(p)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: overwriting existing signatures: vexfs" in err
+
+
+def test_version(capsys):
+    assert main(["-V"]) == 0
+    assert "mkfs.vexfs (vexfs)" in capsys.readouterr().out
+
+
+# -- mkfs -d: populate from a directory tree ---------------------------------------------------
+
+
+def test_populate_from_directory(tmp_path, capsys):
+    import numpy as np
+    src = tmp_path / "tree"
+    (src / "sub" / "deep").mkdir(parents=True)
+    (src / "hello.txt").write_bytes(b"hello\n")
+    big = bytes(range(256)) * 100
+    (src / "sub" / "big.bin").write_bytes(big)
+    with open(src / "sparse.bin", "wb") as f:
+        f.seek(3 * BS)
+        f.write(b"end")
+    os.symlink("hello.txt", src / "link")
+    os.link(src / "hello.txt", src / "sub" / "hard")
+    os.chmod(src / "sub" / "big.bin", 0o600)
+    os.utime(src / "hello.txt", ns=(1_600_000_000_123_456_789, 1_600_000_001_987_654_321))
+    vecs = np.arange(30, dtype=np.float32).reshape(10, 3)
+    np.save(src / "sub" / "vecs.npy", vecs)
+    p = tmp_path / "pop.img"
+    assert main(["-d", str(src), "--npy-collections", str(p), "8M"]) == 0
+    assert "Copied" in capsys.readouterr().out
+    assert fsck_rc(p)[0] == 0
+    with Image(p) as im:
+        assert im.read_file("/hello.txt") == b"hello\n"
+        assert im.read_file("/sub/big.bin") == big
+        assert im.read_file("/sparse.bin") == bytes(3 * BS) + b"end"
+        sp = im.iget(im.lookup("/sparse.bin"))
+        assert sp.i_blocks == 1                        # the hole stayed a hole
+        assert im.readlink(im.lookup("/link", follow=False)) == "hello.txt"
+        h = im.lookup("/hello.txt")
+        assert im.lookup("/sub/hard") == h and im.iget(h).i_links_count == 2
+        assert im.iget(im.lookup("/sub/big.bin")).i_mode & 0o777 == 0o600
+        ih = im.iget(h)
+        assert (ih.i_mtime, ih.i_mtime_nsec) == (1_600_000_001, 987_654_321)
+        c = im.collection(im.lookup("/sub/vecs.npy"))
+        assert c.dim == 3 and (c.vectors == vecs).all() and list(c.ids) == list(range(10))
+        assert stat.S_ISDIR(im.iget(im.lookup("/sub/deep")).i_mode)
+
+
+def test_populate_refuses_a_tree_that_does_not_fit_before_writing(tmp_path, capsys):
+    src = tmp_path / "tree"
+    src.mkdir()
+    (src / "huge").write_bytes(b"x" * (6 * MiB))
+    p = tmp_path / "small.img"
+    assert main(["-d", str(src), str(p), "4M"]) == 1
+    assert "needs about" in capsys.readouterr().err
+    assert not p.exists()
+    assert main(["-d", str(tmp_path / "missing"), str(p), "4M"]) == 1
+    assert not p.exists()
 # -- the journal -----------------------------------------------------------------------------
 
 
@@ -425,3 +553,39 @@ def test_superblock_journal_fields_are_checked(tmp_path):
     bad = L.SuperBlock.from_buffer_copy(bytes(sb))
     bad.s_feature_compat = 0
     assert any("without the HAS_JOURNAL" in m for m in superblock_problems(bad, None))
+
+
+def test_mounted_in_another_mount_namespace_is_refused(tmp_path):
+    """A loop device mounted only inside another mount namespace (a container,
+    unshare -m) is invisible in our /proc/self/mountinfo; mkfs and fsck -y
+    must still refuse it and its backing file (issue 13: any namespace)."""
+    if os.geteuid() != 0 or not shutil.which("losetup") or not shutil.which("unshare") \
+            or not shutil.which("mkfs.ext4"):
+        pytest.skip("needs root, losetup, unshare and e2fsprogs")
+    img = sparse_file(tmp_path / "ns.img", 16 * MiB)
+    dev = _losetup(img)
+    if dev is None:
+        pytest.skip("no loop device available on this host")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    holder = None
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True)
+        holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                                   f"mount {dev} {mnt} && echo ready && exec sleep 120"],
+                                  stdout=subprocess.PIPE, text=True)
+        if holder.stdout.readline().strip() != "ready":
+            pytest.skip("cannot mount ext4 in a new mount namespace here")
+        with open("/proc/self/mountinfo") as f:
+            assert str(mnt) not in f.read()          # invisible from here
+        before = img.read_bytes()[:1 << 16]
+        with pytest.raises(MkfsError, match="mount namespace"):
+            mkfs(str(img), force=True)
+        rc = run_fsck(str(img), "y", out=io.StringIO())
+        assert rc == 8
+        assert img.read_bytes()[:1 << 16] == before
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+        subprocess.run(["losetup", "-d", dev], check=False)
