@@ -315,7 +315,7 @@ class Damage:
         struct.pack_into(">Q", commit, 48, NOW_NS // 10**9)
         struct.pack_into(">I", commit, 16, J.jbd2_crc32c(bytes(commit), seed))
         self.write((start + 2 + len(writes)) * BS, bytes(commit))
-        jsb.s_start = 1
+        jsb.s_start = jsb.s_first          # the first log block (absolute in vexfs)
         jsb.s_checksum = J.superblock_checksum(jsb)
         self.write(start * BS, bytes(jsb))
 

@@ -173,7 +173,7 @@ def test_region_relative_numbering_as_mkfs_vexfs_writes_it() -> None:
     img = Img()
     geom = J.JournalGeometry(START, LEN, BS)
     jsb = J.make_journal_superblock(geom, UUID, sequence=4)
-    jsb.s_start = 1
+    jsb.s_start = jsb.s_first  # first log block (absolute, as mkfs.vexfs writes it)
     jsb.s_checksum = J.superblock_checksum(jsb)
     img.write_block(START, bytes(jsb).ljust(BS, b"\0"))
     # write the transaction at region block 1 = device block START + 1
@@ -204,7 +204,7 @@ def test_fsck_replays_first_and_n_writes_nothing(tmp_path: Path) -> None:
     assert geom is not None
     start = geom.start_block
     jsb = J.read_journal_superblock(raw[start * BS:(start + 1) * BS])
-    jsb.s_start = 1
+    jsb.s_start = jsb.s_first  # first log block (absolute, as mkfs.vexfs writes it)
     jsb.s_checksum = J.superblock_checksum(jsb)
     raw[start * BS:start * BS + 1024] = bytes(jsb)
 
