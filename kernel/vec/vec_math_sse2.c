@@ -12,10 +12,7 @@
  * <immintrin.h> is not usable under kbuild's -nostdinc, so SIMD code uses
  * GCC vector extensions; GCC turns them into SSE2 instructions here.
  */
-#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
-
-#include <linux/kernel.h>
-#include "vector.h"
+#include "vec_dist.h"
 
 #define v4sf float __attribute__((vector_size(16)))
 

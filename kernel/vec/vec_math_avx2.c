@@ -9,10 +9,7 @@
  * (-ffp-contract=fast is GCC's default in GNU C mode). Same definitions and
  * key encoding as vec_math_sse2.c.
  */
-#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
-
-#include <linux/kernel.h>
-#include "vector.h"
+#include "vec_dist.h"
 
 #define v4sf float __attribute__((vector_size(16)))
 #define v8sf float __attribute__((vector_size(32)))
