@@ -61,10 +61,13 @@ VEXFS_ROOT_INO = 1
 VEXFS_NAME_LEN = 255
 VEXFS_LABEL_LEN = 64
 VEXFS_MIN_BLOCKS = 64
+VEXFS_MIN_JOURNAL_BLOCKS = 1024
 
-VEXFS_FEATURE_COMPAT_SUPP = 0x0
+VEXFS_FEATURE_COMPAT_HAS_JOURNAL = 0x1
+VEXFS_FEATURE_COMPAT_SUPP = VEXFS_FEATURE_COMPAT_HAS_JOURNAL
 VEXFS_FEATURE_INCOMPAT_EXTENTS = 0x1
-VEXFS_FEATURE_INCOMPAT_SUPP = VEXFS_FEATURE_INCOMPAT_EXTENTS
+VEXFS_FEATURE_INCOMPAT_RECOVER = 0x2
+VEXFS_FEATURE_INCOMPAT_SUPP = VEXFS_FEATURE_INCOMPAT_EXTENTS | VEXFS_FEATURE_INCOMPAT_RECOVER
 VEXFS_FEATURE_RO_COMPAT_COLLECTIONS = 0x1
 VEXFS_FEATURE_RO_COMPAT_SUPP = VEXFS_FEATURE_RO_COMPAT_COLLECTIONS
 
@@ -192,7 +195,9 @@ class SuperBlock(_Struct):
         ("s_write_time", le64),
         ("s_uuid", u8 * 16),
         ("s_label", u8 * VEXFS_LABEL_LEN),
-        ("s_reserved", le32 * 11),
+        ("s_journal_start", le64),
+        ("s_journal_blocks", le32),
+        ("s_reserved", le32 * 8),
         ("s_checksum", le32),
     ]
 
@@ -339,6 +344,11 @@ EXTENT_SIZE = ctypes.sizeof(Extent)
 def crc32c(data: bytes | bytearray | memoryview) -> int:
     """Standard CRC-32C (what the kernel computes as ~__crc32c_le(~0, ...))."""
     return _crc32c_fn(bytes(data)) & 0xFFFFFFFF
+
+
+def crc32c_continue(data: bytes | bytearray | memoryview, value: int) -> int:
+    """Standard CRC-32C of a stream whose earlier part had CRC ``value``."""
+    return _crc32c_fn(bytes(data), value) & 0xFFFFFFFF
 
 
 def checksum_with_zeroed(data: bytes | bytearray | memoryview, csum_off: int,

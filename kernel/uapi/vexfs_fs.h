@@ -18,6 +18,8 @@
  *   [bbitmap_start, +bbitmap_blocks)  block bitmap blocks (one bit per block
  *                                     of the whole device, metadata included)
  *   [itable_start, +itable_blocks)    inode table (16 x 256-byte inodes/block)
+ *   [journal_start, +journal_blocks)  jbd2 journal (only with
+ *                                     VEXFS_FEATURE_COMPAT_HAS_JOURNAL)
  *   [data_start, blocks_count)        data: file/dir/symlink data, extent
  *                                     blocks, collection data
  *
@@ -41,6 +43,7 @@
 #define VEXFS_NAME_LEN		255U
 #define VEXFS_LABEL_LEN		64U
 #define VEXFS_MIN_BLOCKS	64U	/* 256 KiB: smallest device mkfs accepts */
+#define VEXFS_MIN_JOURNAL_BLOCKS 1024U	/* jbd2's JBD2_MIN_JOURNAL_BLOCKS */
 
 /*
  * Checksums: standard CRC-32C (Castagnoli; the value Python's crc32c.crc32c()
@@ -51,9 +54,21 @@
 /* Superblock feature flags. Unknown INCOMPAT bits refuse the mount; unknown
  * RO_COMPAT bits refuse a read-write mount; unknown COMPAT bits are ignored.
  */
-#define VEXFS_FEATURE_COMPAT_SUPP	0x0U
+/*
+ * HAS_JOURNAL: [s_journal_start, +s_journal_blocks) holds a jbd2 journal
+ * (a jbd2 v2 superblock in its first block, big endian as jbd2 defines it).
+ * It is COMPAT, as in ext4: a module without journal support may mount a
+ * filesystem whose journal is empty, the region is just reserved metadata.
+ * RECOVER: set on disk while a journaled filesystem is mounted read-write
+ * (the journal may hold transactions to replay); cleared at a clean
+ * unmount. INCOMPAT, so nothing that cannot replay a journal mounts it.
+ */
+#define VEXFS_FEATURE_COMPAT_HAS_JOURNAL 0x1U
+#define VEXFS_FEATURE_COMPAT_SUPP	VEXFS_FEATURE_COMPAT_HAS_JOURNAL
 #define VEXFS_FEATURE_INCOMPAT_EXTENTS	0x1U	/* always set in version 1 */
-#define VEXFS_FEATURE_INCOMPAT_SUPP	VEXFS_FEATURE_INCOMPAT_EXTENTS
+#define VEXFS_FEATURE_INCOMPAT_RECOVER	0x2U	/* journal needs recovery */
+#define VEXFS_FEATURE_INCOMPAT_SUPP	(VEXFS_FEATURE_INCOMPAT_EXTENTS | \
+					 VEXFS_FEATURE_INCOMPAT_RECOVER)
 #define VEXFS_FEATURE_RO_COMPAT_COLLECTIONS 0x1U /* vector collections */
 #define VEXFS_FEATURE_RO_COMPAT_SUPP	VEXFS_FEATURE_RO_COMPAT_COLLECTIONS
 
@@ -88,7 +103,9 @@ struct vexfs_super_block {
 	__le64	s_write_time;
 	__u8	s_uuid[16];
 	__u8	s_label[VEXFS_LABEL_LEN];	/* NUL padded, not terminated */
-	__le32	s_reserved[11];
+	__le64	s_journal_start;	/* first journal block, 0 = no journal */
+	__le32	s_journal_blocks;	/* journal length in blocks */
+	__le32	s_reserved[8];
 	__le32	s_checksum;		/* CRC-32C of this struct */
 };					/* 256 bytes; rest of block 0 is zero */
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import os
 import shutil
 import stat
 import subprocess
@@ -273,8 +274,30 @@ def test_sb_bad_geometry(img):
 
 
 def test_sb_bigger_than_device(img):
+    """A superblock describing more blocks than the device holds is never "fixed"
+    by shrinking the filesystem (issue 13 defect 1): exit 8, nothing written."""
     edit_sb(img, s_blocks_count=10**6)
-    _assert_sb_rebuilt(img, ["device holds only 2048", "s_blocks_count 1000000 -> 2048"])
+    before = img.read_bytes()
+    for mode in ("y", "p", "n"):
+        rc, out = fsck(img, mode)
+        assert rc == 8, out
+        assert "device holds only 2048" in out and "nothing was changed" in out, out
+        assert img.read_bytes() == before
+
+
+def test_truncated_image_is_refused_and_untouched(tmp_path):
+    """Issue 13 defect 1 as a user met it: a 16 MiB image truncated to 8 MiB."""
+    p = tmp_path / "short.img"
+    with ImageBuilder.create(p, 16 * MiB) as b:
+        b.write_file("/a", b"x" * 5000)
+        b.mkdir("/d")
+    os.truncate(p, 8 * MiB)
+    before = p.read_bytes()
+    rc, out = fsck(p, "y")
+    assert rc == 8, out
+    assert "4096 blocks but the device holds only 2048" in out
+    assert "FIXED" not in out and "removed" not in out
+    assert p.read_bytes() == before
 
 
 def test_sb_bit_flip_in_geometry_without_reseal(img):
@@ -552,7 +575,7 @@ def test_regular_file_size_beyond_max(img):
     fsck used to call it consistent)."""
     ino = lookup(img, "/docs/b.bin")
     edit_inode(img, ino, i_size=2**64 - 1)
-    assert_detected(img, "inode.size", [f"inode {ino}: size {2**64 - 1} exceeds"])
+    assert_detected(img, "inode.size_max", [f"inode {ino}: size {2**64 - 1} exceeds"])
     assert_repaired(img, "p")
     with Image(img) as im:
         assert im.iget(ino).i_size == 3 * BS
@@ -1084,3 +1107,115 @@ def test_resealed_field_mutations_never_crash_and_y_converges(golden, tmp_path_f
     if rc2 == 0:
         assert rc1 == 0
     assert rc4 != 1, f"second -y still repaired something:\n{out4}"
+
+
+# -- issue 13 defect 2: a rebuilt directory block and one lost+found --------------------
+
+
+def _dir_names(im: Image, path: str) -> list[str]:
+    return [e.name for e in im.list_dir(im.lookup(path))]
+
+
+def test_garbage_over_root_block_rebuilds_dots_and_one_lost_found(tmp_path):
+    import numpy as np
+    p = tmp_path / "root64.img"
+    vecs = np.arange(24, dtype=np.float32).reshape(6, 4)
+    with ImageBuilder.create(p, 8 * MiB) as b:
+        b.mkdir("/lost+found", 0o700)
+        b.write_file("/a", b"alpha" * 100)
+        b.mkdir("/docs")
+        b.write_file("/docs/readme", b"read me\n")
+        b.mkdir("/vecs")
+        b.create_collection("/vecs/c", np.arange(6), vecs)
+    root_blk = dir_block(p, "/")
+    patch(p, root_blk * BS, bytes(np.random.default_rng(7).integers(0, 256, 64,
+                                                                    dtype=np.uint8)))
+    rc, out = fsck(p, "y")
+    assert rc == 1, out
+    rc2, out2 = fsck(p, "n")
+    assert rc2 == 0, out + "\n---\n" + out2
+    with Image(p) as im:
+        recs, problems = parse_dir_block(im.read_block(root_blk))
+        assert not problems
+        assert (recs[0].name, recs[0].inode) == (b".", 1)
+        assert (recs[1].name, recs[1].inode) == (b"..", 1)
+        root_names = _dir_names(im, "/")
+        assert root_names.count("lost+found") == 1
+        lf_names = [n for n in _dir_names(im, "/lost+found") if n not in (".", "..")]
+        # the old lost+found is linked back, not filed inside a new one
+        assert "is the old /lost+found" in out, out
+        for n in lf_names:
+            ino = im.lookup(f"/lost+found/{n}")
+            inode = im.iget(ino)
+            if stat.S_ISDIR(inode.i_mode):
+                assert _dir_names(im, f"/lost+found/{n}") != [".", ".."], \
+                    f"an empty stray directory {n} in lost+found"
+        # every file and the collection survive, where the output says
+        found = {}
+        for path, ino, inode in im.walk("/"):
+            if stat.S_ISREG(inode.i_mode):
+                found[path.rsplit("/", 1)[-1] if "/#" in path else path] = (path, ino)
+        data = {path: im.read_file(path) for path, _ in found.values()}
+        assert b"alpha" * 100 in data.values()
+        assert b"read me\n" in data.values()
+        cpath = next(path for path, ino in found.values()
+                     if im.iget(ino).i_flags & L.VEXFS_INODE_FL_COLLECTION)
+        c = im.collection(im.lookup(cpath))
+        assert (c.vectors == vecs).all()
+        assert cpath.startswith("/lost+found/#")
+        assert f"inode {cpath.split('#')[1].split('/')[0]}" in out
+
+
+# -- issue 13 defect 6 (fsck part): -V, -v as the passes run, Ctrl-C -> 32 ----------------
+
+
+def test_version_flag(capsys):
+    from vexfs.fsck import main
+    assert main(["-V"]) == 0
+    assert "fsck.vexfs (vexfs)" in capsys.readouterr().out
+
+
+def test_verbose_prints_each_pass_as_it_runs(img):
+    """A check that stops in pass 2 (root inode cleared) shows the headers of
+    passes 1 and 2 only: they are printed when each pass starts."""
+    rc, out = fsck(img, "n")
+    assert rc == 0
+    buf = io.StringIO()
+    assert run_fsck(str(img), "n", verbose=True, out=buf) == 0
+    heads = [ln for ln in buf.getvalue().splitlines() if ln.startswith("Pass ")]
+    assert heads == [f"Pass {n}:" + ln.split(":", 1)[1] for n, ln in
+                     zip(range(1, 8), heads)] and len(heads) == 7
+    edit_inode(img, 1, i_mode=0)
+    buf = io.StringIO()
+    assert run_fsck(str(img), "n", verbose=True, out=buf) == 4
+    heads = [ln.split(":")[0] for ln in buf.getvalue().splitlines() if ln.startswith("Pass ")]
+    assert heads == ["Pass 1", "Pass 2"]
+
+
+def test_ctrl_c_exits_32(img, monkeypatch, capsys):
+    from vexfs import fsck as fsck_pkg
+    from vexfs.fsck import checker
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(checker.Checker, "check", interrupted)
+    assert fsck_pkg.main(["-n", str(img)]) == 32
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_problem_table_is_complete_and_documented():
+    """Every code the checker can raise is a row; docs/format.md holds the
+    generated table (regenerate: python -m vexfs.fsck.problems --update docs/format.md)."""
+    import re
+    from vexfs.fsck.problems import PROBLEMS, render_doc
+    src = "".join((Path(__file__).parents[2] / "vexfs" / "fsck" / f).read_text()
+                  for f in ("checker.py", "cli.py"))
+    used = set(re.findall(r'(?:add|problem|_inode_problem\(info,)\(?\s*"([a-z_]+\.[a-z_]+)"',
+                          src))
+    used |= {f"bitmap.{w}_marked_{s}" for w in ("block", "inode") for s in ("free", "used")}
+    used |= {"sb.free_blocks", "sb.free_inodes"}
+    assert used <= set(PROBLEMS), used - set(PROBLEMS)
+    doc = (Path(__file__).parents[2] / "docs" / "format.md").read_text()
+    assert render_doc(doc) == doc, "docs/format.md problem table is stale: run " \
+        "python -m vexfs.fsck.problems --update docs/format.md"

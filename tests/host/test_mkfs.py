@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -81,8 +82,12 @@ def test_fresh_image_contents(tmp_path):
         assert sb.s_magic == L.VEXFS_MAGIC and sb.s_version == 1
         assert sb.label == "data" and bytes(sb.s_uuid) == u.bytes
         assert sb.s_state == L.VEXFS_STATE_CLEAN
-        assert sb.s_free_blocks == 25600 - 404 and sb.s_free_inodes == 6399
+        # 100 MiB: mke2fs's default 4 MiB journal after the inode table
+        assert (sb.s_journal_start, sb.s_journal_blocks) == (403, 1024)
+        assert sb.s_data_start == 403 + 1024 == res.geometry.data_start
+        assert sb.s_free_blocks == 25600 - 1428 and sb.s_free_inodes == 6399
         assert sb.s_feature_incompat == L.VEXFS_FEATURE_INCOMPAT_EXTENTS
+        assert sb.s_feature_compat == L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL
         root = im.iget(1)
         assert root.i_mode == 0o40755 and root.i_links_count == 2 and root.i_size == BS
         assert [(e.name, e.ino) for e in im.list_dir(1)] == [(".", 1), ("..", 1)]
@@ -329,3 +334,218 @@ def test_multi_block_bitmaps_end_to_end(tmp_path):
         f.write(block)
     rc, out = fsck_rc(p)
     assert rc == 4 and "1 blocks in use are marked free (32650)" in out, out
+
+
+# -- issue 13 defect 3: validate first, never change what is refused -------------------------
+
+
+def _snapshot(p: Path) -> tuple[int, bytes]:
+    return p.stat().st_size, p.read_bytes()
+
+
+def test_refused_signature_leaves_the_file_untouched_even_with_size(tmp_path, capsys):
+    """`mkfs.vexfs ext4.img 64M` used to grow the 32 MiB file before refusing."""
+    p = sparse_file(tmp_path / "ext.img", 32 * MiB)
+    with open(p, "r+b") as f:
+        f.seek(1080)
+        f.write(b"\x53\xef")
+    before = _snapshot(p)
+    assert main([str(p), "64M"]) == 1
+    assert "use -f" in capsys.readouterr().err
+    assert _snapshot(p) == before
+
+
+@pytest.mark.parametrize("bad", [["-L", "x" * 80], ["-U", "nonsense"], ["-N", "0"],
+                                 ["-N", "999999999"]])
+def test_bad_options_leave_no_new_file(tmp_path, bad, capsys):
+    p = tmp_path / "new.img"
+    assert main([*bad, str(p), "16M"]) == 1
+    assert not p.exists()
+    assert capsys.readouterr().err.startswith("mkfs.vexfs: ")
+
+
+@pytest.mark.parametrize("bad", [["-L", "x" * 80], ["-U", "nonsense"], ["-N", "999999999"]])
+def test_dry_run_refuses_what_a_real_run_refuses(tmp_path, bad):
+    p = sparse_file(tmp_path / "d.img", 4 * MiB)
+    assert main(["-n", *bad, str(p)]) == 1
+    assert main([*bad, str(p)]) == 1
+    with open(p, "r+b") as f:
+        f.seek(1080)
+        f.write(b"\x53\xef")
+    assert main(["-n", str(p)]) == 1            # a signature: -n refuses too
+    assert main(["-n", "-f", str(p)]) == 0
+
+
+def test_dry_run_prints_the_same_geometry(tmp_path, capsys):
+    p = sparse_file(tmp_path / "g.img", 12 * MiB)
+    assert main(["-n", "-U", "clear", "-N", "200", str(p)]) == 0
+    dry = capsys.readouterr().out
+    assert main(["-U", "clear", "-N", "200", str(p)]) == 0
+    real = capsys.readouterr().out
+    geo = [ln for ln in dry.splitlines() if ln.startswith(("Creating", "Filesystem", "Super",
+                                                          "Inode", "Block", "Data"))]
+    assert geo and all(ln in real.splitlines() for ln in geo)
+
+
+@pytest.mark.parametrize("start,size,want", [(None, "8M", 8 * MiB), (4 * MiB, "8M", 8 * MiB),
+                                             (16 * MiB, "8M", 8 * MiB)])
+def test_size_sets_the_file_size(tmp_path, start, size, want):
+    p = tmp_path / "s.img"
+    if start is not None:
+        sparse_file(p, start)
+    assert main(["-q", "-f", str(p), size]) == 0
+    assert p.stat().st_size == want
+    with Image(p) as im:
+        assert im.sb.s_blocks_count == want // BS
+    assert fsck_rc(p)[0] == 0
+
+
+def test_overwrite_warning_is_visible(tmp_path, capsys):
+    p = sparse_file(tmp_path / "w.img", 4 * MiB)
+    mkfs(str(p))
+    assert main(["-f", "-q", str(p)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: overwriting existing signatures: vexfs" in err
+
+
+def test_version(capsys):
+    assert main(["-V"]) == 0
+    assert "mkfs.vexfs (vexfs)" in capsys.readouterr().out
+
+
+# -- mkfs -d: populate from a directory tree ---------------------------------------------------
+
+
+def test_populate_from_directory(tmp_path, capsys):
+    import numpy as np
+    src = tmp_path / "tree"
+    (src / "sub" / "deep").mkdir(parents=True)
+    (src / "hello.txt").write_bytes(b"hello\n")
+    big = bytes(range(256)) * 100
+    (src / "sub" / "big.bin").write_bytes(big)
+    with open(src / "sparse.bin", "wb") as f:
+        f.seek(3 * BS)
+        f.write(b"end")
+    os.symlink("hello.txt", src / "link")
+    os.link(src / "hello.txt", src / "sub" / "hard")
+    os.chmod(src / "sub" / "big.bin", 0o600)
+    os.utime(src / "hello.txt", ns=(1_600_000_000_123_456_789, 1_600_000_001_987_654_321))
+    vecs = np.arange(30, dtype=np.float32).reshape(10, 3)
+    np.save(src / "sub" / "vecs.npy", vecs)
+    p = tmp_path / "pop.img"
+    assert main(["-d", str(src), "--npy-collections", str(p), "8M"]) == 0
+    assert "Copied" in capsys.readouterr().out
+    assert fsck_rc(p)[0] == 0
+    with Image(p) as im:
+        assert im.read_file("/hello.txt") == b"hello\n"
+        assert im.read_file("/sub/big.bin") == big
+        assert im.read_file("/sparse.bin") == bytes(3 * BS) + b"end"
+        sp = im.iget(im.lookup("/sparse.bin"))
+        assert sp.i_blocks == 1                        # the hole stayed a hole
+        assert im.readlink(im.lookup("/link", follow=False)) == "hello.txt"
+        h = im.lookup("/hello.txt")
+        assert im.lookup("/sub/hard") == h and im.iget(h).i_links_count == 2
+        assert im.iget(im.lookup("/sub/big.bin")).i_mode & 0o777 == 0o600
+        ih = im.iget(h)
+        assert (ih.i_mtime, ih.i_mtime_nsec) == (1_600_000_001, 987_654_321)
+        c = im.collection(im.lookup("/sub/vecs.npy"))
+        assert c.dim == 3 and (c.vectors == vecs).all() and list(c.ids) == list(range(10))
+        assert stat.S_ISDIR(im.iget(im.lookup("/sub/deep")).i_mode)
+
+
+def test_populate_refuses_a_tree_that_does_not_fit_before_writing(tmp_path, capsys):
+    src = tmp_path / "tree"
+    src.mkdir()
+    (src / "huge").write_bytes(b"x" * (6 * MiB))
+    p = tmp_path / "small.img"
+    assert main(["-d", str(src), str(p), "4M"]) == 1
+    assert "needs about" in capsys.readouterr().err
+    assert not p.exists()
+    assert main(["-d", str(tmp_path / "missing"), str(p), "4M"]) == 1
+    assert not p.exists()
+# -- the journal -----------------------------------------------------------------------------
+
+
+def test_default_journal_size_scales_like_mke2fs():
+    from vexfs.fs.journal import default_journal_blocks
+    assert default_journal_blocks(2047) == 0                 # < 8 MiB: none
+    assert default_journal_blocks(2048) == 1024              # 8 MiB: 4 MiB
+    assert default_journal_blocks(256 * MiB // BS) == 4096    # 256 MiB: 16 MiB
+    assert default_journal_blocks(1536 * MiB // BS) == 8192   # 1.5 GiB: 32 MiB
+    assert default_journal_blocks(8 * 1024 * MiB // BS) == 16384
+    assert default_journal_blocks(1 << 40) == 262144         # capped at 1 GiB
+
+
+def test_journal_superblock_is_valid_jbd2_v2(tmp_path):
+    from vexfs.fs import journal as J
+    p = sparse_file(tmp_path / "j.img", 64 * MiB)
+    u = uuid.uuid4()
+    mkfs(str(p), uuid=str(u))
+    with Image(p) as im:
+        sb = im.sb
+        geom = J.JournalGeometry.from_superblock(sb)
+        assert geom is not None and geom.blocks == 1024
+        raw = im.dev.read_block(geom.start_block)
+        jsb = J.read_journal_superblock(raw)
+        assert jsb.s_header.h_magic == J.JBD2_MAGIC_NUMBER
+        assert jsb.s_header.h_blocktype == J.JBD2_SUPERBLOCK_V2
+        assert (jsb.s_blocksize, jsb.s_maxlen, jsb.s_first) == (BS, 1024, 1)
+        assert jsb.s_start == 0 and jsb.s_sequence == 1 and jsb.s_nr_users == 1
+        assert jsb.s_feature_incompat == J.VEXFS_JOURNAL_INCOMPAT
+        assert jsb.s_checksum_type == J.JBD2_CRC32C_CHKSUM
+        assert jsb.s_checksum == J.superblock_checksum(jsb) != 0
+        assert bytes(jsb.s_uuid) == u.bytes
+        # big endian on disk, as jbd2 reads it
+        assert raw[:4] == bytes.fromhex("c03b3998")
+        # the rest of the journal is zero
+        assert im.dev.read_block(geom.start_block + 1, geom.blocks - 1) == \
+            bytes((geom.blocks - 1) * BS)
+        # the journal is metadata: in use in the block bitmap
+        assert all(im.block_in_use(b) for b in (geom.start_block,
+                                                geom.start_block + geom.blocks - 1))
+    assert fsck_rc(p)[0] == 0
+
+
+def test_journal_size_option_and_no_journal(tmp_path, capsys):
+    p = sparse_file(tmp_path / "a.img", 64 * MiB)
+    assert main(["-q", "-J", "size=8", str(p)]) == 0
+    with Image(p) as im:
+        assert im.sb.s_journal_blocks == 2048
+    assert fsck_rc(p)[0] == 0
+    assert main(["-q", "-f", "-O", "^has_journal", str(p)]) == 0
+    with Image(p) as im:
+        sb = im.sb
+        assert sb.s_feature_compat == 0
+        assert (sb.s_journal_start, sb.s_journal_blocks) == (0, 0)
+        assert sb.s_data_start == 1 + 1 + 1 + 256
+    assert fsck_rc(p)[0] == 0
+    assert main(["-q", "-f", "-J", "size=2", str(p)]) == 1          # below jbd2's minimum
+    assert main(["-q", "-f", "-J", "bogus", str(p)]) == 1
+    assert main(["-q", "-f", "-J", "size=8", "-O", "^has_journal", str(p)]) == 1
+    assert "below jbd2's minimum" in capsys.readouterr().err
+
+
+def test_small_device_gets_no_journal(tmp_path):
+    p = sparse_file(tmp_path / "s.img", 4 * MiB)
+    mkfs(str(p))
+    with Image(p) as im:
+        assert im.sb.s_feature_compat == 0 and im.sb.s_journal_blocks == 0
+    assert fsck_rc(p)[0] == 0
+
+
+def test_superblock_journal_fields_are_checked(tmp_path):
+    from vexfs.image import superblock_problems
+    p = sparse_file(tmp_path / "c.img", 64 * MiB)
+    mkfs(str(p))
+    with Image(p) as im:
+        sb = L.SuperBlock.from_buffer_copy(bytes(im.sb))
+    assert superblock_problems(sb, 64 * MiB // BS) == []
+    bad = L.SuperBlock.from_buffer_copy(bytes(sb))
+    bad.s_journal_start = sb.s_itable_start          # overlaps the inode table
+    assert any("overlaps" in m for m in superblock_problems(bad, None))
+    bad = L.SuperBlock.from_buffer_copy(bytes(sb))
+    bad.s_journal_blocks = 10
+    assert any("jbd2 needs" in m for m in superblock_problems(bad, None))
+    bad = L.SuperBlock.from_buffer_copy(bytes(sb))
+    bad.s_feature_compat = 0
+    assert any("without the HAS_JOURNAL" in m for m in superblock_problems(bad, None))

@@ -123,7 +123,10 @@ def discover_version() -> str:
 
 
 def kernel_dir(version: str) -> Path:
-    return cache_dir() / "kernel" / version
+    # resolved: a worktree's .cache/kernel may be a symlink to a shared copy,
+    # and the guest's initramfs cannot follow a host symlink when it binds
+    # the modules directory
+    return (cache_dir() / "kernel").resolve() / version
 
 
 def fetch(version: str) -> GuestKernel:
