@@ -2,21 +2,28 @@
 # (tools/bootstrap.py: apt packages, .venv) and are safe to run again.
 #
 #   make run    the full scenario suite in a VM, with its report in results/latest/
+#               (KERNEL=6.12 / 6.12-rt / 6.1.0-57-amd64: another Debian guest kernel;
+#               JOBS=N: scenario VMs at once, default one per core)
 #   make test   the whole pytest suite: host unit tests and VM tests
+#   make deb    dist/vexfs-dkms_<ver>_all.deb and dist/vexfs-tools_<ver>_all.deb
 
 PYTHON ?= python3
 VENV := .venv
 VEXFS := $(VENV)/bin/vexfs
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup run test test-host module sparse checkpatch clean
+.PHONY: setup run test test-host module sparse checkpatch clean deb
 
 setup:
 	@command -v $(PYTHON) >/dev/null || (apt-get update -qq && apt-get install -y -qq python3 python3-venv)
 	$(PYTHON) tools/bootstrap.py
 
+KERNEL ?=
+JOBS ?=
+RUN_FLAGS = $(if $(KERNEL),--kernel $(KERNEL)) $(if $(JOBS),-j $(JOBS))
+
 run: setup
-	$(VEXFS) run $(ARGS)
+	$(VEXFS) run $(RUN_FLAGS) $(ARGS)
 
 test: setup
 	$(PYTEST) $(ARGS)
@@ -25,7 +32,7 @@ test-host: setup
 	$(PYTEST) tests/host $(ARGS)
 
 module: setup
-	$(VENV)/bin/python -m vexfs.vm.build
+	$(VENV)/bin/python -m vexfs.vm.build $(if $(KERNEL),--kernel $(KERNEL))
 
 sparse:
 	$(MAKE) -C kernel sparse
@@ -36,3 +43,6 @@ checkpatch:
 clean:
 	$(MAKE) -C kernel clean || true
 	rm -rf .cache results logs
+
+deb: setup
+	$(VENV)/bin/python tools/mkdeb.py

@@ -33,7 +33,7 @@
 
 static struct address_space *vexfs_bdev_mapping(struct super_block *sb)
 {
-	return sb->s_bdev->bd_inode->i_mapping;
+	return vexfs_bdev_mapping_of(sb->s_bdev);
 }
 
 /* Start watching the block device's write-back errors (at mount). */

@@ -167,8 +167,7 @@ static void vexfs_dir_release(struct inode *dir, struct buffer_head *bh)
 static int vexfs_dir_changed(struct inode *dir, struct buffer_head *bh)
 {
 	vexfs_dir_release(dir, bh);
-	dir->i_mtime = current_time(dir);
-	dir->i_ctime = dir->i_mtime;
+	vexfs_inode_touch_mctime(dir);
 	mark_inode_dirty(dir);
 	return 0;
 }

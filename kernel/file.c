@@ -39,7 +39,7 @@ static vm_fault_t vexfs_page_mkwrite(struct vm_fault *vmf)
 	sb_start_pagefault(inode->i_sb);
 	file_update_time(vmf->vma->vm_file);
 	filemap_invalidate_lock_shared(inode->i_mapping);
-	ret = block_page_mkwrite_return(block_page_mkwrite(vmf->vma, vmf,
+	ret = vexfs_mkwrite_return(block_page_mkwrite(vmf->vma, vmf,
 							   vexfs_get_block));
 	filemap_invalidate_unlock_shared(inode->i_mapping);
 	sb_end_pagefault(inode->i_sb);
@@ -126,7 +126,7 @@ static long vexfs_fallocate(struct file *file, int mode, loff_t offset,
 		if (!err)
 			i_size_write(inode, end);
 	}
-	inode->i_ctime = current_time(inode);
+	vexfs_inode_touch_ctime(inode);
 	mark_inode_dirty(inode);
 out:
 	inode_unlock(inode);
@@ -140,7 +140,7 @@ const struct file_operations vexfs_file_operations = {
 	.mmap		= vexfs_file_mmap,
 	.open		= generic_file_open,
 	.fsync		= vexfs_fsync,
-	.splice_read	= generic_file_splice_read,
+	.splice_read	= vexfs_splice_read,
 	.splice_write	= iter_file_splice_write,
 	.fallocate	= vexfs_fallocate,
 	.unlocked_ioctl	= vexfs_ioctl,

@@ -23,11 +23,11 @@ static void vexfs_readahead(struct readahead_control *rac)
 	mpage_readahead(rac, vexfs_get_block);
 }
 
-static int vexfs_writepage(struct page *page, struct writeback_control *wbc)
-{
-	return block_write_full_page(page, vexfs_get_block, wbc);
-}
-
+/*
+ * No ->writepage: writeback goes through ->writepages alone, as on XFS and
+ * btrfs (6.8 removed block_write_full_page(), and its folio successor is
+ * not exported to modules); reclaim leaves dirty pages to the flusher.
+ */
 static int vexfs_writepages(struct address_space *mapping,
 			    struct writeback_control *wbc)
 {
@@ -46,7 +46,8 @@ static void vexfs_write_failed(struct address_space *mapping, loff_t to)
 }
 
 static int vexfs_write_begin(struct file *file, struct address_space *mapping,
-			     loff_t pos, unsigned int len, struct page **pagep,
+			     loff_t pos, unsigned int len,
+			     vexfs_write_page_t **pagep,
 			     void **fsdata)
 {
 	int ret = block_write_begin(mapping, pos, len, pagep, vexfs_get_block);
@@ -58,7 +59,7 @@ static int vexfs_write_begin(struct file *file, struct address_space *mapping,
 
 static int vexfs_write_end(struct file *file, struct address_space *mapping,
 			   loff_t pos, unsigned int len, unsigned int copied,
-			   struct page *page, void *fsdata)
+			   vexfs_write_page_t *page, void *fsdata)
 {
 	int ret = generic_write_end(file, mapping, pos, len, copied, page,
 				    fsdata);
@@ -92,7 +93,6 @@ const struct address_space_operations vexfs_aops = {
 	.invalidate_folio	= block_invalidate_folio,
 	.read_folio		= vexfs_read_folio,
 	.readahead		= vexfs_readahead,
-	.writepage		= vexfs_writepage,
 	.writepages		= vexfs_writepages,
 	.write_begin		= vexfs_write_begin,
 	.write_end		= vexfs_write_end,
@@ -100,7 +100,7 @@ const struct address_space_operations vexfs_aops = {
 	.direct_IO		= vexfs_direct_IO,
 	.migrate_folio		= buffer_migrate_folio,
 	.is_partially_uptodate	= block_is_partially_uptodate,
-	.error_remove_page	= generic_error_remove_page,
+	VEXFS_AOP_ERROR_REMOVE,
 };
 
 void vexfs_set_inode_ops(struct inode *inode)
@@ -124,10 +124,14 @@ void vexfs_set_inode_ops(struct inode *inode)
 	}
 }
 
-static void vexfs_get_time(struct timespec64 *ts, __le64 sec, __le32 nsec)
+static struct timespec64 vexfs_get_time(__le64 sec, __le32 nsec)
 {
-	ts->tv_sec = (s64)le64_to_cpu(sec);
-	ts->tv_nsec = min_t(u32, le32_to_cpu(nsec), NSEC_PER_SEC - 1);
+	struct timespec64 ts = {
+		.tv_sec = (s64)le64_to_cpu(sec),
+		.tv_nsec = min_t(u32, le32_to_cpu(nsec), NSEC_PER_SEC - 1),
+	};
+
+	return ts;
 }
 
 static bool vexfs_mode_ok(umode_t mode)
@@ -209,10 +213,10 @@ struct inode *vexfs_iget(struct super_block *sb, unsigned long ino)
 	i_gid_write(inode, le32_to_cpu(raw->i_gid));
 	set_nlink(inode, le16_to_cpu(raw->i_links_count));
 	inode->i_size = size;
-	vexfs_get_time(&inode->i_atime, raw->i_atime, raw->i_atime_nsec);
-	vexfs_get_time(&inode->i_mtime, raw->i_mtime, raw->i_mtime_nsec);
-	vexfs_get_time(&inode->i_ctime, raw->i_ctime, raw->i_ctime_nsec);
-	vexfs_get_time(&ei->i_crtime, raw->i_crtime, raw->i_crtime_nsec);
+	vexfs_inode_set_atime(inode, vexfs_get_time(raw->i_atime, raw->i_atime_nsec));
+	vexfs_inode_set_mtime(inode, vexfs_get_time(raw->i_mtime, raw->i_mtime_nsec));
+	vexfs_inode_set_ctime(inode, vexfs_get_time(raw->i_ctime, raw->i_ctime_nsec));
+	ei->i_crtime = vexfs_get_time(raw->i_crtime, raw->i_crtime_nsec);
 	inode->i_generation = le32_to_cpu(raw->i_generation);
 	ei->i_vflags = le32_to_cpu(raw->i_flags);
 
@@ -244,6 +248,9 @@ bad:
 static void vexfs_fill_raw(struct inode *inode, struct vexfs_inode *raw)
 {
 	struct vexfs_inode_info *ei = VEXFS_I(inode);
+	struct timespec64 atime = vexfs_inode_get_atime(inode);
+	struct timespec64 mtime = vexfs_inode_get_mtime(inode);
+	struct timespec64 ctime = vexfs_inode_get_ctime(inode);
 
 	memset(raw, 0, sizeof(*raw));
 	raw->i_mode = cpu_to_le16(inode->i_mode);
@@ -253,13 +260,13 @@ static void vexfs_fill_raw(struct inode *inode, struct vexfs_inode *raw)
 	raw->i_flags = cpu_to_le32(READ_ONCE(ei->i_vflags));
 	raw->i_size = cpu_to_le64(i_size_read(inode));
 	raw->i_blocks = cpu_to_le64(inode->i_blocks >> (VEXFS_BLOCK_BITS - 9));
-	raw->i_atime = cpu_to_le64(inode->i_atime.tv_sec);
-	raw->i_mtime = cpu_to_le64(inode->i_mtime.tv_sec);
-	raw->i_ctime = cpu_to_le64(inode->i_ctime.tv_sec);
+	raw->i_atime = cpu_to_le64(atime.tv_sec);
+	raw->i_mtime = cpu_to_le64(mtime.tv_sec);
+	raw->i_ctime = cpu_to_le64(ctime.tv_sec);
 	raw->i_crtime = cpu_to_le64(ei->i_crtime.tv_sec);
-	raw->i_atime_nsec = cpu_to_le32(inode->i_atime.tv_nsec);
-	raw->i_mtime_nsec = cpu_to_le32(inode->i_mtime.tv_nsec);
-	raw->i_ctime_nsec = cpu_to_le32(inode->i_ctime.tv_nsec);
+	raw->i_atime_nsec = cpu_to_le32(atime.tv_nsec);
+	raw->i_mtime_nsec = cpu_to_le32(mtime.tv_nsec);
+	raw->i_ctime_nsec = cpu_to_le32(ctime.tv_nsec);
 	raw->i_crtime_nsec = cpu_to_le32(ei->i_crtime.tv_nsec);
 	raw->i_generation = cpu_to_le32(inode->i_generation);
 	if (S_ISCHR(inode->i_mode) || S_ISBLK(inode->i_mode))
@@ -342,7 +349,7 @@ void vexfs_inode_set_collection(struct inode *inode, bool on)
 	else
 		fl &= ~VEXFS_INODE_FL_COLLECTION;
 	WRITE_ONCE(ei->i_vflags, fl);
-	inode->i_ctime = current_time(inode);
+	vexfs_inode_touch_ctime(inode);
 	mark_inode_dirty(inode);
 }
 EXPORT_SYMBOL_GPL(vexfs_inode_set_collection);
@@ -387,13 +394,11 @@ struct inode *vexfs_new_inode(struct inode *dir, umode_t mode)
 		return ERR_PTR(-ENOMEM);
 	}
 	ei = VEXFS_I(inode);
-	inode_init_owner(&init_user_ns, inode, dir, mode);
+	inode_init_owner(VEXFS_NOP_IDMAP, inode, dir, mode);
 	inode->i_ino = ino;
 	inode->i_blocks = 0;
-	inode->i_mtime = current_time(inode);
-	inode->i_atime = inode->i_mtime;
-	inode->i_ctime = inode->i_mtime;
-	ei->i_crtime = inode->i_mtime;
+	ei->i_crtime = vexfs_inode_touch_mctime(inode);
+	vexfs_inode_set_atime(inode, ei->i_crtime);
 	inode->i_generation = get_random_u32();
 	ei->i_vflags = 0;
 	ei->i_chain_dense = true;
@@ -454,21 +459,20 @@ static int vexfs_setsize(struct inode *inode, loff_t newsize)
 	}
 	truncate_setsize(inode, newsize);
 	err = vexfs_truncate_blocks(inode, newsize);
-	inode->i_mtime = current_time(inode);
-	inode->i_ctime = inode->i_mtime;
+	vexfs_inode_touch_mctime(inode);
 	mark_inode_dirty(inode);
 out:
 	filemap_invalidate_unlock(mapping);
 	return err;
 }
 
-int vexfs_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
+int vexfs_setattr(vexfs_idmap_t *idmap, struct dentry *dentry,
 		  struct iattr *attr)
 {
 	struct inode *inode = d_inode(dentry);
 	int err;
 
-	err = setattr_prepare(mnt_userns, dentry, attr);
+	err = setattr_prepare(idmap, dentry, attr);
 	if (err)
 		return err;
 	if ((attr->ia_valid & ATTR_SIZE) && attr->ia_size != i_size_read(inode)) {
@@ -476,12 +480,12 @@ int vexfs_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
 		if (err)
 			return err;
 	}
-	setattr_copy(mnt_userns, inode, attr);
+	setattr_copy(idmap, inode, attr);
 	mark_inode_dirty(inode);
 	return 0;
 }
 
-int vexfs_getattr(struct user_namespace *mnt_userns, const struct path *path,
+int vexfs_getattr(vexfs_idmap_t *idmap, const struct path *path,
 		  struct kstat *stat, u32 request_mask, unsigned int flags)
 {
 	struct inode *inode = d_inode(path->dentry);
@@ -490,7 +494,7 @@ int vexfs_getattr(struct user_namespace *mnt_userns, const struct path *path,
 		stat->result_mask |= STATX_BTIME;
 		stat->btime = VEXFS_I(inode)->i_crtime;
 	}
-	generic_fillattr(mnt_userns, inode, stat);
+	vexfs_fillattr(idmap, request_mask, inode, stat);
 	stat->blksize = VEXFS_BLOCK_SIZE;
 	return 0;
 }

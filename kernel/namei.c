@@ -59,7 +59,7 @@ static int vexfs_add_nondir(struct dentry *dentry, struct inode *inode)
 	return err;
 }
 
-static int vexfs_create(struct user_namespace *mnt_userns, struct inode *dir,
+static int vexfs_create(vexfs_idmap_t *idmap, struct inode *dir,
 			struct dentry *dentry, umode_t mode, bool excl)
 {
 	struct inode *inode;
@@ -72,7 +72,7 @@ static int vexfs_create(struct user_namespace *mnt_userns, struct inode *dir,
 	return vexfs_add_nondir(dentry, inode);
 }
 
-static int vexfs_mknod(struct user_namespace *mnt_userns, struct inode *dir,
+static int vexfs_mknod(vexfs_idmap_t *idmap, struct inode *dir,
 		       struct dentry *dentry, umode_t mode, dev_t rdev)
 {
 	struct inode *inode;
@@ -88,7 +88,7 @@ static int vexfs_mknod(struct user_namespace *mnt_userns, struct inode *dir,
 	return vexfs_add_nondir(dentry, inode);
 }
 
-static int vexfs_symlink(struct user_namespace *mnt_userns, struct inode *dir,
+static int vexfs_symlink(vexfs_idmap_t *idmap, struct inode *dir,
 			 struct dentry *dentry, const char *symname)
 {
 	unsigned int len = strlen(symname) + 1;
@@ -121,7 +121,7 @@ static int vexfs_link(struct dentry *old_dentry, struct inode *dir,
 
 	if (dentry->d_name.len > VEXFS_NAME_LEN)
 		return -ENAMETOOLONG;
-	inode->i_ctime = current_time(inode);
+	vexfs_inode_touch_ctime(inode);
 	inode_inc_link_count(inode);
 	ihold(inode);
 	err = vexfs_add_link(dentry, inode);
@@ -154,12 +154,12 @@ static int vexfs_unlink(struct inode *dir, struct dentry *dentry)
 	err = vexfs_delete_entry(dir, de, bh);
 	if (err)
 		return err;
-	inode->i_ctime = dir->i_ctime;
+	vexfs_inode_set_ctime(inode, vexfs_inode_get_ctime(dir));
 	inode_dec_link_count(inode);
 	return 0;
 }
 
-static int vexfs_mkdir(struct user_namespace *mnt_userns, struct inode *dir,
+static int vexfs_mkdir(vexfs_idmap_t *idmap, struct inode *dir,
 		       struct dentry *dentry, umode_t mode)
 {
 	struct inode *inode;
@@ -264,8 +264,7 @@ static int vexfs_exchange(struct inode *old_dir, struct dentry *old_dentry,
 			vexfs_dec_dir_count(new_dir);
 		}
 	}
-	old_inode->i_ctime = current_time(old_inode);
-	new_inode->i_ctime = old_inode->i_ctime;
+	vexfs_inode_set_ctime(new_inode, vexfs_inode_touch_ctime(old_inode));
 	mark_inode_dirty(old_inode);
 	mark_inode_dirty(new_inode);
 	return 0;
@@ -279,7 +278,7 @@ out_old:
 	return err;
 }
 
-static int vexfs_rename(struct user_namespace *mnt_userns,
+static int vexfs_rename(vexfs_idmap_t *idmap,
 			struct inode *old_dir, struct dentry *old_dentry,
 			struct inode *new_dir, struct dentry *new_dentry,
 			unsigned int flags)
@@ -326,7 +325,7 @@ static int vexfs_rename(struct user_namespace *mnt_userns,
 			goto out_dir;
 		}
 		vexfs_set_link(new_dir, new_de, new_bh, old_inode);
-		new_inode->i_ctime = current_time(new_inode);
+		vexfs_inode_touch_ctime(new_inode);
 		if (S_ISDIR(old_inode->i_mode)) {
 			clear_nlink(new_inode);
 			mark_inode_dirty(new_inode);
@@ -340,7 +339,7 @@ static int vexfs_rename(struct user_namespace *mnt_userns,
 		if (S_ISDIR(old_inode->i_mode) && old_dir != new_dir)
 			inode_inc_link_count(new_dir);
 	}
-	old_inode->i_ctime = current_time(old_inode);
+	vexfs_inode_touch_ctime(old_inode);
 	mark_inode_dirty(old_inode);
 
 	/* the old entry may have moved if add_link split it: find it again */

@@ -82,19 +82,51 @@ static void dist_call(u32 mode, const struct vexfs_dist_job *job)
 }
 
 /*
+ * The longest FPU section so far, in ns (kernel_fpu_begin() to _end(),
+ * both included), and how many sections ran: preemption is off inside one,
+ * so on PREEMPT_RT this is the latency VexFS adds. Write 0 to reset.
+ * fpu_sections is a statistic: concurrent searches may lose an increment.
+ */
+static unsigned long fpu_max_ns;
+module_param(fpu_max_ns, ulong, 0644);
+MODULE_PARM_DESC(fpu_max_ns, "longest kernel_fpu_begin/end section so far (ns)");
+static unsigned long fpu_sections;
+module_param(fpu_sections, ulong, 0644);
+MODULE_PARM_DESC(fpu_sections, "kernel_fpu_begin/end sections run so far");
+
+static void vexfs_fpu_account(u64 ns)
+{
+	unsigned long old = READ_ONCE(fpu_max_ns);
+
+	while (ns > old) {
+		unsigned long seen = cmpxchg(&fpu_max_ns, old, (unsigned long)ns);
+
+		if (seen == old)
+			break;
+		old = seen;
+	}
+	WRITE_ONCE(fpu_sections, READ_ONCE(fpu_sections) + 1);
+}
+
+/*
  * Run one distance job in a single FPU section. Callers size jobs so that
- * nq * nr * dim4 <= 2^20 multiply-adds, which keeps each
+ * nq * nr * dim4 <= FPU_WORK (vector.c) multiply-adds, which keeps each
  * preemption-disabled section well under a millisecond on real hardware.
  * ioctls run in process context, where irq_fpu_usable() is always true; if
  * it is not, we refuse rather than corrupt another context's FPU state.
  */
 int vexfs_dist_run(const struct vexfs_dist_job *job)
 {
+	u32 mode = vexfs_simd_mode();
+	u64 start;
+
 	if (WARN_ON_ONCE(!irq_fpu_usable()))
 		return -EBUSY;
+	start = ktime_get_ns();
 	kernel_fpu_begin();
-	dist_call(vexfs_simd_mode(), job);
+	dist_call(mode, job);
 	kernel_fpu_end();
+	vexfs_fpu_account(ktime_get_ns() - start);
 	return 0;
 }
 

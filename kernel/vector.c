@@ -20,6 +20,7 @@
 #include <linux/crc32.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
+#include <linux/ktime.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -114,9 +115,9 @@ static int coll_write(struct file *filp, loff_t pos, const void *buf,
 	init_sync_kiocb(&kiocb, filp);
 	kiocb.ki_pos = pos;
 	iov_iter_kvec(&iter, WRITE, &kv, 1, len);
-	current->backing_dev_info = inode_to_bdi(inode);
+	vexfs_set_writer_bdi(inode_to_bdi(inode));
 	ret = generic_perform_write(&kiocb, &iter);
-	current->backing_dev_info = NULL;
+	vexfs_set_writer_bdi(NULL);
 	if (ret < 0)
 		return ret;
 	if (ret != len)
@@ -132,7 +133,7 @@ static int coll_truncate(struct file *filp, loff_t size)
 		.ia_size = size,
 	};
 
-	return notify_change(file_mnt_user_ns(filp), filp->f_path.dentry, &ia,
+	return notify_change(vexfs_file_idmap(filp), filp->f_path.dentry, &ia,
 			     NULL);
 }
 

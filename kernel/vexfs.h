@@ -20,8 +20,11 @@
 #include <linux/spinlock.h>
 #include <linux/fs_parser.h>
 #include "vexfs_fs.h"
+#include "compat.h"
 
-#define VEXFS_MODULE_VERSION	"0.2.0"
+#ifndef VEXFS_MODULE_VERSION	/* from kernel/VERSION, by Kbuild */
+#error "VEXFS_MODULE_VERSION must come from kernel/VERSION (build with Kbuild)"
+#endif
 
 /* errors= mount option: what to do when corruption is detected */
 enum vexfs_errors_mode {
@@ -233,9 +236,9 @@ struct inode *vexfs_new_inode(struct inode *dir, umode_t mode);
 int vexfs_write_inode(struct inode *inode, struct writeback_control *wbc);
 void vexfs_dirty_inode(struct inode *inode, int flags);
 void vexfs_evict_inode(struct inode *inode);
-int vexfs_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
+int vexfs_setattr(vexfs_idmap_t *idmap, struct dentry *dentry,
 		  struct iattr *attr);
-int vexfs_getattr(struct user_namespace *mnt_userns, const struct path *path,
+int vexfs_getattr(vexfs_idmap_t *idmap, const struct path *path,
 		  struct kstat *stat, u32 request_mask, unsigned int flags);
 void vexfs_set_inode_ops(struct inode *inode);
 int vexfs_truncate_blocks(struct inode *inode, loff_t size);

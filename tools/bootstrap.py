@@ -17,11 +17,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv"
 STAMP = VENV / ".vexfs-installed"
+APT_LOG = REPO / "logs" / "bootstrap.log"  # apt/dpkg/pip output: a few lines on screen, all here
 
 # Debian packages and why each is needed.
 APT_PACKAGES = {
@@ -46,6 +48,11 @@ APT_PACKAGES = {
     "xz-utils": "unpacking Debian packages",
     "linux-source-6.1": "scripts/checkpatch.pl for the kernel style check",
     "linux-headers-amd64": "headers of the current Debian kernel, to build vexfs.ko",
+    "zstd": "unpacking the 6.12 kernels' vmlinux (zstd-compressed) for a fast PVH boot",
+    "dkms": "building vexfs.ko from the vexfs-dkms package (tests/vm/test_packages.py)",
+    "python3-click": "vexfs-tools package dependency (installed in a guest by a VM test)",
+    "python3-numpy": "vexfs-tools package dependency (installed in a guest by a VM test)",
+    "python3-crc32c": "vexfs-tools package dependency (installed in a guest by a VM test)",
 }
 
 log = logging.getLogger("bootstrap")
@@ -68,13 +75,31 @@ def ensure_apt() -> None:
     if not missing:
         log.info("apt: all %d packages present", len(APT_PACKAGES))
         return
-    log.info("apt: installing %s", " ".join(missing))
+    log.info("apt: installing %d packages: %s (full log: %s)", len(missing), " ".join(missing),
+             APT_LOG.relative_to(REPO))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     sudo = [] if os.geteuid() == 0 else ["sudo"]
-    subprocess.run(sudo + ["apt-get", "-o", "DPkg::Lock::Timeout=900", "update", "-qq"], check=True, env=env)
-    subprocess.run(sudo + ["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y", "-qq",
-                           "--no-install-recommends", *missing],
-                   check=True, env=env)
+    started = time.monotonic()
+    quiet_run(sudo + ["apt-get", "-o", "DPkg::Lock::Timeout=900", "update", "-qq"], env=env,
+              what="apt-get update")
+    quiet_run(sudo + ["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y", "-qq",
+                      "--no-install-recommends", *missing], env=env, what="apt-get install")
+    log.info("apt: done in %.0f s", time.monotonic() - started)
+
+
+def quiet_run(cmd: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    """Run `cmd` with its output appended to logs/bootstrap.log (dpkg prints
+    hundreds of lines); on failure show the log's tail and raise."""
+    APT_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with open(APT_LOG, "a", encoding="utf-8", errors="replace") as logf:
+        logf.write(f"\n$ {' '.join(cmd)}\n")
+        logf.flush()
+        proc = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, check=False)
+    if proc.returncode != 0:
+        tail = APT_LOG.read_text(errors="replace").splitlines()[-30:]
+        log.error("%s failed (exit %d); last lines of %s:\n%s", what, proc.returncode, APT_LOG,
+                  "\n".join(tail))
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
 
 
 def pyproject_digest() -> str:
@@ -90,13 +115,15 @@ def ensure_venv() -> None:
     if STAMP.exists() and STAMP.read_text().strip() == digest:
         log.info("venv: up to date")
         return
-    log.info("venv: installing vexfs[test] (editable)")
+    log.info("venv: installing vexfs[test] (editable; full log: %s)", APT_LOG.relative_to(REPO))
+    started = time.monotonic()
     pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run(pip + ["install", "-U", "pip"], check=True)
+    quiet_run(pip + ["install", "-U", "pip"], what="pip install -U pip")
     # compat mode: a plain .pth path entry, no import-hook finder; every
     # Python start in the VM guest (over 9p) pays for the finder otherwise.
-    subprocess.run(pip + ["install", "--config-settings", "editable_mode=compat",
-                          "-e", f"{REPO}[test]"], check=True)
+    quiet_run(pip + ["install", "--config-settings", "editable_mode=compat",
+                     "-e", f"{REPO}[test]"], what="pip install vexfs[test]")
+    log.info("venv: done in %.0f s", time.monotonic() - started)
     STAMP.write_text(digest + "\n")
 
 

@@ -15,6 +15,7 @@ import click
 # name -> ("module:attribute" of a click command or group, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("vexfs.harness.cli:run", "Run the VM test scenarios and write a report."),
+    "matrix": ("vexfs.harness.cli:matrix", "Run scenarios across guest kernels: one report."),
     "vm": ("vexfs.vm.cli:vm", "Start, stop and inspect the persistent test VM."),
     "image": ("vexfs.image_cli:image", "Read a VexFS image offline (ls, cat, stat)."),
     "vec": ("vexfs.vector.cli:vec", "Vector collections: create, insert, search."),

@@ -5,34 +5,62 @@
     vexfs image cat IMAGE PATH           file bytes to stdout
     vexfs image stat IMAGE PATH          inode, extents, collection header
 
-Errors (missing path, corrupt structure) print one line and exit 1.
+Errors (missing path, corrupt structure) print one line and exit 1. `ls`
+lists past an entry whose inode is damaged (it is shown marked `?` with the
+reason, as debugfs does) and exits 1 at the end. `cat` streams the file in
+1 MiB pieces (an 8 GiB sparse file needs no more memory than a small one).
+A reader that closes the pipe early (`| head`) ends the command quietly
+(exit 141, as a tool killed by SIGPIPE).
 """
 
 from __future__ import annotations
 
+import os
 import stat as statmod
 import sys
 import time
 import uuid as uuidlib
+from collections.abc import Callable
 from functools import wraps
+from typing import Any, TypeVar
 
 import click
 
 from vexfs import layout as L
-from vexfs.image import Image, ImageError
+from vexfs.fs.errors import ImageError
+from vexfs.fs.filesystem import Image
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: exit status after the reader closed our stdout (128 + SIGPIPE)
+EXIT_PIPE = 141
 
 
-def _handle_errors(fn):
+def _quiet_broken_pipe() -> None:
+    """stdout's reader went away: point fd 1 at /dev/null so the interpreter's
+    final flush does not complain, and leave quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+    sys.exit(EXIT_PIPE)
+
+
+def _handle_errors(fn: F) -> F:
     @wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()          # a closed pipe shows up here for short output
+            return result
+        except BrokenPipeError:
+            _quiet_broken_pipe()
         except (ImageError, OSError) as e:
             msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             if isinstance(e, OSError) and e.filename:
                 msg = f"{e.filename}: {msg}"
             raise click.ClickException(msg) from None
-    return wrapper
+    return wrapper  # type: ignore[return-value]
 
 
 def _fmt_time(sec: int, nsec: int = 0) -> str:
@@ -92,7 +120,8 @@ def info(image_path: str) -> None:
             ("Filesystem label", sb.label or "<none>"),
             ("Features", " ".join(feats) or "<none>"),
             ("Feature flags", f"compat 0x{sb.s_feature_compat:x} incompat "
-                              f"0x{sb.s_feature_incompat:x} ro_compat 0x{sb.s_feature_ro_compat:x}"),
+                              f"0x{sb.s_feature_incompat:x} "
+                              f"ro_compat 0x{sb.s_feature_ro_compat:x}"),
             ("State", ", ".join(state)),
             ("Block size", sb.s_block_size),
             ("Block count", sb.s_blocks_count),
@@ -115,6 +144,13 @@ def info(image_path: str) -> None:
             click.echo(f"{k + ':':<22}{v}")
 
 
+def _damaged_line(name: str, ino: int, why: str, long: bool) -> str:
+    if not long:
+        return f"{name}  [damaged inode {ino}: {why}]"
+    return (f"{ino:>7} ?????????? {'?':>3} {'?':>5} {'?':>5} {'?':>10} {'?':<16} {name}"
+            f"  [damaged: {why}]")
+
+
 @image.command()
 @click.option("-l", "long", is_flag=True, help="long listing: inode, mode, links, owner, size")
 @click.option("-R", "recursive", is_flag=True, help="list subdirectories recursively")
@@ -123,7 +159,9 @@ def info(image_path: str) -> None:
 @click.argument("path", default="/")
 @_handle_errors
 def ls(image_path: str, path: str, long: bool, recursive: bool, all_: bool) -> None:
-    """List PATH (default /) inside IMAGE."""
+    """List PATH (default /) inside IMAGE. Entries whose inode is damaged are
+    listed, marked, and the listing goes on (exit 1 at the end)."""
+    damaged = 0
     with Image(image_path) as im:
         ino = im.lookup(path)
         inode = im.iget(ino)
@@ -138,19 +176,35 @@ def ls(image_path: str, path: str, long: bool, recursive: bool, all_: bool) -> N
             if dino in seen:
                 continue
             seen.add(dino)
-            entries = im.list_dir(dino)
             if recursive:
                 if not first:
                     click.echo("")
                 click.echo(f"{dpath}:")
             first = False
+            try:
+                entries = im.list_dir(dino)
+            except ImageError as err:
+                damaged += 1
+                click.echo(f"[damaged directory {dpath}: {err}]")
+                continue
             for e in sorted(entries, key=lambda e: e.name):
                 if e.name in (".", "..") and not all_:
                     continue
-                child = im.iget(e.ino)
-                click.echo(_long_line(im, e.name, e.ino, child) if long else e.name)
+                try:
+                    child = im.iget(e.ino)
+                    line = _long_line(im, e.name, e.ino, child) if long else e.name
+                except ImageError as err:
+                    damaged += 1
+                    click.echo(_damaged_line(e.name, e.ino, str(err).removeprefix(
+                        f"inode {e.ino}: "), long))
+                    continue
+                click.echo(line)
                 if recursive and e.name not in (".", "..") and statmod.S_ISDIR(child.i_mode):
                     todo.append((dpath.rstrip("/") + "/" + e.name, e.ino))
+    if damaged:
+        click.echo(f"vexfs image ls: {damaged} damaged entries (run fsck.vexfs -n {image_path})",
+                   err=True)
+        sys.exit(1)
 
 
 @image.command()
@@ -160,9 +214,14 @@ def ls(image_path: str, path: str, long: bool, recursive: bool, all_: bool) -> N
 def cat(image_path: str, path: str) -> None:
     """Write the contents of file PATH inside IMAGE to stdout."""
     with Image(image_path) as im:
-        data = im.read_file(path)
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+        ino = im.lookup(path)
+        inode = im.iget(ino)
+        if statmod.S_ISDIR(inode.i_mode):
+            raise IsADirectoryError(21, f"{path} is a directory")
+        out = sys.stdout.buffer
+        for piece in im.iter_data(ino, inode=inode):
+            out.write(piece)
+        out.flush()
 
 
 @image.command("stat")
@@ -175,7 +234,7 @@ def stat_cmd(image_path: str, path: str) -> None:
         ino = im.lookup(path, follow=False)
         inode = im.iget(ino)
         em = im.extents(ino, inode)
-        kind = L.FT_NAMES[L.file_type_of_mode(inode.i_mode)]
+        kind = L.FT_NAMES.get(L.file_type_of_mode(inode.i_mode) or 0, "inode")
         if inode.i_flags & L.VEXFS_INODE_FL_COLLECTION:
             kind = "vector collection"
         click.echo(f"  File: {path}" + (f" -> {im.readlink(ino)}"

@@ -138,6 +138,9 @@ le32 = ctypes.c_uint32
 le64 = ctypes.c_uint64
 
 
+_S = TypeVar("_S", bound="_Struct")
+
+
 class _Struct(ctypes.LittleEndianStructure):
     _pack_ = 1
 
@@ -145,7 +148,7 @@ class _Struct(ctypes.LittleEndianStructure):
     C_NAME = ""
 
     @classmethod
-    def unpack(cls, data: bytes | bytearray | memoryview, offset: int = 0):
+    def unpack(cls: type[_S], data: bytes | bytearray | memoryview, offset: int = 0) -> _S:
         """A copy of the struct read from ``data`` at ``offset``."""
         size = ctypes.sizeof(cls)
         if len(data) - offset < size:

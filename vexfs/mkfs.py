@@ -37,6 +37,7 @@ import sys
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
+from vexfs import __version__
 from vexfs import layout as L
 from vexfs.fs.blockdev import Device, in_use_by, mounted_at
 from vexfs.fs.errors import FormatError, ImageError
@@ -46,7 +47,7 @@ from vexfs.fs.signatures import probe_signatures
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
+VERSION = __version__  # kernel/VERSION, the one version number of VexFS
 BS = L.VEXFS_BLOCK_SIZE
 #: mkfs's error type (the library's): a reason not to format
 MkfsError = FormatError

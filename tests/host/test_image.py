@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import io
+import subprocess
+import sys
 import stat
 from pathlib import Path
 
@@ -278,3 +280,85 @@ def test_cli_via_vexfs_root(built):
     p, _ = built
     res = CliRunner().invoke(vexfs_main, ["image", "cat", str(p), "/a.txt"])
     assert res.exit_code == 0 and res.output == "alpha\n"
+
+
+# -- issue 13 defect 4: streaming, closed pipes, damaged inodes ------------------------------
+
+
+def _cli(*args: str, **kw):
+    return subprocess.run([sys.executable, "-m", "vexfs.cli", "image", *args],
+                          capture_output=True, **kw)
+
+
+def test_cat_of_an_8_gib_sparse_file_streams_in_bounded_memory(tmp_path):
+    import resource
+    p = tmp_path / "sparse.img"
+    with ImageBuilder.create(p, 8 << 20) as b:
+        ino = b.write_file("/big", b"head")
+    with Image(p, writable=True) as im:
+        inode = im.iget(ino)
+        inode.i_size = 8 << 30                       # 8 GiB, all but 4 bytes a hole
+        L.seal(inode)
+        blk, off = im.inode_location(ino)
+        data = bytearray(im.dev.read_block(blk))
+        data[off:off + 256] = bytes(inode)
+        im.dev.write_block(blk, data)
+
+    def limit() -> None:                              # 1 GiB of address space
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+    code = ("import sys; from vexfs.image_cli import image; "
+            "sys.argv = ['image', 'cat', sys.argv[1], '/big']; image()")
+    res = subprocess.run([sys.executable, "-c", code, str(p)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, preexec_fn=limit, timeout=120)
+    assert res.returncode == 0, res.stderr
+
+
+def test_cat_streams_holes_and_data_in_order(tmp_path):
+    p = tmp_path / "holes.img"
+    data = b"A" * 5000 + bytes(3 * BS) + b"B" * 100 + bytes(2 * BS) + b"C"
+    with ImageBuilder.create(p, 4 << 20) as b:
+        b.write_file("/h", data, sparse=True)
+    with Image(p) as im:
+        ino = im.lookup("/h")
+        assert len(im.extents(ino).extents) == 3         # the zero blocks are holes
+        pieces = list(im.iter_data(ino, chunk=3000))
+        assert max(len(x) for x in pieces) <= 3000
+        assert b"".join(pieces) == data
+        assert b"".join(im.iter_data(ino, 4000, 9000, chunk=777)) == data[4000:13000]
+    res = CliRunner().invoke(image_cli, ["cat", str(p), "/h"])
+    assert res.exit_code == 0 and res.stdout_bytes == data
+
+
+def test_closed_pipe_is_quiet(tmp_path):
+    p = tmp_path / "p.img"
+    with ImageBuilder.create(p, 4 << 20) as b:
+        b.write_file("/f", b"x" * (3 << 20))
+    for args in (["info", str(p)], ["cat", str(p), "/f"]):
+        res = subprocess.run(f"{sys.executable} -m vexfs.cli image {' '.join(args)} | head -c 10"
+                             " >/dev/null; echo ${{PIPESTATUS[0]}}".replace("{{", "{")
+                             .replace("}}", "}"), shell=True, executable="/bin/bash",
+                             capture_output=True, text=True)
+        assert res.stderr == "", res.stderr
+        assert res.stdout.strip() in ("0", "141"), res.stdout
+
+
+def test_ls_lists_past_a_damaged_inode(tmp_path):
+    p = tmp_path / "d.img"
+    with ImageBuilder.create(p, 4 << 20) as b:
+        b.write_file("/a", b"a")
+        bad = b.write_file("/b", b"b")
+        b.write_file("/c", b"c")
+    with Image(p, writable=True) as im:
+        blk, off = im.inode_location(bad)
+        data = bytearray(im.dev.read_block(blk))
+        data[off + 8] ^= 0xFF                         # i_uid: checksum now wrong
+        im.dev.write_block(blk, data)
+    res = _cli("ls", "-l", str(p), "/", text=True)
+    assert res.returncode == 1
+    lines = res.stdout.splitlines()
+    assert [ln.split()[-1] for ln in lines if "damaged" not in ln] == ["a", "c"]
+    marked = [ln for ln in lines if "damaged" in ln]
+    assert len(marked) == 1 and " b  [damaged: checksum mismatch" in marked[0]
+    assert "1 damaged entries" in res.stderr
+    res = _cli("ls", str(p), "/", text=True)
+    assert res.stdout.splitlines()[0] == "a" and res.stdout.splitlines()[2] == "c"

@@ -133,7 +133,13 @@ def test_fuzzer_throughput_and_stage_times_never_regress() -> None:
 def test_status_and_criteria_rules() -> None:
     assert compare_runs(_run({}, Status.FAILED), _run({}, Status.ERROR)).regressed
     assert not compare_runs(_run({}, Status.ERROR), _run({}, Status.FAILED)).regressed
-    assert not compare_runs(_run({}, Status.PASSED), _run({}, Status.SKIPPED)).regressed
+    # skipping one scenario while another still runs is not a regression...
+    two_old, two_new = _run({}), _run({}, Status.SKIPPED)
+    two_old.scenarios.append(ScenarioResult("S3", "blk", Status.PASSED, 1.0))
+    two_new.scenarios.append(ScenarioResult("S3", "blk", Status.PASSED, 1.0))
+    assert not compare_runs(two_old, two_new).regressed
+    # ...but a run where everything was skipped proved nothing (EMPTY)
+    assert compare_runs(_run({}, Status.PASSED), _run({}, Status.SKIPPED)).regressed
     # Still failing, but a criterion that passed now fails: that is new breakage.
     assert compare_runs(_run({}, Status.FAILED, crit_ok=True), _run({}, Status.FAILED, crit_ok=False)).regressed
     # Recovering from an error to a failure is not a regression, even though the
@@ -143,14 +149,16 @@ def test_status_and_criteria_rules() -> None:
     cmp = compare_runs(errored, _run({}, Status.FAILED, crit_ok=False))
     assert not cmp.regressed
     assert any("not evaluated in the old run" in c.what for c in cmp.changes)
-    # A new scenario that fails is a regression; one that disappears is not.
+    # A new scenario that fails is a regression; so is one that vanishes
+    # (issue 13: whatever it proved is no longer proved).
     old = _run({})
     new = _run({})
     new.scenarios.append(ScenarioResult("S3", "blk", Status.FAILED, 1.0))
     assert compare_runs(old, new).regressed
     gone = compare_runs(new, old)
-    assert not gone.regressed
-    assert [c.what for c in gone.changes] == ["S3 blk: failed → absent (not run)"]
+    assert gone.regressed
+    assert [c.what for c in gone.changes] == ["S3 blk: failed → absent (vanished: not in the "
+                                              "new run)"]
     assert not gone.changes[0].improvement  # disappearing is not getting better
 
 
@@ -160,7 +168,10 @@ def test_crash_gone_with_its_scenario_is_not_a_fix() -> None:
                      scenarios=base.scenarios[:2])
     cmp = compare_runs(base, only_s1_s2)
     assert not [c for c in cmp.changes if c.kind == "crash"]
-    assert not cmp.regressed and not [c for c in cmp.changes if c.improvement]
+    assert not [c for c in cmp.changes if c.improvement]
+    # the vanished scenarios are the only regressions
+    assert {c.scenario_id for c in cmp.regressions} == {"S3", "S4", "S5", "S6"}
+    assert all(c.kind == "scenario" and "vanished" in c.what for c in cmp.regressions)
     # New kernel warnings recorded as a metric list are regressions too.
     assert compare_runs(_run({"kernel_warnings": []}),
                         _run({"kernel_warnings": ["WARNING in vexfs_evict_inode"]})).regressed
@@ -201,3 +212,78 @@ def test_bench_tool_shape_is_compared() -> None:
     assert cmp.regressed
     assert "bench.batch_qps_n1000_d64.vexfs" in cmp.regressions[0].what
     assert not compare_runs(_run(bench(400.0)), _run(bench(390.0))).changes
+
+
+
+# -- issue 13 defect 5: verdicts that mean what they say ------------------------------------
+
+
+def _write_report(path: Path, run: Run) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "report.json").write_text(json.dumps(run.to_dict()))
+    return path
+
+
+def _verdict_line(out: str) -> str:
+    return next(ln for ln in out.splitlines() if " · report: " in ln or ln.endswith("report:"))
+
+
+def test_unfinished_run_is_running_or_incomplete_never_passed(tmp_path: Path) -> None:
+    import os
+    import platform
+    run = _run({})
+    run.finished, run.planned = False, ["S2", "S3"]
+    run.writer = f"{platform.node()}:{os.getpid()}"          # this process: alive
+    code, out = _cli("show", str(_write_report(tmp_path / "live", run)))
+    assert code == 1 and _verdict_line(out).startswith("RUNNING")
+    run.writer = f"{platform.node()}:{2**22 + 12345}"        # no such process
+    code, out = _cli("show", str(_write_report(tmp_path / "dead", run)))
+    assert code == 1 and _verdict_line(out).startswith("INCOMPLETE")
+    # finished, but a planned scenario has no result
+    run.finished = True
+    code, out = _cli("show", str(_write_report(tmp_path / "short", run)))
+    assert code == 1 and _verdict_line(out).startswith("INCOMPLETE (no result yet for S3")
+
+
+def test_empty_run_is_not_passed(tmp_path: Path) -> None:
+    empty = Run(run_id="e", started_at="", duration_s=0.0,
+                environment=Environment("6.1", "tcg", "h"))
+    assert not empty.passed and empty.verdict == "EMPTY"
+    code, out = _cli("show", str(_write_report(tmp_path / "e", empty)))
+    assert code == 1 and _verdict_line(out).startswith("EMPTY")
+    # compare: a full run against an empty one is a regression
+    base, _ = load_run(RUNS / "base")
+    cmp = compare_runs(base, empty)
+    assert cmp.regressed
+    assert any("EMPTY" in c.what for c in cmp.regressions)
+    code, out = _cli("compare", str(RUNS / "base"), str(tmp_path / "e"))
+    assert code == 1 and "no regression" not in out
+
+
+def test_vanished_criterion_is_a_regression() -> None:
+    old = _run({})
+    old.scenarios[0].criteria.append(Criterion("latency", True))
+    cmp = compare_runs(old, _run({}))
+    assert cmp.regressed
+    assert [c.what for c in cmp.regressions] == ["S2 criterion vanished: latency"]
+
+
+def test_corrupt_report_is_an_error_not_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "report.json").write_text("{not json")
+    for args in (["show", str(bad)], ["compare", str(RUNS / "base"), str(bad)],
+                 ["html", str(bad)]):
+        result = CliRunner().invoke(report, args)
+        assert result.exit_code == 1, result.output
+        assert "not a readable run report" in result.output
+        assert "Usage:" not in result.output
+
+
+def test_runner_marks_the_report_finished_only_at_the_end() -> None:
+    import inspect
+    from vexfs.harness import runner
+    src = inspect.getsource(runner.run_all)
+    # the first write says finished=False; finished=True is set right before the last
+    assert src.index("finished=False") < src.index("run.finished = True") < \
+        src.rindex("_write(run, out)")

@@ -165,3 +165,77 @@ def test_cli_reports_errors_cleanly(tmp_path):
     assert res.exit_code == 1 and "expected 2" in res.output
     res = CliRunner().invoke(vec, ["create", str(tmp_path / "d"), "--dim", "0"])
     assert res.exit_code == 2
+
+
+# -- issue 13 defect 6 (vec part) ---------------------------------------------------------
+
+
+def test_create_on_a_non_vexfs_path_leaves_no_file(tmp_path):
+    target = tmp_path / "c"
+    res = CliRunner().invoke(vec, ["create", str(target), "--dim", "4"])
+    assert res.exit_code == 1
+    assert not target.exists()
+    # an existing file stays (it was not ours to remove), unchanged
+    target.write_bytes(b"keep")
+    with pytest.raises(OSError):
+        Collection.create(target, 4)
+    assert target.read_bytes() == b"keep"
+
+
+class _FakeColl:
+    """Stands in for an open collection (the ioctls need the kernel)."""
+
+    dim = 3
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def get(self, ids, missing="raise"):
+        ids = np.asarray(ids, dtype=np.uint64)
+        found = ids % 2 == 0
+        vecs = np.where(found[:, None], ids[:, None].astype(np.float32) * np.ones(3), 0)
+        return vecs.astype(np.float32), found
+
+    def search(self, q, k):
+        n = np.asarray(q).shape[0]
+        return (np.arange(n * k, dtype=np.float32).reshape(n, k),
+                np.arange(n * k, dtype=np.int64).reshape(n, k))
+
+
+def test_get_npy_keeps_rows_aligned_or_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr(Collection, "open", classmethod(lambda cls, *a, **k: _FakeColl()))
+    (tmp_path / "c").write_bytes(b"")
+    out = tmp_path / "v.npy"
+    res = CliRunner().invoke(vec, ["get", str(tmp_path / "c"), "2", "3", "4", "--npy", str(out)])
+    assert res.exit_code == 1 and "1 of 3 ids are not in" in res.output and "3" in res.output
+    assert not out.exists()
+    res = CliRunner().invoke(vec, ["get", str(tmp_path / "c"), "2", "3", "4", "--npy", str(out),
+                                   "--missing", "nan"])
+    assert res.exit_code == 1
+    got = np.load(out)
+    assert got.shape == (3, 3)
+    assert (got[0] == 2).all() and np.isnan(got[1]).all() and (got[2] == 4).all()
+    res = CliRunner().invoke(vec, ["get", str(tmp_path / "c"), "2", "4", "--npy", str(out)])
+    assert res.exit_code == 0 and np.load(out).shape == (2, 3)
+
+
+def test_search_npy_writes_d_and_i(tmp_path, monkeypatch):
+    monkeypatch.setattr(Collection, "open", classmethod(lambda cls, *a, **k: _FakeColl()))
+    (tmp_path / "c").write_bytes(b"")
+    (tmp_path / "q.txt").write_text("1 2 3\n4 5 6\n")
+    prefix = tmp_path / "res"
+    res = CliRunner().invoke(vec, ["search", str(tmp_path / "c"), str(tmp_path / "q.txt"),
+                                   "-k", "2", "--npy", str(prefix)])
+    assert res.exit_code == 0, res.output
+    d, i = np.load(f"{prefix}.D.npy"), np.load(f"{prefix}.I.npy")
+    assert d.shape == i.shape == (2, 2) and d.dtype == np.float32 and i.dtype == np.int64
+
+
+def test_help_texts():
+    res = CliRunner().invoke(vec, ["search", "--help"])
+    assert "nearest neighbours per query" in res.output
+    res = CliRunner().invoke(vec, ["info", "--help"])
+    assert "one JSON object" in res.output

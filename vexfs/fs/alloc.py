@@ -106,8 +106,9 @@ class Allocator:
         for b in range(start, start + count):
             put_bit(self.bbits, b, False)
 
-    def commit(self) -> None:
-        """Write both bitmaps, then the superblock with recounted free counts."""
+    def commit(self, write_time: int | None = None) -> None:
+        """Write both bitmaps, then the superblock with recounted free counts
+        (``write_time``: s_write_time to stamp, default now)."""
         sb = self.sb
         for start, nblocks, bits in ((sb.s_ibitmap_start, sb.s_ibitmap_blocks, self.ibits),
                                      (sb.s_bbitmap_start, sb.s_bbitmap_blocks, self.bbits)):
@@ -115,7 +116,7 @@ class Allocator:
                 self.dev.write_block(start + i, block)
         sb.s_free_inodes = count_zero_bits(self.ibits, sb.s_inodes_count)
         sb.s_free_blocks = count_zero_bits(self.bbits, sb.s_blocks_count)
-        sb.s_write_time = int(time.time())
+        sb.s_write_time = int(time.time()) if write_time is None else write_time
         write_superblock(self.dev, sb)
         self.dev.flush()
 

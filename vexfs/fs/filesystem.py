@@ -31,6 +31,7 @@ MAX_SYMLINK_HOPS = 40
 MAX_SYMLINK_LEN = 4095
 #: bytes ``iter_data`` yields at a time (and the most it holds)
 STREAM_CHUNK = 1 << 20
+_ZEROS = bytes(STREAM_CHUNK)
 
 
 @dataclass
@@ -177,7 +178,7 @@ class Image:
                 # a hole up to the next extent (or the end)
                 stop = min(end, ext.logical * BS) if ext is not None else end
                 n = min(stop - pos, chunk)
-                yield bytes(n)
+                yield _ZEROS if n == len(_ZEROS) else bytes(n)
                 pos += n
                 continue
             stop = min(end, (ext.logical + ext.length) * BS, pos + chunk)

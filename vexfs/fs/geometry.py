@@ -2,9 +2,10 @@
 
 mkfs.vexfs's layout is a pure function of (blocks_count, inodes_count,
 journal_blocks): block 0 superblock, then the inode bitmap, the block bitmap,
-the inode table, the jbd2 journal (if any) and the data region. The default inode count is one inode per 16 KiB of
-device (``BYTES_PER_INODE``), rounded up to a whole inode-table block (16
-inodes), at least 16, and at most 2^32 - 16.
+the inode table, the jbd2 journal (if any) and the data region. The default
+inode count is one inode per 16 KiB of device (``BYTES_PER_INODE``), rounded
+up to a whole inode-table block (16 inodes), at least 16, and at most
+2^32 - 16.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def make_root_inode(geo: Geometry, now_ns: int, uid: int | None = None,
 def device_too_short(sb: L.SuperBlock, device_blocks: int) -> bool:
     """The superblock describes more blocks than the device holds (a short
     copy, the wrong partition): never "fixed" by shrinking the filesystem."""
-    return sb.s_magic == L.VEXFS_MAGIC and sb.s_blocks_count > device_blocks
+    return bool(sb.s_magic == L.VEXFS_MAGIC and sb.s_blocks_count > device_blocks)
 
 
 def superblock_problems(sb: L.SuperBlock, device_blocks: int | None) -> list[str]:
@@ -200,7 +201,7 @@ def superblock_problems(sb: L.SuperBlock, device_blocks: int | None) -> list[str
             p.append(f"{name} [{start}, {start + count}) is not between the "
                      f"superblock and data_start {sb.s_data_start}")
     ordered = sorted(regions, key=lambda r: r[1])
-    for (n1, s1, c1), (n2, s2, _) in zip(ordered, ordered[1:]):
+    for (n1, s1, c1), (n2, s2, _) in zip(ordered, ordered[1:], strict=False):
         if s1 + c1 > s2:
             p.append(f"{n1} [{s1}, {s1 + c1}) overlaps the {n2} starting at {s2}")
     if sb.s_data_start >= blocks:

@@ -43,6 +43,7 @@ class FsWriter:
         self.alloc = Allocator(image.dev, image.sb, max_extent_blocks)
         #: the time stamped on new inodes (fixed for reproducible images)
         self.now_ns = time.time_ns() if now_ns is None else now_ns
+        self._fixed_time = now_ns is not None
 
     def __enter__(self) -> FsWriter:
         return self
@@ -68,7 +69,7 @@ class FsWriter:
 
     @property
     def _cursor(self) -> int:
-        return self.alloc.cursor
+        return int(self.alloc.cursor)
 
     @_cursor.setter
     def _cursor(self, value: int) -> None:
@@ -104,10 +105,11 @@ class FsWriter:
 
     def commit(self) -> None:
         """Write both bitmaps, then the superblock with recounted free counts."""
-        self.alloc.commit()
+        self.alloc.commit(self.now_ns // 10**9 if self._fixed_time else None)
 
     # -- inodes ---------------------------------------------------------------
-    def new_inode(self, mode: int, uid: int = 0, gid: int = 0, links: int = 1) -> tuple[int, L.Inode]:
+    def new_inode(self, mode: int, uid: int = 0, gid: int = 0,
+                  links: int = 1) -> tuple[int, L.Inode]:
         ino = self.alloc_inode()
         sec, nsec = divmod(self.now_ns, 10**9)
         inode = L.Inode(i_mode=mode, i_links_count=links, i_uid=uid, i_gid=gid,
@@ -377,7 +379,9 @@ class FsWriter:
         if stat.S_ISDIR(inode.i_mode):
             raise IsADirectoryError(21, "hard links to directories are not allowed")
         pino, name = self._parent_and_name(path)
-        self.add_entry(pino, name, ino, L.file_type_of_mode(inode.i_mode))
+        ftype = L.file_type_of_mode(inode.i_mode)
+        assert ftype is not None          # iget checked the mode
+        self.add_entry(pino, name, ino, ftype)
         self._bump_links(ino, 1)
         return ino
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 
+from vexfs import __version__
 from vexfs import layout as L
 from vexfs.fs.alloc import Allocator
 from vexfs.fs.bitmap import fmt_bits as _fmt_bits, set_bit_range, split_bitmap
@@ -42,7 +43,7 @@ EXIT_CANCELED = 32
 
 MAX_ROUNDS = 6
 LOST_FOUND = "lost+found"
-VERSION = "0.1.0"
+VERSION = __version__  # kernel/VERSION, the one version number of VexFS
 
 
 class FatalError(Exception):
@@ -88,10 +89,12 @@ class InodeInfo:
     reached: bool = False
     path: str = ""
     disconnected: bool = False      # a directory tree root not reachable from /
+    #: (disk block, offset, where, name) of the entry that made ``parent`` its parent
+    parent_entry: tuple[int, int, str, str] | None = None
 
     @property
     def mode(self) -> int:
-        return self.inode.i_mode
+        return int(self.inode.i_mode)
 
     @property
     def kind(self) -> str:
@@ -123,6 +126,7 @@ class Checker:
         self.lost_found = lost_found
         self.pending_reconnect: list[int] = []
         self.pending_clone: list[tuple[int, int, int, int]] = []
+        self.dotdot_checks: list[tuple[InodeInfo, DirRecord, int, str]] = []
         self.bitmaps_rebuilt = False
         self.want_bits: tuple[bytearray, bytearray] = (bytearray(), bytearray())
         #: filled by reconnect_orphans when it had to create /lost+found
@@ -150,6 +154,12 @@ class Checker:
             data[off:off + L.VEXFS_INODE_SIZE] = bytes(inode)
             self.write_block(blk, data)
         return fix
+
+    def set_inode_field(self, ino: int, name: str, value: int) -> Callable[[], None]:
+        """A fix that sets one field of inode ``ino`` (and reseals it)."""
+        def mutate(inode: L.Inode) -> None:
+            setattr(inode, name, value)
+        return self.patch_inode(ino, mutate)
 
     def clear_inode_fix(self, ino: int) -> Callable[[], None]:
         def fix() -> None:
@@ -302,8 +312,8 @@ class Checker:
             mapped_end = max((e.logical + e.length for e in em.extents), default=0) * BS
             if ftype == L.VEXFS_FT_REG_FILE and \
                     not inode.i_flags & L.VEXFS_INODE_FL_COLLECTION:
-                self._inode_problem(info, "inode.size_max", self.patch_inode(
-                    ino, lambda i, v=mapped_end: setattr(i, "i_size", v)),
+                self._inode_problem(info, "inode.size_max", self.set_inode_field(
+                    ino, "i_size", mapped_end),
                     size=inode.i_size, max=MAX_FILE_SIZE, end=mapped_end)
                 inode.i_size = mapped_end        # check the rest as it will be
             elif ftype != L.VEXFS_FT_REG_FILE:
@@ -340,8 +350,8 @@ class Checker:
                 return
         expect_blocks = sum(e.length for e in em.extents) + len(em.chain)
         if inode.i_blocks != expect_blocks:
-            self._inode_problem(info, "inode.i_blocks", self.patch_inode(
-                ino, lambda i: setattr(i, "i_blocks", expect_blocks)),
+            self._inode_problem(info, "inode.i_blocks", self.set_inode_field(
+                ino, "i_blocks", expect_blocks),
                 have=inode.i_blocks, want=expect_blocks)
         if not checksum_ok:
             self._inode_problem(info, "inode.checksum", self.patch_inode(ino, lambda i: None),
@@ -382,7 +392,7 @@ class Checker:
             fix = None
             if L.struct_checksum_ok(head) and mapped_end >= expect:
                 # the checksummed header is the better witness: trust its count
-                fix = self.patch_inode(ino, lambda i, v=expect: setattr(i, "i_size", v))
+                fix = self.set_inode_field(ino, "i_size", expect)
             self.add("collection.size", fix, ino=ino, size=inode.i_size, count=head.c_count,
                      record_size=head.c_record_size, expect=expect,
                      action="; i_size will be set from the header" if fix else "")
@@ -437,6 +447,16 @@ class Checker:
                      id=bad_first[1], flags=bad_first[2])
 
     # pass 3 ---------------------------------------------------------------
+    def dotdot_of(self, info: InodeInfo) -> int | None:
+        """The inode the directory's own '..' entry names (None if unreadable)."""
+        first = next((e for e in info.extents if e.logical == 0), None)
+        if first is None:
+            return None
+        recs, _ = parse_dir_block(self.img.dev.read_block(first.start))
+        if len(recs) > 1 and recs[1].name == b"..":
+            return recs[1].inode
+        return None
+
     def walk_directories(self) -> None:
         root = self.infos[L.VEXFS_ROOT_INO]
         root.parent = L.VEXFS_ROOT_INO
@@ -455,6 +475,8 @@ class Checker:
             info.parent = 0       # sentinel: any entry naming it is a second parent
             info.path = f"<disconnected directory {ino}>"
             self._walk_from(info)
+        for d, r, pblk, where in self.dotdot_checks:
+            self.check_dot(d, r, 1, pblk, where)
 
     def _walk_from(self, top: InodeInfo) -> None:
         todo = [top]
@@ -489,7 +511,12 @@ class Checker:
                 self.check_missing_dotdot(d, recs, pblk, where)
             for idx, r in enumerate(recs):
                 if lblk == 0 and idx < 2:
-                    self.check_dot(d, r, idx, pblk, where)
+                    if idx == 0:
+                        self.check_dot(d, r, idx, pblk, where)
+                    else:
+                        # '..' is checked once every parent is known: a directory
+                        # named twice keeps the entry its '..' agrees with
+                        self.dotdot_checks.append((d, r, pblk, where))
                     continue
                 if not r.inode:
                     continue
@@ -615,6 +642,7 @@ class Checker:
         path = (d.path.rstrip("/") + "/" + shown) if not d.disconnected else \
             f"{d.path}/{shown}"
         ftype = L.file_type_of_mode(info.mode)
+        assert ftype is not None          # a valid inode has a valid mode
         if r.file_type != ftype:
             def mutate(b: bytearray, off: int = r.offset, v: int = ftype) -> None:
                 b[off + 7] = v
@@ -624,10 +652,25 @@ class Checker:
                          f"a {L.FT_NAMES[ftype]}")
         if stat.S_ISDIR(info.mode):
             if info.reached or info.parent is not None:
+                old = info.parent_entry
+                if old is not None and not d.disconnected and info.parent != d.ino and \
+                        self.dotdot_of(info) == d.ino and info.parent is not None:
+                    # this entry is the one the directory's '..' names: the
+                    # earlier one is the extra link
+                    self.add("dir.multiple_parents", self._clear_entry_fix(old[0], old[1]),
+                             where=old[2], name=old[3], ino=r.inode, path=path)
+                    prev = self.infos.get(info.parent)
+                    if prev is not None:
+                        prev.subdirs -= 1
+                    info.parent, info.path = d.ino, path
+                    info.parent_entry = (pblk, r.offset, where, shown)
+                    d.subdirs += 1
+                    return None
                 self.add("dir.multiple_parents", clear, where=where, name=shown, ino=r.inode,
                          path=info.path or "?")
                 return None
             info.parent = d.ino
+            info.parent_entry = (pblk, r.offset, where, shown)
             info.reached = True
             info.path = path
             info.refs += 1
@@ -683,8 +726,8 @@ class Checker:
                 want = info.refs
             have = info.inode.i_links_count
             if have != want:
-                self.add("inode.links", self.patch_inode(ino, lambda i, w=want: setattr(
-                    i, "i_links_count", w)), desc=info.describe(), have=have, want=want)
+                self.add("inode.links", self.set_inode_field(ino, "i_links_count", want),
+                         desc=info.describe(), have=have, want=want)
 
     # pass 5 ---------------------------------------------------------------
     def check_blocks_and_bitmaps(self, ibits: bytearray, bbits: bytearray) -> None:
@@ -712,17 +755,19 @@ class Checker:
         # blocks claimed twice: sweep the claims in disk order
         claims.sort()
         active: tuple[int, int, int, int, str] | None = None
+        c: tuple[int, int, int, int, str]
         for c in claims:
             set_bit_range(want_b, c[0], c[1])
             if active is not None and c[0] < active[1]:
-                a, b = sorted((active, c), key=lambda x: (x[2], x[3]))
-                shared = min(a[1], b[1]) - max(a[0], b[0])
-                victim = (b[2], b[3], b[0], b[1])
+                keep, later = sorted((active, c), key=lambda x: (x[2], x[3]))
+                shared = min(keep[1], later[1]) - max(keep[0], later[0])
+                victim = (later[2], later[3], later[0], later[1])
 
                 def clone(v: tuple[int, int, int, int] = victim) -> None:
                     self.pending_clone.append(v)
-                self.add("block.multiply_claimed", clone, ino=b[2], claim=b[4], other=a[2],
-                         other_claim=a[4], shared=shared, first=max(a[0], b[0]))
+                self.add("block.multiply_claimed", clone, ino=later[2], claim=later[4],
+                         other=keep[2], other_claim=keep[4], shared=shared,
+                         first=max(keep[0], later[0]))
             if active is None or c[1] > active[1]:
                 active = c
         fix = self.rebuild_bitmaps_fix()
@@ -788,8 +833,7 @@ class Checker:
                 if idx >= 1_000_000:
                     ci = idx - 1_000_000
                     if ci == 0:
-                        self.patch_inode(ino, lambda i, v=start: setattr(
-                            i, "i_extent_block", v))()
+                        self.set_inode_field(ino, "i_extent_block", start)()
                     else:
                         self._set_chain_next(info.chain[ci - 1], start)
                 else:

@@ -91,14 +91,14 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
         print(f"fsck.vexfs: {path}: " + message("sb.device_short", blocks=sb.s_blocks_count,
                                                 device_blocks=size // BS), file=out)
         return EXIT_OPERATIONAL
-    problems = superblock_problems(sb, size // BS)
+    sb_issues = superblock_problems(sb, size // BS)
     rebuilt: L.SuperBlock | None = None
     sb_problem: Problem | None = None
-    if problems:
+    if sb_issues:
         fatal_op = sb.s_magic != L.VEXFS_MAGIC or sb.s_version != L.VEXFS_FORMAT_VERSION or \
             sb.s_feature_incompat & ~L.VEXFS_FEATURE_INCOMPAT_SUPP or \
             sb.s_feature_ro_compat & ~L.VEXFS_FEATURE_RO_COMPAT_SUPP
-        print(f"fsck.vexfs: {path}: superblock is unusable: " + "; ".join(problems),
+        print(f"fsck.vexfs: {path}: superblock is unusable: " + "; ".join(sb_issues),
               file=out)
         if fatal_op:
             return EXIT_OPERATIONAL
@@ -325,7 +325,7 @@ def rebuild_superblock(sb: L.SuperBlock, dev: Device
             if superblock_problems(cand, dev_blocks) or not _layout_matches(cand, dev):
                 continue
             changes = [f"{name} {getattr(sb, name)} -> {getattr(cand, name)}"
-                       for name, _ in L.SuperBlock._fields_
+                       for name, *_ in L.SuperBlock._fields_
                        if name not in ("s_checksum", "s_uuid", "s_label", "s_reserved")
                        and getattr(sb, name) != getattr(cand, name)]
             found.append((L.seal(cand), changes))

@@ -62,6 +62,12 @@ def print_summary(run, out_dir: Path) -> None:
 
     for line in summary_lines(run):  # R1: cases tried, failures found
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+    total = sum(s.duration_s for s in run.scenarios)
+    jobs = run.environment.extra.get("jobs", 1)
+    console.print(f"wall time {run.duration_s:.1f} s for {len(run.scenarios)} scenarios "
+                  f"({total:.1f} s of scenario time, -j {jobs}): "
+                  + ", ".join(f"{s.id} {s.duration_s:.1f} s" for s in run.scenarios),
+                  markup=False, highlight=False, soft_wrap=True)
     console.print(f"{'PASSED' if run.passed else 'FAILED'} in {run.duration_s:.1f} s; "
                   f"report: {out_dir / 'report.json'}")
 
@@ -75,6 +81,30 @@ def _sizes(value: str) -> str:
     if not sizes or min(sizes) < 1:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of positive sizes")
     return ",".join(map(str, sizes))
+
+
+def prepare_kernel_and_module(kernel_spec: str | None, module_path: Path | None):
+    """The guest kernel (fetched, headers installed) and the checked module
+    for it (built unless `module_path` is given). Every VM this process and
+    its children boot then runs that kernel ($VEXFS_KERNEL is set to it)."""
+    import os
+
+    from vexfs.vm.build import BuildError, build_vexfs, check_module, module_path as built_path
+    from vexfs.vm.kernel import KERNEL_ENV, KernelError, ensure_kernel
+
+    try:
+        click.echo(f"Preparing the guest kernel{' ' + kernel_spec if kernel_spec else ''} "
+                   "and headers...", err=True)
+        kernel = ensure_kernel(kernel_spec, headers=module_path is None)
+        os.environ[KERNEL_ENV] = kernel.version
+        if module_path is None:
+            click.echo(f"Building {built_path(kernel)} for {kernel.version}...", err=True)
+            info = build_vexfs(kernel)
+        else:
+            info = check_module(module_path, kernel)
+    except (KernelError, BuildError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return kernel, info
 
 
 @click.command("run")
@@ -98,10 +128,17 @@ def _sizes(value: str) -> str:
 @click.option("--bench-sizes", default="10000,100000", show_default=True,
               callback=lambda ctx, param, value: _sizes(value),
               help="S5: collection sizes of the vector benchmark (comma-separated).")
+@click.option("--kernel", "kernel_spec", default=None, metavar="VERSION",
+              help="Guest kernel: any linux-image-<VERSION>-amd64 apt offers, e.g. 6.1, 6.12, "
+                   "6.12-rt, 6.1.0-57-amd64, 6.12.117+deb12-rt-amd64 (default: $VEXFS_KERNEL, "
+                   "else apt's current kernel).")
+@click.option("-j", "--jobs", type=click.IntRange(0), default=0, show_default="one per core",
+              help="Scenario VMs at once (each scenario still gets its own fresh VM).")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path | None,
         seed_timing: bool, fuzz_cases: int, ioctl_calls: int, leak_cycles: int,
-        fuzz_seed: int, bench_sizes: str, list_only: bool) -> None:
+        fuzz_seed: int, bench_sizes: str, kernel_spec: str | None, jobs: int,
+        list_only: bool) -> None:
     """Run the VM test scenarios (default: S1..S6 and R1, robustness fuzzing).
 
     Each scenario boots a fresh VM of the Debian guest kernel, runs the
@@ -131,20 +168,9 @@ def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path |
 
     from vexfs.harness.framework import RunOptions
     from vexfs.harness.runner import RunnerConfig, new_run_id, run_all
-    from vexfs.vm.build import BuildError, build_vexfs, check_module
-    from vexfs.vm.kernel import KernelError, ensure_kernel
-    from vexfs.vm.paths import results_dir
 
-    try:
-        click.echo("Preparing the guest kernel and headers...", err=True)
-        kernel = ensure_kernel(headers=module_path is None)
-        if module_path is None:
-            click.echo("Building kernel/build/vexfs.ko...", err=True)
-            info = build_vexfs(kernel)
-        else:
-            info = check_module(module_path, kernel)
-    except (KernelError, BuildError) as exc:
-        raise click.ClickException(str(exc)) from None
+    kernel, info = prepare_kernel_and_module(kernel_spec, module_path)
+    from vexfs.vm.paths import results_dir
 
     run_id = new_run_id()
     default_out = out_dir is None
@@ -154,7 +180,7 @@ def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path |
                                           fuzz_cases=fuzz_cases, ioctl_calls=ioctl_calls,
                                           leak_cycles=leak_cycles, fuzz_seed=fuzz_seed,
                                           bench_sizes=bench_sizes),
-                       observer=_observer(), module=info)
+                       observer=_observer(), module=info, jobs=jobs)
     result = run_all(chosen, cfg)
     if default_out:
         from vexfs.report.writers import update_latest_link
@@ -164,4 +190,65 @@ def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path |
     except Exception:
         log.exception("observer.run_finished failed")
     print_summary(result, out)
+    sys.exit(0 if result.passed else 1)
+
+
+@click.command("matrix")
+@click.argument("scenario_ids", metavar="[SCENARIO]...", nargs=-1)
+@click.option("--kernels", default=",".join(("6.1", "6.12", "6.12-rt")), show_default=True,
+              help="Comma-separated --kernel specs (6.1, 6.12, 6.12-rt, or releases).")
+@click.option("-j", "--jobs", type=click.IntRange(0), default=0, show_default="one per core",
+              help="Scenario VMs at once within each kernel.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the matrix here (default: results/matrix-<id>/).")
+@click.option("--fuzz-cases", type=click.IntRange(0), default=1000, show_default=True,
+              help="R1 (when named): corrupt-image fuzz cases.")
+@click.option("--ioctl-calls", type=click.IntRange(0), default=100_000, show_default=True,
+              help="R1 (when named): hostile ioctl calls.")
+@click.option("--leak-cycles", type=int, default=20, show_default=True,
+              help="R1 (when named): slub_debug mount cycles (0 or >= 3).")
+@click.option("--bench-sizes", default="10000,100000", show_default=True,
+              callback=lambda ctx, param, value: _sizes(value),
+              help="S5: collection sizes of the vector benchmark.")
+def matrix(scenario_ids: tuple[str, ...], kernels: str, jobs: int, out_dir: Path | None,
+           fuzz_cases: int, ioctl_calls: int, leak_cycles: int, bench_sizes: str) -> None:
+    """Run scenarios (default S1..S6) on several guest kernels; one report.
+
+    Each kernel gets a full run in <out>/<release>/ (module built against
+    its headers, a fresh VM per scenario); <out>/matrix.html and matrix.json
+    hold the kernel x scenario table, each cell linking to its run. Exit
+    status 1 unless every cell passed.
+    """
+    from vexfs.harness import scenarios as registry
+    from vexfs.harness.framework import RunOptions
+    from vexfs.harness.matrix import run_matrix
+    from vexfs.harness.runner import new_run_id
+    from vexfs.vm.paths import results_dir
+
+    specs = [k.strip() for k in kernels.split(",") if k.strip()]
+    if not specs:
+        raise click.UsageError("--kernels names no kernel")
+    try:
+        registry.select(list(scenario_ids))
+    except KeyError as exc:
+        raise click.UsageError(str(exc.args[0])) from None
+    if leak_cycles != 0 and leak_cycles < 3:
+        raise click.UsageError("--leak-cycles must be 0 (skip) or at least 3")
+    out = out_dir or results_dir() / f"matrix-{new_run_id()}"
+
+    def options(module: Path) -> RunOptions:
+        return RunOptions(module_path=module, fuzz_cases=fuzz_cases, ioctl_calls=ioctl_calls,
+                          leak_cycles=leak_cycles, bench_sizes=bench_sizes)
+
+    result = run_matrix(specs, list(scenario_ids), out, options_factory=options,
+                        observer_factory=_observer, jobs=jobs)
+    width = max(len(r.release or r.spec) for r in result.rows)
+    click.echo(f"{'kernel':{width}}  " + "  ".join(f"{s:>12}" for s in result.scenarios))
+    for row in result.rows:
+        cells = [(f"{c.status} {c.duration_s:.0f}s" if (c := row.cells.get(s)) else "-")
+                 for s in result.scenarios]
+        click.echo(f"{row.release or row.spec:{width}}  " + "  ".join(f"{c:>12}" for c in cells)
+                   + (f"  ({row.error})" if row.error else ""))
+    click.echo(f"{'PASSED' if result.passed else 'FAILED'} in {result.duration_s:.1f} s; "
+               f"report: {out / 'matrix.html'}")
     sys.exit(0 if result.passed else 1)

@@ -118,10 +118,9 @@ class ScenarioContext:
         """A kernel crash or hang an own_vms scenario caught in one of its VMs."""
         self.crashes.append(crash)
         self.note(f"[CRASH] {crash.kind}: {crash.title}")
-        try:
-            self.observer.crash_detected(crash, restoring=True)
-        except Exception:
-            log.exception("observer.crash_detected failed")
+        from vexfs.harness.runner import report_crash
+
+        report_crash(self.observer, crash, self.scenario.id)
 
     def stats(self, stats: dict[str, float | str]) -> None:
         try:

@@ -10,9 +10,12 @@ VM is killed and the next scenario boots a new one.
 from __future__ import annotations
 
 import logging
+import os
 import platform
+import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +42,7 @@ class RunnerConfig:
     write_report: bool = True
     boot_times: list[float] = field(default_factory=list)
     accel: str = ""
+    jobs: int = 1  # scenario VMs at once; 0 = one per host core
 
 
 def new_run_id() -> str:
@@ -79,7 +83,7 @@ def _boot(scenario: Scenario, cfg: RunnerConfig, index: int, on_crash, transcrip
         vm = GuestVM(name=f"{scenario.id}-boot{index}{suffix}", log_dir=cfg.out_dir / "console",
                      kernel=cfg.kernel, memory=scenario.memory,
                      hang_timeout=scenario.hang_timeout,
-                     console_callbacks=[cfg.observer.console_line], on_crash=on_crash)
+                     console_callbacks=[_console_sink(cfg, scenario.id)], on_crash=on_crash)
         cfg.observer.step(scenario.id, "booting a fresh VM")
         try:
             return vm, vm.start()
@@ -92,6 +96,26 @@ def _boot(scenario: Scenario, cfg: RunnerConfig, index: int, on_crash, transcrip
                              f"retrying on a new VM\n")
             log.warning("%s: boot failed (%s); retrying", scenario.id, exc)
     raise AssertionError("unreachable")
+
+
+def _console_sink(cfg: RunnerConfig, scenario_id: str):
+    """The observer's console callback; with several VMs at once each line
+    says which scenario's VM printed it (the console logs stay per VM)."""
+    if cfg.jobs <= 1:
+        return cfg.observer.console_line
+    return lambda line: cfg.observer.console_line(f"{scenario_id}| {line}")
+
+
+def report_crash(observer: RunObserver, crash: Crash, scenario_id: str) -> None:
+    """observer.crash_detected, naming the scenario when the observer takes it
+    (parallel scenarios: the live view must not blame the last one started)."""
+    try:
+        try:
+            observer.crash_detected(crash, restoring=True, scenario_id=scenario_id)  # type: ignore[call-arg]
+        except TypeError:
+            observer.crash_detected(crash, restoring=True)
+    except Exception:
+        log.exception("observer.crash_detected failed")
 
 
 def run_scenario(scenario: Scenario, cfg: RunnerConfig, index: int) -> ScenarioResult:
@@ -108,10 +132,7 @@ def run_scenario(scenario: Scenario, cfg: RunnerConfig, index: int) -> ScenarioR
     boot_logs: list[Path] = []  # consoles of boots that failed before the scenario began
 
     def on_crash(crash: Crash) -> None:
-        try:
-            observer.crash_detected(crash, restoring=True)
-        except Exception:
-            log.exception("observer.crash_detected failed")
+        report_crash(observer, crash, scenario.id)
 
     with open(transcript_path, "w", encoding="utf-8") as transcript:
         transcript.write(f"# {scenario.id} {scenario.name}\n")
@@ -234,18 +255,49 @@ def run_all(scenarios: list[Scenario], cfg: RunnerConfig) -> Run:
                "kernel_package": cfg.kernel.package_version,
                "module_version": cfg.module.version if cfg.module else "",
                "seed_timing": cfg.options.seed_timing})
-    run = Run(run_id=run_id, started_at=started_at, duration_s=0.0, environment=env)
+    run = Run(run_id=run_id, started_at=started_at, duration_s=0.0, environment=env,
+              finished=False, planned=[s.id for s in scenarios],
+              writer=f"{platform.node()}:{os.getpid()}")
+    jobs = max(1, min(cfg.jobs or default_jobs(), len(scenarios)))
+    cfg.jobs = jobs
+    env.extra["jobs"] = jobs
+    if cfg.write_report:
+        _write(run, out, final=False)        # RUNNING from the start, never PASSED
     cfg.observer.run_started(run_id, [s.id for s in scenarios])
-    for index, scenario in enumerate(scenarios, 1):
-        result = run_scenario(scenario, cfg, index)
-        run.scenarios.append(result)
-        env.accelerator = cfg.accel
-        env.extra["boot_s"] = [round(b, 2) for b in cfg.boot_times]
-        run.duration_s = time.monotonic() - started
-        if cfg.write_report:
-            _write(run, out, final=False)
+    done: dict[int, ScenarioResult] = {}
+    lock = threading.Lock()
+
+    def finished(index: int, result: ScenarioResult) -> None:
+        with lock:  # the report lists scenarios in their order, finished ones only
+            done[index] = result
+            run.scenarios = [done[i] for i in sorted(done)]
+            env.accelerator = cfg.accel
+            env.extra["boot_s"] = [round(b, 2) for b in cfg.boot_times]
+            run.duration_s = time.monotonic() - started
+            if cfg.write_report:
+                _write(run, out, final=False)
+
+    if jobs == 1:
+        for index, scenario in enumerate(scenarios, 1):
+            finished(index, run_scenario(scenario, cfg, index))
+    else:
+        # One fresh VM per scenario as ever, `jobs` of them at a time: each
+        # has its own name, console log, transcript, sockets and crash
+        # watcher, so nothing but the host's cores is shared.
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scenario") as pool:
+            futures = {pool.submit(run_scenario, scenario, cfg, index): index
+                       for index, scenario in enumerate(scenarios, 1)}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
     run.duration_s = time.monotonic() - started
+    env.extra["scenario_s_total"] = round(sum(r.duration_s for r in run.scenarios), 1)
+    run.finished = True
     if cfg.write_report:
         _write(run, out)
     return run
+
+
+def default_jobs() -> int:
+    """One scenario VM per host core."""
+    return max(1, os.cpu_count() or 1)
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vexfs.report.compare import RunNotFound, compare_runs, find_runs, load_run
+from vexfs.report.compare import ReportCorrupt, RunNotFound, compare_runs, find_runs, load_run
 from vexfs.report.model import Run, Status
 
 STATUS_STYLE = {Status.PASSED: "bold green", Status.FAILED: "bold red", Status.ERROR: "bold white on red",
@@ -34,6 +34,8 @@ def _console() -> Console:
 def _load(path: Path) -> tuple[Run, Path]:
     try:
         return load_run(path)
+    except ReportCorrupt as exc:        # an error, not a usage mistake: exit 1
+        raise click.ClickException(str(exc)) from exc
     except RunNotFound as exc:
         raise click.UsageError(str(exc)) from exc
 
@@ -76,6 +78,26 @@ def summary_table(run: Run) -> Table:
     return table
 
 
+def times_table(old: Run, new: Run) -> Table:
+    """Wall time (with the -j each run used) and every scenario's time, old
+    -> new: shown, never judged (they follow the host's load and -j)."""
+    table = Table(title="Times", title_justify="left")
+    table.add_column("", no_wrap=True)
+    table.add_column(old.run_id, justify="right", no_wrap=True)
+    table.add_column(new.run_id, justify="right", no_wrap=True)
+
+    def jobs(run: Run) -> str:
+        return f" (-j {run.environment.extra.get('jobs', 1)})"
+
+    table.add_row("wall", f"{old.duration_s:.1f} s{jobs(old)}", f"{new.duration_s:.1f} s{jobs(new)}")
+    olds = {s.id: s for s in old.scenarios}
+    news = {s.id: s for s in new.scenarios}
+    for sid in sorted(set(olds) | set(news)):
+        table.add_row(sid, f"{olds[sid].duration_s:.1f} s" if sid in olds else "—",
+                      f"{news[sid].duration_s:.1f} s" if sid in news else "—")
+    return table
+
+
 @click.group()
 def report() -> None:
     """Render and compare run reports (results/<run-id>/report.json)."""
@@ -85,7 +107,12 @@ def report() -> None:
 @click.argument("run", required=False, type=click.Path(path_type=Path))
 @results_option
 def show(run: Path | None, results_root: Path) -> None:
-    """Print a run's summary table (default: results/latest). Exit 1 if it failed."""
+    """Print a run's summary table (default: results/latest).
+
+    The verdict is PASSED only for a finished run in which every scenario
+    passed (or was skipped) and at least one ran; otherwise FAILED, EMPTY,
+    RUNNING (the harness is still writing it) or INCOMPLETE (it stopped before
+    the end). Exit 0 only for PASSED."""
     loaded, run_dir = _load(_default_run(run, results_root))
     console = _console()
     console.print(summary_table(loaded))
@@ -93,8 +120,13 @@ def show(run: Path | None, results_root: Path) -> None:
 
     for line in summary_lines(loaded):  # R1: cases tried, failures found
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    verdict = "[bold green]PASSED[/]" if loaded.passed else "[bold red]FAILED[/]"
-    console.print(f"{verdict} · report: {run_dir / 'report.html'}")
+    style = {"PASSED": "bold green", "RUNNING": "bold yellow"}.get(loaded.verdict, "bold red")
+    extra = ""
+    if loaded.missing:
+        extra = f" (no result yet for {', '.join(loaded.missing)})"
+    elif loaded.verdict == "EMPTY":
+        extra = " (no scenario ran)"
+    console.print(f"[{style}]{loaded.verdict}[/]{extra} · report: {run_dir / 'report.html'}")
     sys.exit(0 if loaded.passed else 1)
 
 
@@ -119,9 +151,10 @@ def html_cmd(run: Path | None, out: Path | None, results_root: Path) -> None:
 def compare(runs: tuple[Path, ...], results_root: Path, as_json: bool) -> None:
     """Compare RUN_A (old) with RUN_B (new); default: the two newest runs.
 
-    Exit status: 0 no regression, 1 regression (newly failing scenario or
-    criterion, new crash or kernel warning, metric worse beyond noise or over
-    a spec limit), 2 usage error.
+    Exit status: 0 no regression, 1 regression (newly failing or vanished
+    scenario or criterion, a new run that is unfinished or empty, new crash or
+    kernel warning, metric worse beyond noise or over a spec limit) or an
+    unreadable report, 2 usage error.
     """
     if len(runs) == 0:
         found = find_runs(results_root)
@@ -146,6 +179,7 @@ def compare(runs: tuple[Path, ...], results_root: Path, as_json: bool) -> None:
         console.print(f"[yellow]note: environment differs: {old.environment.kernel_version}/"
                       f"{old.environment.accelerator} → {new.environment.kernel_version}/"
                       f"{new.environment.accelerator}[/]")
+    console.print(times_table(old, new))
     sections = [("Regressions", [c for c in cmp.changes if c.regression], "red", "✘"),
                 ("Improvements", [c for c in cmp.changes if c.improvement], "green", "✔"),
                 ("Other changes", [c for c in cmp.changes if not c.regression and not c.improvement],

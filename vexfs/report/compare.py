@@ -36,7 +36,11 @@ BAD = (Status.FAILED, Status.ERROR)
 
 
 class RunNotFound(Exception):
-    pass
+    """No report at that path (a usage error)."""
+
+
+class ReportCorrupt(RunNotFound):
+    """A report.json is there but cannot be read as a run report."""
 
 
 def load_run(path: Path) -> tuple[Run, Path]:
@@ -51,7 +55,7 @@ def load_run(path: Path) -> tuple[Run, Path]:
         data = json.loads(json_path.read_text(encoding="utf-8"))
         return Run.from_dict(data), json_path.parent
     except (ValueError, KeyError, TypeError) as exc:
-        raise RunNotFound(f"{json_path}: not a readable run report ({exc})") from exc
+        raise ReportCorrupt(f"{json_path}: not a readable run report ({exc})") from exc
 
 
 def find_runs(results_root: Path) -> list[Path]:
@@ -124,8 +128,9 @@ def _compare_status(sid: str, old: ScenarioResult | None, new: ScenarioResult | 
     if n is not None and _status_rank(n) > _status_rank(o):
         reason = f" ({new.message})" if new.message else ""
         return [Change("scenario", sid, text + reason, regression=True, old=before, new=after)]
-    if n is None:  # no longer run: worth seeing, neither better nor worse
-        return [Change("scenario", sid, text + " (not run)", old=before, new=after)]
+    if n is None:  # vanished: whatever it proved is no longer proved
+        return [Change("scenario", sid, text + " (vanished: not in the new run)",
+                       regression=True, old=before, new=after)]
     improvement = _status_rank(n) < _status_rank(o) or (o == Status.SKIPPED and n == Status.PASSED)
     return [Change("scenario", sid, text, improvement=improvement, old=before, new=after)]
 
@@ -153,6 +158,15 @@ def _compare_criteria(sid: str, old: ScenarioResult, new: ScenarioResult) -> lis
         elif not prev.passed and c.passed:
             changes.append(Change("criterion", sid, f"{sid} ✘→✔ {c.name}", improvement=True,
                                   old="fail", new="pass"))
+    # a criterion the old run checked and the new one (which finished) no
+    # longer checks is a regression: nothing proves it any more
+    new_finished = Status(new.status) in (Status.PASSED, Status.FAILED)
+    now = {c.name for c in new.criteria}
+    for c in old.criteria:
+        if c.name not in now and new_finished:
+            changes.append(Change("criterion", sid, f"{sid} criterion vanished: {c.name}",
+                                  regression=True, old="pass" if c.passed else "fail",
+                                  new="absent"))
     return changes
 
 
@@ -218,6 +232,10 @@ def _crash_titles(run: Run) -> dict[str, tuple[str, str]]:
 
 def compare_runs(old: Run, new: Run) -> Comparison:
     cmp = Comparison(old_id=old.run_id, new_id=new.run_id)
+    if new.verdict in ("RUNNING", "INCOMPLETE", "EMPTY"):
+        cmp.changes.append(Change("run", "", f"the new run is {new.verdict}"
+                                  + (f" (missing: {', '.join(new.missing)})" if new.missing
+                                     else ""), regression=True, new=new.verdict))
     before = {s.id: s for s in old.scenarios}
     after = {s.id: s for s in new.scenarios}
     for sid in sorted(set(before) | set(after)):

@@ -21,7 +21,8 @@ class RunObserver(Protocol):
     def step(self, scenario_id: str, description: str) -> None: ...
     def console_line(self, line: str) -> None: ...  # every guest console/dmesg line
     def guest_stats(self, stats: dict[str, float | str]) -> None: ...  # MemAvailable, Slab, module state...
-    def crash_detected(self, crash: Crash, restoring: bool) -> None: ...
+    def crash_detected(self, crash: Crash, restoring: bool,
+                       scenario_id: str | None = None) -> None: ...
     def scenario_finished(self, result: ScenarioResult) -> None: ...
     def run_finished(self, passed: bool, report_dir: str) -> None: ...
 
@@ -44,8 +45,9 @@ class PlainObserver:
     def guest_stats(self, stats: dict[str, float | str]) -> None:
         log.debug("guest: %s", stats)
 
-    def crash_detected(self, crash: Crash, restoring: bool) -> None:
-        log.error("CRASH %s: %s%s", crash.kind, crash.title, " (restoring a clean VM)" if restoring else "")
+    def crash_detected(self, crash: Crash, restoring: bool, scenario_id: str | None = None) -> None:
+        log.error("%sCRASH %s: %s%s", f"{scenario_id}: " if scenario_id else "", crash.kind,
+                  crash.title, " (restoring a clean VM)" if restoring else "")
 
     def scenario_finished(self, result: ScenarioResult) -> None:
         log.info("%s %s: %s in %.1f s %s", result.id, result.name, result.status.value,

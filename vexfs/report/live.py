@@ -226,12 +226,13 @@ class LiveView:
         self._changed()
 
     @_never_raise
-    def crash_detected(self, crash: Crash, restoring: bool) -> None:
+    def crash_detected(self, crash: Crash, restoring: bool, scenario_id: str | None = None) -> None:
         with self._lock:
+            owner = scenario_id or self._state.current
             self._state.crash, self._state.restoring = crash, restoring
-            self._state.crash_scenario = self._state.current
-            if self._state.current in self._state.scenarios:
-                self._state.scenarios[self._state.current].crashes += 1
+            self._state.crash_scenario = owner
+            if owner in self._state.scenarios:
+                self._state.scenarios[owner].crashes += 1
         self._changed()
 
     @_never_raise

@@ -9,6 +9,8 @@ docs/report.md.
 from __future__ import annotations
 
 import enum
+import os
+import platform
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -89,10 +91,52 @@ class Run:
     environment: Environment
     scenarios: list[ScenarioResult] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    #: the run wrote its final report (False while scenarios are still running,
+    #: and forever if the harness died or was interrupted)
+    finished: bool = True
+    #: the scenario ids the run set out to run, in order
+    planned: list[str] = field(default_factory=list)
+    #: "host:pid" of the harness writing the report (tells RUNNING from INCOMPLETE)
+    writer: str = ""
+
+    def writer_alive(self) -> bool:
+        """The process that writes this report still runs (on this host)."""
+        node, _, pid = self.writer.rpartition(":")
+        if not pid.isdigit() or node != platform.node():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    @property
+    def missing(self) -> list[str]:
+        """Planned scenarios with no result."""
+        ran = {s.id for s in self.scenarios}
+        return [sid for sid in self.planned if sid not in ran]
+
+    @property
+    def verdict(self) -> str:
+        """RUNNING / INCOMPLETE (not finished, writer alive / gone, or planned
+        scenarios missing), EMPTY (nothing passed or failed: no scenario, or all
+        skipped), PASSED or FAILED. Only a finished run that ran something and
+        where every scenario passed or was skipped is PASSED."""
+        if not self.finished:
+            return "RUNNING" if self.writer_alive() else "INCOMPLETE"
+        if self.missing:
+            return "INCOMPLETE"
+        if not any(s.status != Status.SKIPPED for s in self.scenarios):
+            return "EMPTY"
+        if all(s.status in (Status.PASSED, Status.SKIPPED) for s in self.scenarios):
+            return "PASSED"
+        return "FAILED"
 
     @property
     def passed(self) -> bool:
-        return all(s.status in (Status.PASSED, Status.SKIPPED) for s in self.scenarios)
+        return self.verdict == "PASSED"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -123,4 +167,9 @@ class Run:
             environment=Environment(**_known(Environment, data["environment"])),
             scenarios=scenarios,
             schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
+            # reports from before this field were only complete when final:
+            # they cannot tell, so they read as finished
+            finished=bool(data.get("finished", True)),
+            planned=[str(x) for x in data.get("planned", [])],
+            writer=str(data.get("writer", "")),
         )

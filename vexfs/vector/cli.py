@@ -74,16 +74,27 @@ def insert(path: str, file: str, ids_opt: tuple[str, ...], start: int | None,
 @vec.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.argument("queryfile", type=click.Path(exists=True, dir_okay=False))
-@click.option("-k", type=click.IntRange(1, abi.VEXFS_MAX_K), default=10, show_default=True)
+@click.option("-k", type=click.IntRange(1, abi.VEXFS_MAX_K), default=10, show_default=True,
+              help=f"How many nearest neighbours per query (1..{abi.VEXFS_MAX_K}).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query.")
-def search(path: str, queryfile: str, k: int, as_json: bool) -> None:
+@click.option("--npy", "npy_prefix", type=click.Path(dir_okay=False), default=None,
+              metavar="PREFIX",
+              help="Also write PREFIX.D.npy (distances, float32, queries x k) and "
+                   "PREFIX.I.npy (ids, int64, -1 where fewer than k exist), as FAISS "
+                   "returns D and I.")
+def search(path: str, queryfile: str, k: int, as_json: bool, npy_prefix: str | None) -> None:
     """The k nearest stored vectors of each vector in QUERYFILE."""
     try:
         queries = read_vectors(queryfile)
         with Collection.open(path, readonly=True) as coll:
             dist, ids = coll.search(queries, k)
+        if npy_prefix:
+            np.save(f"{npy_prefix}.D.npy", dist)
+            np.save(f"{npy_prefix}.I.npy", ids)
     except (OSError, ValueError, VectorFileError, TypeError) as e:
         _fail(e)
+    if npy_prefix:
+        click.echo(f"wrote {npy_prefix}.D.npy and {npy_prefix}.I.npy", err=True)
     for qi in range(dist.shape[0]):
         hits = [(int(i), float(d)) for i, d in zip(ids[qi], dist[qi]) if i >= 0]
         if as_json:
@@ -95,7 +106,8 @@ def search(path: str, queryfile: str, k: int, as_json: bool) -> None:
 
 @vec.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the statistics as one JSON object instead of a table.")
 def info(path: str, as_json: bool) -> None:
     """Dimension, metric, count and size of a collection."""
     try:
@@ -128,8 +140,13 @@ def delete(path: str, ids: tuple[str, ...]) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--npy", "npy_out", type=click.Path(dir_okay=False),
-              help="Write the vectors to this .npy file instead of printing them.")
-def get(path: str, ids: tuple[str, ...], npy_out: str | None) -> None:
+              help="Write the vectors to this .npy file instead of printing them; row i "
+                   "is always the i-th id asked for.")
+@click.option("--missing", type=click.Choice(["fail", "nan"]), default="fail",
+              show_default=True,
+              help="With --npy, an id that is not stored: 'fail' writes nothing and exits "
+                   "1 naming the ids; 'nan' writes a NaN row in its place (and exits 1).")
+def get(path: str, ids: tuple[str, ...], npy_out: str | None, missing: str) -> None:
     """Print the vectors stored under IDS."""
     try:
         idv = parse_id_list(ids)
@@ -138,7 +155,18 @@ def get(path: str, ids: tuple[str, ...], npy_out: str | None) -> None:
     except (OSError, ValueError) as e:
         _fail(e)
     if npy_out:
-        np.save(npy_out, vectors[found])
+        absent = idv[~found]
+        if len(absent) and missing == "fail":
+            shown = ", ".join(str(int(x)) for x in absent[:10])
+            raise click.ClickException(
+                f"{len(absent)} of {len(idv)} ids are not in {path} ({shown}"
+                f"{', ...' if len(absent) > 10 else ''}); nothing written (use --missing nan "
+                "to write NaN rows in their place)")
+        out = np.array(vectors, dtype=np.float32, copy=True)
+        out[~found] = np.nan          # rows stay aligned with the ids asked for
+        np.save(npy_out, out)
+        if len(absent):
+            click.echo(f"{len(absent)} ids not found: NaN rows in {npy_out}", err=True)
     else:
         for i, ok, v in zip(idv.tolist(), found, vectors):
             click.echo(f"{i}: " + ("[" + ", ".join(f"{x:.9g}" for x in v) + "]"

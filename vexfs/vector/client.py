@@ -120,12 +120,25 @@ class Collection:
         if not isinstance(dim, (int, np.integer)) or not 1 <= dim <= abi.VEXFS_MAX_DIM:
             raise ValueError(f"dim must be an integer in 1..{abi.VEXFS_MAX_DIM}, got {dim!r}")
         m = metric_value(metric)
-        fd = os.open(os.fspath(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+        # remember whether the file is ours: a refused CREATE (not VexFS, not
+        # empty, ...) must not leave a new empty file behind
+        try:
+            fd = os.open(os.fspath(path), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                         mode)
+            created = True
+        except FileExistsError:
+            fd = os.open(os.fspath(path), os.O_RDWR | os.O_CLOEXEC)
+            created = False
         try:
             arg = abi.IocCreate(dim=int(dim), metric=m)
             _ioctl(fd, abi.VEXFS_IOC_CREATE, arg, path)
         except BaseException:
             os.close(fd)
+            if created:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
             raise
         log.info("created collection %s dim=%d metric=%s", path, dim, abi.METRIC_NAMES[m])
         return cls(fd, os.fspath(path), int(dim), m)

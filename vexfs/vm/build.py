@@ -9,12 +9,13 @@ with a clear message before any VM boots.
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from vexfs.vm.kernel import GuestKernel
-from vexfs.vm.paths import REPO_ROOT
+from vexfs.vm.paths import REPO_ROOT, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,51 @@ def _make(src: Path, kernel: GuestKernel, target: str = "") -> None:
         raise BuildError(f"{' '.join(cmd)} failed ({proc.returncode}):\n" + "\n".join(out[-40:]))
 
 
+def module_path(kernel: GuestKernel) -> Path:
+    """Where build_vexfs() leaves the module for `kernel`: kernel/build/vexfs.ko
+    for the default kernel (in-tree build, as ever), kernel/build/<release>/
+    vexfs.ko for any other (built in a private copy of the sources, so builds
+    for several kernels never share object files)."""
+    return VEXFS_KO if _is_default(kernel) else KERNEL_SRC / "build" / kernel.version / "vexfs.ko"
+
+
+def _is_default(kernel: GuestKernel) -> bool:
+    from vexfs.vm.kernel import KernelError, discover_version
+
+    try:
+        return kernel.version == discover_version()
+    except (KernelError, FileNotFoundError):
+        return kernel.version.startswith("6.1.") and "-rt-" not in kernel.version
+
+
+def _copy_sources(dest: Path) -> None:
+    """kernel/ minus build products and the test-only modules, refreshed
+    file by file (unchanged files keep their mtime, so make stays incremental)."""
+    skip = shutil.ignore_patterns("*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "*.symvers",
+                                  "modules.order", "build", "test", ".tmp*")
+    shutil.copytree(KERNEL_SRC, dest, ignore=skip, dirs_exist_ok=True,
+                    copy_function=_copy_if_changed)
+
+
+def _copy_if_changed(src: str, dst: str) -> None:
+    s, d = Path(src), Path(dst)
+    if d.exists() and d.stat().st_size == s.stat().st_size and d.read_bytes() == s.read_bytes():
+        return
+    shutil.copy2(s, d)
+
+
 def build_vexfs(kernel: GuestKernel) -> ModuleInfo:
-    """`make -C kernel`; returns the checked kernel/build/vexfs.ko."""
-    _make(KERNEL_SRC, kernel)
-    return check_module(VEXFS_KO, kernel)
+    """Build vexfs.ko for `kernel`; returns the checked module (module_path())."""
+    target = module_path(kernel)
+    if target == VEXFS_KO:
+        _make(KERNEL_SRC, kernel)
+        return check_module(VEXFS_KO, kernel)
+    src = cache_dir() / "build" / kernel.version / "kernel"
+    _copy_sources(src)
+    _make(src, kernel)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / "build" / "vexfs.ko", target)
+    return check_module(target, kernel)
 
 
 def build_crashtest(kernel: GuestKernel) -> ModuleInfo:
@@ -109,10 +151,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m vexfs.vm.build", description=main.__doc__)
     parser.add_argument("--crashtest", action="store_true",
                         help="also build the TEST-ONLY crash module")
+    parser.add_argument("--kernel", default=None,
+                        help="kernel to build for: 6.1, 6.12, 6.12-rt or a release "
+                             "(default: $VEXFS_KERNEL, else apt's current kernel)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        kernel = ensure_kernel()
+        kernel = ensure_kernel(args.kernel)
         infos = [build_vexfs(kernel)] + ([build_crashtest(kernel)] if args.crashtest else [])
     except (KernelError, BuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -33,15 +33,20 @@ def vm() -> None:
 @click.option("--cpus", default=2, show_default=True)
 @click.option("--no-ssh-config", is_flag=True,
               help="Do not add the localhost:PORT block to ~/.ssh/config.")
-def start(port: int, memory: str, cpus: int, no_ssh_config: bool) -> None:
+@click.option("--kernel", "kernel_spec", default=None, metavar="VERSION",
+              help="Guest kernel: 6.1, 6.12, 6.12-rt or a release such as 6.1.0-57-amd64 "
+                   "(default: $VEXFS_KERNEL, else apt's current kernel).")
+def start(port: int, memory: str, cpus: int, no_ssh_config: bool,
+          kernel_spec: str | None) -> None:
     """Boot the VM in the background; return once ssh answers."""
     from vexfs.vm import persistent
+    from vexfs.vm.kernel import KernelError
 
     started = time.monotonic()
     try:
         state = persistent.start(port=port, memory=memory, cpus=cpus,
-                                 configure_ssh=not no_ssh_config)
-    except (persistent.VMStateError, OSError) as exc:
+                                 configure_ssh=not no_ssh_config, kernel_spec=kernel_spec)
+    except (persistent.VMStateError, OSError, KernelError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"VM running (pid {state.pid}, {state.accel}), up in "
                f"{time.monotonic() - started:.1f} s")

@@ -16,6 +16,7 @@ import io
 import logging
 import os
 import stat
+import threading
 from pathlib import Path
 
 from vexfs.vm.kernel import GuestKernel
@@ -107,6 +108,26 @@ def module_closure(deps: dict[str, list[str]], names: list[str]) -> list[str]:
     return order
 
 
+def decompress_module(path: Path) -> tuple[bytes, str]:
+    """A module's ELF bytes and plain .ko name: busybox insmod loads only
+    uncompressed modules, and Debian's 6.12 kernels ship them as .ko.xz."""
+    import gzip
+    import lzma
+    import subprocess
+
+    data, name = path.read_bytes(), path.name
+    if name.endswith(".ko.xz"):
+        return lzma.decompress(data), name[:-3]
+    if name.endswith(".ko.gz"):
+        return gzip.decompress(data), name[:-3]
+    if name.endswith(".ko.zst"):
+        proc = subprocess.run(["zstd", "-d", "-c", "-q"], input=data, capture_output=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"cannot decompress {path} (zstd: {proc.stderr.decode().strip()})")
+        return proc.stdout, name[:-4]
+    return data, name
+
+
 def build(kernel: GuestKernel) -> Path:
     """The initramfs for `kernel`, built once and cached."""
     deps = parse_modules_dep((kernel.modules_dir / "modules.dep").read_text())
@@ -128,16 +149,15 @@ def build(kernel: GuestKernel) -> Path:
     cpio.file("init", init, 0o755)
     listing = []
     for rel in mods:
-        data = (kernel.modules_dir / rel).read_bytes()
-        name = Path(rel).name
-        if name.endswith(".xz") or name.endswith(".zst") or name.endswith(".gz"):
-            raise RuntimeError(f"compressed module {rel}: busybox insmod cannot load it")
+        data, name = decompress_module(kernel.modules_dir / rel)
         cpio.file(f"modules/{name}", data)
         listing.append(name)
     cpio.file("modules/order", ("\n".join(listing) + "\n").encode())
     cpio.file("etc/kernel-version", (kernel.version + "\n").encode())
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    # Scenario VMs boot in parallel: each builder writes its own temporary
+    # file; the renames are atomic and the contents identical.
+    tmp = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(cpio.finish())
     tmp.rename(out)
     return out

@@ -7,11 +7,18 @@ host keeps its own kernel), unpack it under `.cache/kernel/<version>/root`,
 run `depmod -b` so `modprobe` works in the guest, and make sure the matching
 headers are installed so `make -C kernel` builds a module with the right
 vermagic. Every step is skipped when its result is already there.
+
+Any other Debian kernel apt offers can be asked for (`vexfs run --kernel
+6.12`, `--kernel 6.12-rt`, `--kernel 6.1.0-57-amd64`, or the environment
+variable VEXFS_KERNEL for every VM the process and its children boot):
+`resolve_version()` turns a meta name into the release its
+`linux-image-<name>-amd64` package depends on today.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -21,8 +28,18 @@ from pathlib import Path
 from vexfs.vm.paths import cache_dir
 
 log = logging.getLogger(__name__)
+# A few progress lines for a first run (downloads, installs): "vexfs.run"
+# is shown by `vexfs run` at the default verbosity; the tools' own output
+# goes to logs/bootstrap.log.
+progress = logging.getLogger("vexfs.run.kernel")
 
 HEADERS_META = "linux-headers-amd64"
+KERNEL_ENV = "VEXFS_KERNEL"  # a --kernel spec for every VM of this process and its children
+DEFAULT_SPECS = ("", "default", "amd64", "current")
+
+# A full release (uname -r): 6.1.0-57-amd64, 6.12.117+deb12-amd64, 6.12.117+deb12-rt-amd64.
+_FULL_RELEASE = re.compile(r"^\d+\.\d+\.\d+[A-Za-z0-9.+~-]*-amd64$")
+_SPEC_CHARS = re.compile(r"^[A-Za-z0-9.+~-]*$")
 
 
 class KernelError(RuntimeError):
@@ -98,7 +115,10 @@ def parse_headers_depends(apt_cache_output: str) -> str:
 
 
 def _version_key(version: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\-]", version))
+    # (0, number) sorts before (1, text): never compares an int with a str
+    # (6.12.117+deb12-amd64 has a text part where 6.1.0-57-amd64 has a number).
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p)
+                 for p in re.split(r"[.\-+]", version))
 
 
 def parse_policy_candidate(apt_cache_policy_output: str) -> str:
@@ -119,7 +139,73 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str:
 
 def discover_version() -> str:
     """The Debian kernel version the headers meta package currently points at."""
-    return parse_headers_depends(_run(["apt-cache", "depends", HEADERS_META]))
+    version = parse_headers_depends(_run(["apt-cache", "depends", HEADERS_META]))
+    _remember_default(version)
+    return version
+
+
+def parse_image_depends(apt_cache_output: str) -> str:
+    """The release a linux-image meta package depends on (`apt-cache depends
+    linux-image-6.12-amd64` -> 6.12.117+deb12-amd64); an `-unsigned`
+    alternative names the same release."""
+    versions = []
+    for line in apt_cache_output.splitlines():
+        match = re.match(r"\s*\|?Depends:\s*linux-image-(\d+\.\d+\.\d+[^\s<>]*?-amd64)"
+                         r"(?:-unsigned)?\s*$", line)
+        if match:
+            versions.append(match.group(1))
+    if not versions:
+        raise KernelError(f"no linux-image-<version>-amd64 dependency in:\n{apt_cache_output}")
+    return max(versions, key=_version_key)
+
+
+def meta_package(spec: str) -> str:
+    """The linux-image meta package of a short spec: `6.12` ->
+    linux-image-6.12-amd64, `6.12-rt` -> linux-image-6.12-rt-amd64, `rt` ->
+    linux-image-rt-amd64, `6.1`/`default` -> linux-image-amd64 (bookworm's 6.1)."""
+    name = spec.removeprefix("linux-image-").removesuffix("-amd64")
+    if name in DEFAULT_SPECS or name == "6.1":
+        return "linux-image-amd64"
+    return f"linux-image-{name}-amd64"
+
+
+def resolve_version(spec: str | None) -> str:
+    """The kernel release (uname -r) a --kernel spec names.
+
+    None or "default": apt's current default kernel (the one
+    linux-headers-amd64 points at). A full release (`6.1.0-57-amd64`,
+    `6.12.117+deb12-rt-amd64`, optionally as `linux-image-<release>`) is
+    taken as it is; anything else is a meta name resolved with apt-cache.
+    """
+    if spec is None or spec.strip() in DEFAULT_SPECS:
+        return discover_version()
+    spec = spec.strip()
+    if not _SPEC_CHARS.match(spec):
+        raise KernelError(f"{spec!r} is not a kernel version or package name")
+    release = spec.removeprefix("linux-image-").removeprefix("linux-headers-")
+    release = release.removesuffix("-unsigned")
+    if _FULL_RELEASE.match(release):
+        return release
+    meta = meta_package(spec)
+    try:
+        out = _run(["apt-cache", "depends", meta])
+    except KernelError as exc:
+        raise KernelError(f"apt knows no kernel {spec!r} (no package {meta}); try e.g. "
+                          f"6.1, 6.12, 6.12-rt or a release like 6.1.0-57-amd64") from exc
+    return parse_image_depends(out)
+
+
+def _default_file() -> Path:
+    return cache_dir() / "kernel" / "default-version"
+
+
+def _remember_default(version: str) -> None:
+    """So an offline run picks the default kernel, not the newest cached one."""
+    try:
+        _default_file().parent.mkdir(parents=True, exist_ok=True)
+        _default_file().write_text(version + "\n")
+    except OSError as exc:
+        log.debug("cannot record the default kernel: %s", exc)
 
 
 def kernel_dir(version: str) -> Path:
@@ -129,24 +215,37 @@ def kernel_dir(version: str) -> Path:
     return (cache_dir() / "kernel").resolve() / version
 
 
+def _image_debs(base: Path, pkg: str) -> list[Path]:
+    return sorted(list(base.glob(f"{pkg}_*.deb")) + list(base.glob(f"{pkg}-unsigned_*.deb")))
+
+
 def fetch(version: str) -> GuestKernel:
     """Download and unpack linux-image-<version> into the cache (once)."""
-    base = kernel_dir(version)
+    # Resolved: the guest's init bind-mounts these paths before its
+    # switch_root, where an absolute symlink (a worktree's shared cache)
+    # would point outside the new root.
+    base = kernel_dir(version).resolve()
     root = base / "root"
     kernel = GuestKernel(version=version, root=root)
     stamp = base / "unpacked.ok"
     if not stamp.exists():
         base.mkdir(parents=True, exist_ok=True)
         pkg = f"linux-image-{version}"
-        debs = sorted(base.glob(f"{pkg}_*.deb"))
+        debs = _image_debs(base, pkg)
         if not debs:
-            log.info("downloading %s", pkg)
-            _run(["apt-get", "download", pkg], cwd=base)
-            debs = sorted(base.glob(f"{pkg}_*.deb"))
+            progress.info("downloading %s (apt-get download)", pkg)
+            try:
+                _run(["apt-get", "download", pkg], cwd=base)
+            except KernelError:
+                # Older point releases may only be in the archive unsigned.
+                progress.info("downloading %s-unsigned", pkg)
+                _run(["apt-get", "download", f"{pkg}-unsigned"], cwd=base)
+            debs = _image_debs(base, pkg)
             if not debs:
                 raise KernelError(f"apt-get download {pkg} produced no .deb in {base}")
         tmp = base / "root.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
+        progress.info("unpacking %s", debs[-1].name)
         _run(["dpkg-deb", "-x", str(debs[-1]), str(tmp)])
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
@@ -199,8 +298,10 @@ def extract_vmlinux(vmlinuz: Path, out: Path) -> None:
                     elf = lzma.LZMADecompressor().decompress(data[start:])
                 elif kind == "gzip":
                     elf = gzip.GzipFile(fileobj=__import__("io").BytesIO(data[start:])).read()
-                else:
-                    break  # zstd: no stdlib decompressor; fall back to vmlinuz
+                else:  # zstd (Debian's 6.12 kernels): no stdlib decompressor
+                    elf = _unzstd(data[start:])
+                    if not elf:
+                        break  # no zstd binary: fall back to vmlinuz
             except (lzma.LZMAError, OSError, EOFError):
                 elf = b""
             if elf.startswith(_ELF_MAGIC) and _has_pvh_note(elf):
@@ -210,6 +311,16 @@ def extract_vmlinux(vmlinuz: Path, out: Path) -> None:
                 return
             start = data.find(magic, start + 1)
     raise KernelError(f"no PVH-bootable ELF vmlinux found inside {vmlinuz}")
+
+
+def _unzstd(payload: bytes) -> bytes:
+    """Decompress a zstd frame with the zstd tool (trailing bytes after the
+    frame are what the bzImage appends; zstd stops at the frame's end)."""
+    if shutil.which("zstd") is None:
+        return b""
+    proc = subprocess.run(["zstd", "-d", "-c", "-q"], input=payload, capture_output=True)
+    # zstd exits non-zero on the trailing garbage but has written the frame.
+    return proc.stdout
 
 
 def _has_pvh_note(elf: bytes) -> bool:
@@ -235,6 +346,25 @@ def _has_pvh_note(elf: bytes) -> bool:
     return False
 
 
+def _bootstrap_log() -> Path:
+    from vexfs.vm.paths import logs_dir
+
+    return logs_dir() / "bootstrap.log"
+
+
+def _logged_run(cmd: list[str]) -> None:
+    """Run an apt command with its output appended to logs/bootstrap.log."""
+    path = _bootstrap_log()
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    with open(path, "a", encoding="utf-8", errors="replace") as logf:
+        logf.write(f"\n$ {' '.join(cmd)}\n")
+        logf.flush()
+        proc = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join(path.read_text(errors="replace").splitlines()[-20:])
+        raise KernelError(f"{' '.join(cmd)} failed ({proc.returncode}); end of {path}:\n{tail}")
+
+
 def headers_installed(version: str) -> bool:
     return (Path("/usr/src") / f"linux-headers-{version}" / "Makefile").exists()
 
@@ -243,8 +373,10 @@ def ensure_headers(version: str) -> Path:
     """Install linux-headers-<version> with apt when it is missing."""
     path = Path("/usr/src") / f"linux-headers-{version}"
     if not headers_installed(version):
-        log.info("installing linux-headers-%s", version)
-        _run(["apt-get", "install", "-y", "--no-install-recommends", f"linux-headers-{version}"])
+        progress.info("installing linux-headers-%s (apt-get install; log: %s)", version,
+                      _bootstrap_log())
+        _logged_run(["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y", "-qq",
+                     "--no-install-recommends", f"linux-headers-{version}"])
         if not headers_installed(version):
             raise KernelError(f"linux-headers-{version} installed but {path} has no Makefile")
     return path
@@ -261,17 +393,23 @@ def cached_versions() -> list[str]:
 def ensure_kernel(version: str | None = None, headers: bool = True) -> GuestKernel:
     """The guest kernel, fetched and prepared; headers installed if asked.
 
-    With no version: apt's current one; if apt cannot answer (offline), the
-    newest one already in the cache.
+    `version` is a --kernel spec (resolve_version()); None means
+    $VEXFS_KERNEL, or else apt's current default kernel; if apt cannot
+    answer (offline), the default recorded last time, or the newest cached.
     """
     if version is None:
+        version = os.environ.get(KERNEL_ENV) or None
+    if version is not None and version.strip() not in DEFAULT_SPECS:
+        version = resolve_version(version)
+    else:
         try:
             version = discover_version()
         except (KernelError, FileNotFoundError) as exc:
             cached = cached_versions()
             if not cached:
                 raise
-            version = cached[-1]
+            remembered = _default_file().read_text().strip() if _default_file().exists() else ""
+            version = remembered if remembered in cached else cached[-1]
             log.warning("apt lookup failed (%s); using cached kernel %s", exc, version)
     kernel = fetch(version)
     if headers:

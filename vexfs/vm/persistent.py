@@ -114,14 +114,17 @@ def ssh_banner(port: int, timeout: float = 2.0) -> str:
 
 
 def start(port: int = DEFAULT_PORT, memory: str = "2G", cpus: int = 2,
-          wait: float = 180.0, configure_ssh: bool = True) -> VMState:
+          wait: float = 180.0, configure_ssh: bool = True,
+          kernel_spec: str | None = None) -> VMState:
     current = load_state()
     if current is not None and current.alive():
         raise VMStateError(f"a VM is already running (pid {current.pid}, ssh port "
                            f"{current.ssh_port}); `vexfs vm stop` first")
     if not port_free(port):
         raise VMStateError(f"port {port} is in use on 127.0.0.1")
-    kernel = ensure_kernel(headers=False)
+    # kernel_spec: vexfs vm start --kernel 6.12 (headers too, so the guest
+    # can build modules against them through /lib/modules/<ver>/build)
+    kernel = ensure_kernel(kernel_spec, headers=kernel_spec is not None)
     initrd = initramfs.build(kernel)
     accel = probe_accel(kernel, initrd)
     keys = ssh.ensure_keys(port)

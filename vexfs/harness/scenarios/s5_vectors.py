@@ -299,6 +299,15 @@ def run(ctx: ScenarioContext) -> None:
     if mount_s:
         ctx.check(f"Filesystem mount time < {MOUNT_LIMIT_S:g} s (every mount)",
                   max(mount_s) < MOUNT_LIMIT_S, f"{len(mount_s)} mounts, max {max(mount_s):.3f} s")
+    # The longest kernel_fpu_begin()..end() section of the whole scenario
+    # (module parameters; preemption is off inside one, which is what a
+    # PREEMPT_RT kernel cares about): a figure for the report and matrix.
+    fpu = ctx.run("cat /sys/module/vexfs/parameters/fpu_max_ns "
+                  "/sys/module/vexfs/parameters/fpu_sections")
+    fpu_vals = fpu.stdout.split()
+    if fpu.rc == 0 and len(fpu_vals) == 2 and all(v.isdigit() for v in fpu_vals):
+        ctx.metric("fpu_max_ns", int(fpu_vals[0]))
+        ctx.metric("fpu_sections", int(fpu_vals[1]))
     klog.collect(ctx)
 
     ctx.step("10. cleanup")

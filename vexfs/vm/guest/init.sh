@@ -41,7 +41,10 @@ mount -t 9p -o "ro,$opts" hostroot $R || die "cannot mount the host root over 9p
 mount -t tmpfs -o mode=755 run $R/run || die "tmpfs /run"
 mkdir -p /ovl
 mount -t tmpfs -o mode=755 ovl /ovl
-for d in tmp mnt etc var root home srv media opt; do
+# vexfs_overlay=usr,...: more overlays a test asks for (installing .debs
+# writes /usr; "modules" makes /lib/modules/<ver> writable for DKMS/depmod).
+extra=$(echo "${vexfs_overlay:-}" | tr ',' ' ')
+for d in tmp mnt etc var root home srv media opt $(echo " $extra " | sed 's/ modules / /'); do
 	[ -d "$R/$d" ] || continue
 	mkdir -p /ovl/$d/u /ovl/$d/w
 	mount -t overlay -o "lowerdir=$R/$d,upperdir=/ovl/$d/u,workdir=/ovl/$d/w" "ovl_$d" "$R/$d" ||
@@ -51,7 +54,14 @@ done
 # The guest kernel's own modules, whatever the host runs.
 mount -t tmpfs -o mode=755 modules $R/lib/modules || die "tmpfs /lib/modules"
 mkdir -p "$R/lib/modules/$KVER"
-mount -o bind "$R$vexfs_moddir" "$R/lib/modules/$KVER" || die "modules bind ($vexfs_moddir)"
+case " $extra " in
+*" modules "*)
+	mkdir -p /ovl/modules/u /ovl/modules/w
+	mount -t overlay -o "lowerdir=$R$vexfs_moddir,upperdir=/ovl/modules/u,workdir=/ovl/modules/w" \
+		ovl_modules "$R/lib/modules/$KVER" || die "modules overlay ($vexfs_moddir)" ;;
+*)
+	mount -o bind "$R$vexfs_moddir" "$R/lib/modules/$KVER" || die "modules bind ($vexfs_moddir)" ;;
+esac
 
 mount -t proc proc $R/proc
 mount -t sysfs sys $R/sys

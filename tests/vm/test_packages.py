@@ -1,0 +1,106 @@
+"""The Debian packages, installed in a guest as an administrator would.
+
+`tools/mkdeb.py` (= `make deb`) builds vexfs-dkms and vexfs-tools on the
+host; a fresh VM (host root over 9p, with writable overlays on /usr and the
+guest kernel's /lib/modules/<ver> so dpkg, DKMS and depmod can write) runs
+`dpkg -i` on both. Then, with the checkout's .venv out of PATH:
+
+- DKMS has built vexfs.ko against the guest kernel's own headers and
+  installed it under /lib/modules/<ver>/updates/dkms; `modprobe vexfs`
+  loads that module (modinfo -n says which file) and registers the fs;
+- S4's steps with the installed tools: `mkfs -t vexfs` (finds
+  /usr/sbin/mkfs.vexfs the way it finds mkfs.ext4), mount -t vexfs,
+  write and read back a file, umount, `fsck -t vexfs -n` clean (exit 0),
+  remount and the data is still there, `vexfs --version` from /usr/bin;
+- every version number (packages, modinfo, tools) is kernel/VERSION;
+- `dpkg -r` removes both and DKMS forgets the module.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # no .venv: the installed tools only
+
+
+@pytest.fixture(scope="module")
+def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "mkdeb.py"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    version = (REPO / "kernel" / "VERSION").read_text().strip()
+    found = {name: out / f"{name}_{version}_all.deb" for name in ("vexfs-dkms", "vexfs-tools")}
+    for path in found.values():
+        assert path.is_file(), f"make deb did not build {path.name}: {sorted(out.iterdir())}"
+    return found
+
+
+def test_debs_install_build_and_work_in_guest(debs: dict[str, Path], tmp_path: Path) -> None:
+    from vexfs.vm.kernel import ensure_kernel
+    from vexfs.vm.session import GuestVM
+
+    version = (REPO / "kernel" / "VERSION").read_text().strip()
+    kernel = ensure_kernel()  # headers too: DKMS builds against them
+    with GuestVM(name="packages", log_dir=tmp_path, kernel=kernel, memory="2G",
+                 cmdline_extra=["vexfs_overlay=usr,modules"], hang_timeout=600) as vm:
+        env = {"PATH": SYSTEM_PATH}
+
+        def sh(cmd: str, timeout: float = 300) -> tuple[int, str]:
+            r = vm.run(cmd, env=env, timeout=timeout)
+            return r.rc, (r.stdout + r.stderr).strip()
+
+        for name, path in debs.items():
+            vm.put_file(path, f"/tmp/{path.name}")
+        started = time.monotonic()
+        rc, out = sh("dpkg -i /tmp/vexfs-tools_*.deb /tmp/vexfs-dkms_*.deb 2>&1", timeout=1800)
+        install_s = time.monotonic() - started
+        print(f"dpkg -i (with the DKMS build in the guest): {install_s:.0f} s")
+        assert rc == 0, f"dpkg -i failed ({rc}):\n{out[-3000:]}"
+
+        kver = vm.run("uname -r").stdout.strip()
+        assert kver == kernel.version
+        rc, status = sh("dkms status vexfs")
+        assert rc == 0 and f"vexfs/{version}, {kver}, x86_64: installed" in status, status
+        rc, ko = sh("modinfo -n vexfs")
+        assert rc == 0 and ko.startswith(f"/lib/modules/{kver}/updates/dkms/vexfs.ko"), ko
+        rc, info = sh("modinfo -F version vexfs; modinfo -F vermagic vexfs")
+        assert info.split()[0] == version and info.split()[1] == kver, info
+
+        rc, out = sh("modprobe vexfs && grep -w vexfs /proc/filesystems && lsmod | grep -w ^vexfs")
+        assert rc == 0, f"modprobe vexfs: {out}"
+
+        # S4's steps with the installed tools, found the way ext4's are.
+        rc, which = sh("command -v mkfs.vexfs fsck.vexfs vexfs")
+        assert which.split() == ["/usr/sbin/mkfs.vexfs", "/usr/sbin/fsck.vexfs", "/usr/bin/vexfs"], which
+        rc, out = sh("head -1 /usr/sbin/mkfs.vexfs; vexfs --version")
+        assert rc == 0 and "/usr/bin/python3" in out and version in out, out
+        steps = [
+            "dd if=/dev/zero of=/tmp/pkg.img bs=1M count=64 status=none",
+            "losetup /dev/loop0 /tmp/pkg.img",
+            "mkfs -t vexfs -L pkgtest /dev/loop0",
+            "mkdir -p /mnt/pkg && mount -t vexfs /dev/loop0 /mnt/pkg",
+            "grep ' /mnt/pkg vexfs ' /proc/mounts",
+            "echo 'installed tools' > /mnt/pkg/hello && mkdir /mnt/pkg/dir && sync",
+            "umount /mnt/pkg",
+            "fsck -t vexfs -n /dev/loop0",
+            "mount -t vexfs /dev/loop0 /mnt/pkg && test \"$(cat /mnt/pkg/hello)\" = 'installed tools'"
+            " && test -d /mnt/pkg/dir",
+            "umount /mnt/pkg && losetup -d /dev/loop0",
+            "modprobe -r vexfs && ! grep -qw vexfs /proc/filesystems",
+        ]
+        for step in steps:
+            rc, out = sh(step)
+            assert rc == 0, f"`{step}` failed ({rc}): {out}"
+
+        rc, out = sh("dpkg -r vexfs-dkms vexfs-tools 2>&1", timeout=600)
+        assert rc == 0, out
+        rc, status = sh("dkms status vexfs; command -v mkfs.vexfs || echo gone")
+        assert "installed" not in status and status.endswith("gone"), status
+        assert not vm.watch.crashed, vm.watch.crashes
