@@ -21,7 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PY = REPO / ".venv/bin/python"
 MODULE = REPO / "kernel/build/vexfs.ko"
-ROUNDS = 3
+ROUNDS = 2
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1500)]
 
