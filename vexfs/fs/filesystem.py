@@ -46,10 +46,12 @@ class Image:
     """A VexFS filesystem read (and, for the builder and fsck, written) offline."""
 
     def __init__(self, path: str | os.PathLike[str], writable: bool = False,
-                 require_checksum: bool = True, sb: L.SuperBlock | None = None) -> None:
-        """``sb``: use this superblock instead of block 0's (fsck's rebuilt one)."""
+                 require_checksum: bool = True, sb: L.SuperBlock | None = None,
+                 exclusive: bool = False) -> None:
+        """``sb``: use this superblock instead of block 0's (fsck's rebuilt one);
+        ``exclusive``: O_EXCL on a block device (EBUSY while mounted or held)."""
         self.path = str(path)
-        self.dev = Device(path, writable=writable)
+        self.dev = Device(path, writable=writable, exclusive=exclusive)
         try:
             self.sb = sb if sb is not None else self._load_superblock(require_checksum)
             if not writable:  # a read-only reader sees the journal replayed (in memory)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, Union
+from typing import Any, BinaryIO, Protocol, Union
 
 from vexfs import layout as L
 
@@ -203,7 +203,7 @@ _RECOVERY_NAMES = ("JournalError", "RecoveryResult", "check_journal", "needs_rec
                    "recover")
 
 
-def __getattr__(name: str):  # noqa: ANN202
+def __getattr__(name: str) -> Any:
     if name in _RECOVERY_NAMES:
         from vexfs.fs import journal_recovery
 

@@ -38,9 +38,13 @@ import logging
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TextIO, Union
 
 from vexfs.fs import journal as J
+
+if TYPE_CHECKING:
+    from vexfs import layout as L_
+    from vexfs.fs.blockdev import Device
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +133,7 @@ class _Journal:
         if not self.csum_v23:
             return True
         stored = struct.unpack_from(">I", block, len(block) - 4)[0]
-        return J.jbd2_crc32c(block[:-4] + bytes(4), self.seed) == stored
+        return bool(J.jbd2_crc32c(block[:-4] + bytes(4), self.seed) == stored)
 
     def commit_ok(self, block: bytes) -> bool:
         if not self.csum_v23:
@@ -137,15 +141,15 @@ class _Journal:
         stored = struct.unpack_from(">I", block, 16)[0]
         raw = bytearray(block)
         raw[16:20] = bytes(4)
-        return J.jbd2_crc32c(raw, self.seed) == stored
+        return bool(J.jbd2_crc32c(raw, self.seed) == stored)
 
     def tag_ok(self, tag: bytes, sequence: int, data: bytes) -> bool:
         if not self.csum_v23:
             return True
         csum = J.jbd2_crc32c(data, J.jbd2_crc32c(struct.pack(">I", sequence), self.seed))
         if self.incompat & J.JBD2_FEATURE_INCOMPAT_CSUM_V3:
-            return struct.unpack_from(">I", tag, 12)[0] == csum
-        return struct.unpack_from(">H", tag, 4)[0] == csum & 0xFFFF
+            return bool(struct.unpack_from(">I", tag, 12)[0] == csum)
+        return bool(struct.unpack_from(">H", tag, 4)[0] == csum & 0xFFFF)
 
     def tags(self, block: bytes) -> list[tuple[int, int, bytes]]:
         """(fs block, flags, raw tag) of a descriptor block, as count_tags walks it."""
@@ -374,7 +378,7 @@ class ReplayedDevice:
     """A read-only view of a device with the journal's committed blocks
     applied in memory (the offline reader and fsck -n: nothing is written)."""
 
-    def __init__(self, dev, blocks: dict[int, bytes], block_size: int) -> None:  # noqa: ANN001
+    def __init__(self, dev: Device, blocks: dict[int, bytes], block_size: int) -> None:
         self._dev, self._blocks, self._bs = dev, blocks, block_size
         self.size = dev.size
 
@@ -405,15 +409,15 @@ class ReplayedDevice:
     def close(self) -> None:
         self._dev.close()
 
-    def __getattr__(self, name: str):  # noqa: ANN204  (fd, path... of the real device)
+    def __getattr__(self, name: str) -> Any:  # fd, path... of the real device
         return getattr(self._dev, name)
 
 
-def _geometry_of(sb) -> J.JournalGeometry | None:  # noqa: ANN001
+def _geometry_of(sb: L_.SuperBlock) -> J.JournalGeometry | None:
     return J.JournalGeometry.from_superblock(sb)
 
 
-def replayed_view(dev, sb) -> tuple[object, RecoveryResult | None]:  # noqa: ANN001
+def replayed_view(dev: Device, sb: L_.SuperBlock) -> tuple[object, RecoveryResult | None]:
     """(device to read through, recovery result): the device itself when the
     filesystem has no journal or it is clean, else a ReplayedDevice."""
     geom = _geometry_of(sb)
@@ -429,7 +433,7 @@ def replayed_view(dev, sb) -> tuple[object, RecoveryResult | None]:  # noqa: ANN
     return ReplayedDevice(dev, res.blocks, geom.block_size), res
 
 
-def fsck_replay(path: str, sb, mode: str, out) -> int | None:  # noqa: ANN001
+def fsck_replay(path: str, sb: L_.SuperBlock, mode: str, out: TextIO) -> int | None:
     """fsck's journal step, before anything else reads the filesystem (e2fsck's
     order). -y/-p: replay onto the device and clear RECOVER. -n: say the
     journal needs recovery; the check then reads the replayed view in memory
