@@ -147,7 +147,7 @@ def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path |
         seed_timing: bool, fuzz_cases: int, ioctl_calls: int, leak_cycles: int,
         fuzz_seed: int, bench_sizes: str, crash_episodes: int, kernel_spec: str | None,
         jobs: int, symbols: bool, list_only: bool) -> None:
-    """Run the VM test scenarios (default: S1..S6 and R1, robustness fuzzing).
+    """Run the VM test scenarios (default: S1..S6, C1 crash consistency, R1 fuzzing).
 
     Each scenario boots a fresh VM of the Debian guest kernel, runs the
     spec's steps with every success criterion checked by code, and the run
