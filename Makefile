@@ -12,7 +12,7 @@ VENV := .venv
 VEXFS := $(VENV)/bin/vexfs
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup run test test-host module sparse checkpatch clean deb
+.PHONY: setup run test test-host module sparse checkpatch clean deb test-packages
 
 setup:
 	@command -v $(PYTHON) >/dev/null || (apt-get update -qq && apt-get install -y -qq python3 python3-venv)
@@ -46,3 +46,7 @@ clean:
 
 deb: setup
 	$(VENV)/bin/python tools/mkdeb.py
+
+# The packages installed in a guest (DKMS builds vexfs.ko under TCG: slow).
+test-packages: setup
+	VEXFS_PACKAGE_TEST=1 $(PYTEST) tests/vm/test_packages.py $(ARGS)

@@ -26,7 +26,7 @@ def test_build_crashtest_returns_a_gpl_module(tmp_path: Path):
     info = subprocess.run(["modinfo", str(ko)], capture_output=True, text=True, check=True).stdout
     fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
     assert fields["license"].strip() == "GPL"
-    assert fields["vermagic"].strip().startswith("6.1.0-56-amd64")
+    assert fields["vermagic"].strip().startswith(crashtest.default_kver() + " ")
     # the control file name is in the binary
     assert crashtest.CONTROL_FILE.rsplit("/", 1)[1].encode() in ko.read_bytes()
 

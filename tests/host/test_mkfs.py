@@ -549,3 +549,39 @@ def test_superblock_journal_fields_are_checked(tmp_path):
     bad = L.SuperBlock.from_buffer_copy(bytes(sb))
     bad.s_feature_compat = 0
     assert any("without the HAS_JOURNAL" in m for m in superblock_problems(bad, None))
+
+
+def test_mounted_in_another_mount_namespace_is_refused(tmp_path):
+    """A loop device mounted only inside another mount namespace (a container,
+    unshare -m) is invisible in our /proc/self/mountinfo; mkfs and fsck -y
+    must still refuse it and its backing file (issue 13: any namespace)."""
+    if os.geteuid() != 0 or not shutil.which("losetup") or not shutil.which("unshare") \
+            or not shutil.which("mkfs.ext4"):
+        pytest.skip("needs root, losetup, unshare and e2fsprogs")
+    img = sparse_file(tmp_path / "ns.img", 16 * MiB)
+    dev = _losetup(img)
+    if dev is None:
+        pytest.skip("no loop device available on this host")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    holder = None
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True)
+        holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                                   f"mount {dev} {mnt} && echo ready && exec sleep 120"],
+                                  stdout=subprocess.PIPE, text=True)
+        if holder.stdout.readline().strip() != "ready":
+            pytest.skip("cannot mount ext4 in a new mount namespace here")
+        with open("/proc/self/mountinfo") as f:
+            assert str(mnt) not in f.read()          # invisible from here
+        before = img.read_bytes()[:1 << 16]
+        with pytest.raises(MkfsError, match="mount namespace"):
+            mkfs(str(img), force=True)
+        rc = run_fsck(str(img), "y", out=io.StringIO())
+        assert rc == 8
+        assert img.read_bytes()[:1 << 16] == before
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+        subprocess.run(["losetup", "-d", dev], check=False)

@@ -18,6 +18,7 @@ guest kernel's /lib/modules/<ver> so dpkg, DKMS and depmod can write) runs
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -42,6 +43,13 @@ def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return found
 
 
+# DKMS compiles vexfs.ko inside the TCG guest: 1709 s for `dpkg -i` on the
+# shared 2-core machine at load ~12 (docs/harness.md). Too long for every
+# `make test`, so it runs when asked: VEXFS_PACKAGE_TEST=1 (or `make test-packages`).
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("VEXFS_PACKAGE_TEST") != "1",
+                    reason="DKMS build under TCG takes ~10-30 min: VEXFS_PACKAGE_TEST=1 "
+                           "(make test-packages) runs it")
 def test_debs_install_build_and_work_in_guest(debs: dict[str, Path], tmp_path: Path) -> None:
     from vexfs.vm.kernel import ensure_kernel
     from vexfs.vm.session import GuestVM
@@ -67,7 +75,8 @@ def test_debs_install_build_and_work_in_guest(debs: dict[str, Path], tmp_path: P
         kver = vm.run("uname -r").stdout.strip()
         assert kver == kernel.version
         rc, status = sh("dkms status vexfs")
-        assert rc == 0 and f"vexfs/{version}, {kver}, x86_64: installed" in status, status
+        assert f"vexfs/{version}, {kver}, x86_64: installed" in status, status
+        assert rc == 0 and "Warning" not in status and "No such file" not in status, status
         rc, ko = sh("modinfo -n vexfs")
         assert rc == 0 and ko.startswith(f"/lib/modules/{kver}/updates/dkms/vexfs.ko"), ko
         rc, info = sh("modinfo -F version vexfs; modinfo -F vermagic vexfs")

@@ -75,3 +75,37 @@ def build_crashtest(kdir: Path | None) -> None:
         click.echo(crashtest.build_crashtest(kdir))
     except crashtest.CrashtestBuildError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@crash.command()
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--module", "modules", multiple=True, metavar="NAME=KO",
+              help="Debug object of a module in the trace (default: vexfs=kernel/build/vexfs.ko "
+                   "and the built crash module).")
+@click.option("--vmlinux", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Kernel debug vmlinux (default: the installed linux-image-<ver>-dbg one).")
+@click.option("--kernel-version", default="", help="Guest kernel release (for the default vmlinux).")
+def symbolize(log: Path, modules: tuple[str, ...], vmlinux: Path | None, kernel_version: str) -> None:
+    """Print each crash report in LOG with its frames resolved to file:line."""
+    from vexfs.crash.symbolize import Symbolizer, default_symbolizer, kernel_debug_vmlinux
+    from vexfs.vm.build import VEXFS_KO
+
+    text = sys.stdin.read() if str(log) == "-" else log.read_text(errors="replace")
+    crashes = parse_log(text)
+    if not kernel_version:
+        import re
+
+        m = re.search(r"\b(\d+\.\d+\.\d+-\d+-[\w-]+) #\d", text)
+        kernel_version = m.group(1) if m else ""
+    base = default_symbolizer(VEXFS_KO if VEXFS_KO.exists() else None, kernel_version)
+    mods = dict(base.modules)
+    for spec in modules:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{spec!r}: expected NAME=KO", param_hint="--module")
+        mods[name] = Path(path)
+    sym = Symbolizer(mods, vmlinux or kernel_debug_vmlinux(kernel_version), kernel_version)
+    for c in crashes:
+        click.echo(f"--- {c.kind}: {c.title}\n{sym.annotate(c.trace)}\n")
+    if not crashes:
+        click.echo(f"{log}: no crash")

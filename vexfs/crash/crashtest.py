@@ -37,7 +37,18 @@ REPO = Path(__file__).resolve().parents[2]
 SOURCE_DIR = REPO / "kernel" / "test" / "crashtest"
 MODULE_NAME = "vexfs_crashtest"
 CONTROL_FILE = "/proc/vexfs_crashtest"
-DEFAULT_KVER = "6.1.0-56-amd64"
+DEFAULT_KVER = "6.1.0-56-amd64"  # used when no 6.1 headers are installed
+
+
+def default_kver() -> str:
+    """The newest installed Debian 6.1 amd64 headers (the guest kernel's:
+    Debian replaces the ABI number on upgrade, e.g. -56 by -57)."""
+    found = []
+    for path in Path("/usr/src").glob("linux-headers-6.1.0-*-amd64"):
+        abi = path.name.removeprefix("linux-headers-6.1.0-").removesuffix("-amd64")
+        if abi.isdigit():
+            found.append((int(abi), path.name.removeprefix("linux-headers-")))
+    return max(found)[1] if found else DEFAULT_KVER
 
 
 @dataclass(frozen=True)
@@ -93,11 +104,11 @@ class CrashtestBuildError(RuntimeError):
     pass
 
 
-def headers_dir(kver: str = DEFAULT_KVER) -> Path:
-    return Path("/usr/src") / f"linux-headers-{kver}"
+def headers_dir(kver: str | None = None) -> Path:
+    return Path("/usr/src") / f"linux-headers-{kver or default_kver()}"
 
 
-def build_crashtest(kdir: Path | None = None, kver: str = DEFAULT_KVER) -> Path:
+def build_crashtest(kdir: Path | None = None, kver: str | None = None) -> Path:
     """Build vexfs_crashtest.ko against the guest kernel headers; return its path.
 
     `make` is incremental, so calling this from every test is cheap.

@@ -46,15 +46,28 @@ class Image:
     """A VexFS filesystem read (and, for the builder and fsck, written) offline."""
 
     def __init__(self, path: str | os.PathLike[str], writable: bool = False,
-                 require_checksum: bool = True, sb: L.SuperBlock | None = None) -> None:
-        """``sb``: use this superblock instead of block 0's (fsck's rebuilt one)."""
+                 require_checksum: bool = True, sb: L.SuperBlock | None = None,
+                 exclusive: bool = False) -> None:
+        """``sb``: use this superblock instead of block 0's (fsck's rebuilt one);
+        ``exclusive``: O_EXCL on a block device (EBUSY while mounted or held)."""
         self.path = str(path)
-        self.dev = Device(path, writable=writable)
+        self.dev = Device(path, writable=writable, exclusive=exclusive)
         try:
             self.sb = sb if sb is not None else self._load_superblock(require_checksum)
+            if not writable:  # a read-only reader sees the journal replayed (in memory)
+                self._replay_journal_view(require_checksum, sb)
         except BaseException:
             self.dev.close()
             raise
+
+    def _replay_journal_view(self, require_checksum: bool, sb: L.SuperBlock | None) -> None:
+        from vexfs.fs.journal_recovery import replayed_view
+
+        dev, self.journal_replay = replayed_view(self.dev, self.sb)
+        if self.journal_replay is not None:
+            self.dev = dev  # type: ignore[assignment]
+            if sb is None:
+                self.sb = self._load_superblock(require_checksum)
 
     # -- lifecycle ------------------------------------------------------
     def close(self) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, Union
+from typing import Any, BinaryIO, Protocol, Union
 
 from vexfs import layout as L
 
@@ -194,3 +194,18 @@ def default_journal_blocks(fs_blocks: int) -> int:
         if fs_blocks < limit:
             return size
     return 262144
+
+
+# Parsing, checking and replay (fsck, offline reader) live in
+# vexfs/fs/journal_recovery.py, which imports this module; its names are
+# served from here lazily (the agreed API is journal.recover etc.).
+_RECOVERY_NAMES = ("JournalError", "RecoveryResult", "check_journal", "needs_recovery",
+                   "recover")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RECOVERY_NAMES:
+        from vexfs.fs import journal_recovery
+
+        return getattr(journal_recovery, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

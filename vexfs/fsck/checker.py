@@ -552,6 +552,49 @@ class Checker:
             self.write_block(pblk, block)
         return fix
 
+    def _check_name(self, r: DirRecord, pblk: int, where: str, names: set[bytes],
+                    clear: Callable[[], None]) -> bytes | None:
+        """The name the entry keeps (renamed in place if bad or taken), or None
+        when it is removed; records the name as taken."""
+        shown = r.name.decode("utf-8", "backslashreplace")
+        bad = name_problem(r.name)
+        if bad is None and r.name in (b".", b".."):
+            bad = f"{shown!r} is only allowed as the first two entries"
+        name = r.name
+        if bad is not None:
+            if r.name in (b".", b".."):
+                # a file named '.'/'..' keeps a harmless name; such an entry
+                # naming a directory is an extra link to it and goes
+                is_dir = stat.S_ISDIR(self.infos[r.inode].mode)
+                fixed = None if is_dir else _unique_name(r.name[:-1] + b"~", names)
+            else:
+                fixed = _unique_name(r.name.replace(b"/", b".").replace(b"\0", b"."), names) \
+                    if r.name else None
+            if fixed is None:
+                self.add("dir.name_removed", clear, where=where, name=shown, ino=r.inode,
+                         why=bad)
+                return None
+            self.add("dir.name", self._rename_entry_fix(pblk, r.offset, fixed), where=where,
+                     name=shown, ino=r.inode, why=bad,
+                     new=fixed.decode("utf-8", "backslashreplace"))
+            name = fixed
+        elif r.name in names:
+            fixed = _unique_name(r.name, names)
+            if fixed is None:
+                self.add("dir.duplicate_name_removed", clear, where=where, name=shown)
+                return None
+            self.add("dir.duplicate_name", self._rename_entry_fix(pblk, r.offset, fixed),
+                     where=where, name=shown, new=fixed.decode("utf-8", "backslashreplace"))
+            name = fixed
+        names.add(name)
+        return name
+
+    def _rename_entry_fix(self, pblk: int, off: int, new: bytes) -> Callable[[], None]:
+        def mutate(b: bytearray) -> None:
+            assert b[off + 6] == len(new)
+            b[off + 8:off + 8 + len(new)] = new
+        return self.patch_dir_block(pblk, mutate)
+
     def _clear_entry_fix(self, pblk: int, off: int) -> Callable[[], None]:
         # inode 0 marks the record as free space; neighbours are untouched, so
         # several entries of one block can be cleared in the same round
@@ -616,19 +659,18 @@ class Checker:
                     names: set[bytes]) -> InodeInfo | None:
         shown = r.name.decode("utf-8", "backslashreplace")
         clear = self._clear_entry_fix(pblk, r.offset)
-        bad_name = name_problem(r.name)
-        if bad_name is None and r.name in (b".", b".."):
-            bad_name = f"{shown!r} is only allowed as the first two entries"
-        if bad_name:
-            self.add("dir.name", clear, where=where, name=shown, ino=r.inode, why=bad_name)
-            return None
-        if r.name in names:
-            self.add("dir.duplicate_name", clear, where=where, name=shown)
-            return None
         if not 1 <= r.inode <= self.sb.s_inodes_count:
             self.add("dir.entry_inode", clear, where=where, name=shown,
                      why=f"inode {r.inode}, outside 1..{self.sb.s_inodes_count}")
             return None
+        if r.inode in self.infos and self.infos[r.inode].valid:
+            # the inode is intact: a bad or duplicate name is renamed in place
+            # (as e2fsck does), the entry is kept
+            name = self._check_name(r, pblk, where, names, clear)
+            if name is None:
+                return None
+            if name != r.name:
+                shown = name.decode("utf-8", "backslashreplace")
         info = self.infos.get(r.inode)
         if info is None:
             self.add("dir.entry_inode", clear, where=where, name=shown,
@@ -638,7 +680,6 @@ class Checker:
             self.add("dir.entry_inode", clear, where=where, name=shown,
                      why=f"corrupt inode {r.inode} (the inode is cleared)")
             return None
-        names.add(r.name)
         path = (d.path.rstrip("/") + "/" + shown) if not d.disconnected else \
             f"{d.path}/{shown}"
         ftype = L.file_type_of_mode(info.mode)
@@ -948,3 +989,17 @@ class Checker:
                 w.bump_links(lf, 1)
         w.commit()
         self.sb = self.img.sb
+
+
+def _unique_name(name: bytes, taken: set[bytes]) -> bytes | None:
+    """``name`` if free, else a free name of the same length (its last byte
+    replaced by '~', a digit or a letter), else None."""
+    if name not in taken:
+        return name
+    if not name:
+        return None
+    for ch in b"~0123456789abcdefghijklmnopqrstuvwxyz":
+        cand = name[:-1] + bytes([ch])
+        if cand not in taken and cand not in (b".", b".."):
+            return cand
+    return None

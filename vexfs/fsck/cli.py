@@ -36,6 +36,7 @@ reflects a re-check of what is on disk, never a hope.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import stat
@@ -44,7 +45,7 @@ from typing import TextIO
 
 from vexfs import layout as L
 from vexfs.fs.alloc import write_superblock
-from vexfs.fs.blockdev import Device, mounted_at
+from vexfs.fs.blockdev import Device, holders, mounted_at
 from vexfs.fs.errors import FormatError, ImageError
 from vexfs.fs.filesystem import BS, Image
 from vexfs.fs.geometry import Geometry, device_too_short, superblock_problems
@@ -73,6 +74,12 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
             return EXIT_OPERATIONAL
         print(f"fsck.vexfs: warning: {path} is mounted on {mnt}; results may be stale",
               file=sys.stderr)
+    elif writable:
+        held = holders(path)
+        if held:
+            print(f"fsck.vexfs: {path} is in use by {', '.join(held)}; cannot repair it",
+                  file=sys.stderr)
+            return EXIT_OPERATIONAL
     try:
         with Device(path) as dev:
             size = dev.size
@@ -91,6 +98,16 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
         print(f"fsck.vexfs: {path}: " + message("sb.device_short", blocks=sb.s_blocks_count,
                                                 device_blocks=size // BS), file=out)
         return EXIT_OPERATIONAL
+    if not superblock_problems(sb, size // BS):
+        # the journal first, as e2fsck (vexfs/fs/journal_recovery.py)
+        from vexfs.fs.journal_recovery import fsck_replay
+        if verbose and sb.s_feature_compat & L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL:
+            print(PASSES[0], file=out, flush=True)
+        stop = fsck_replay(path, sb, mode, out)
+        if stop is not None:
+            return stop
+        with Device(path) as dev:
+            sb = L.SuperBlock.unpack(dev.read(0, min(BS, size)))
     sb_issues = superblock_problems(sb, size // BS)
     rebuilt: L.SuperBlock | None = None
     sb_problem: Problem | None = None
@@ -149,8 +166,16 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
     remaining: list[Problem] = []
     stats: dict[str, int] = {}
     try:
-        img = Image(path, writable=writable, require_checksum=False, sb=rebuilt)
-    except (OSError, ImageError) as e:
+        img = Image(path, writable=writable, require_checksum=False, sb=rebuilt,
+                    exclusive=writable)
+    except OSError as e:
+        if e.errno == errno.EBUSY:
+            print(f"fsck.vexfs: {path} is in use by the system (mounted, or held by "
+                  "device-mapper/md); cannot repair it", file=sys.stderr)
+        else:
+            print(f"fsck.vexfs: {path}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_OPERATIONAL
+    except ImageError as e:
         print(f"fsck.vexfs: {path}: {e}", file=sys.stderr)
         return EXIT_OPERATIONAL
     with img:

@@ -88,11 +88,16 @@ _ROWS: list[ProblemDef] = [
                "checksum will be rewritten)", True, True),
     ProblemDef("dir.dot", 3, "{where}: {why}{action}", False, True),
     ProblemDef("dir.file_type", 3, "{where}: {why}", True, False),
-    ProblemDef("dir.name", 3, "{where}: entry {name!r} -> inode {ino}: {why}; the entry "
-               "will be removed (an intact inode is moved to /lost+found)", False, True),
+    ProblemDef("dir.name", 3, "{where}: entry {name!r} -> inode {ino}: {why}; renamed to "
+               "{new!r}", False, True),
+    ProblemDef("dir.name_removed", 3, "{where}: entry {name!r} -> inode {ino}: {why}; the "
+               "entry will be removed (an inode no other entry names moves to /lost+found)",
+               False, True),
     ProblemDef("dir.duplicate_name", 3, "{where}: name {name!r} appears twice; the second "
-               "entry will be removed (an intact inode is moved to /lost+found)", False,
-               True),
+               "entry is renamed to {new!r}", False, True),
+    ProblemDef("dir.duplicate_name_removed", 3, "{where}: name {name!r} appears twice and "
+               "no name of the same length is free; the second entry will be removed (its "
+               "inode moves to /lost+found)", False, True),
     ProblemDef("dir.entry_inode", 3, "{where}: entry {name!r} points to {why}; the entry "
                "will be removed", False, True),
     ProblemDef("dir.multiple_parents", 3, "{where}: entry {name!r} is a second link to "

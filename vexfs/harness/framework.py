@@ -70,6 +70,9 @@ class RunOptions:
     fuzz_seed: int = 1
     # S5's `vexfs bench vectors --sizes` (the README's figures are 10k and 100k)
     bench_sizes: str = "10000,100000"
+    # C1's VexFS crash-point workload (`vexfs run --crash-episodes`): ~2.2
+    # replay points per episode, so the default reaches the >= 1,000 goal
+    crash_episodes: int = 480
 
 
 class ScenarioContext:
@@ -143,6 +146,24 @@ class ScenarioContext:
         """The spec's pauses: kept with --seed-timing, skipped otherwise."""
         if self.options.seed_timing:
             self.run(f"sleep {seconds:g}")
+
+    def diagnose_load_failure(self, result: CommandResult) -> None:
+        """The spec's module load failure procedure, by code: a criterion
+        naming the causes (dmesg, module integrity against the build,
+        vermagic vs uname -r, unknown symbols and their modules, signature
+        notices) and the full diagnosis in the transcript and metrics."""
+        from vexfs.vm import loadcheck
+
+        if self.options.module_path is None:
+            return
+        diagnosis = loadcheck.diagnose_in_guest(
+            lambda cmd: self.vm.run(cmd), self.options.module_path, self.module, result)
+        self.note(diagnosis.text())
+        self.metric("load_failure", [{"kind": c.kind, "message": c.message,
+                                      "evidence": c.evidence, "fatal": c.fatal}
+                                     for c in diagnosis.causes])
+        self.check("Load failure cause (dmesg, module integrity, kernel version)", False,
+                   diagnosis.summary())
 
     def clear_dmesg(self) -> None:
         """Empty the kernel ring buffer so dmesg checks see only this scenario."""

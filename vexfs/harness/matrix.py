@@ -24,7 +24,8 @@ from typing import Any
 from vexfs.report.metrics import KNOWN, comparable_metrics, fmt_value, spec_for
 from vexfs.report.model import Run, ScenarioResult
 
-log = logging.getLogger(__name__)
+# a child of "vexfs.run": its progress lines show at the default verbosity
+log = logging.getLogger("vexfs.run.matrix")
 
 DEFAULT_KERNELS = ("6.1", "6.12", "6.12-rt")
 MATRIX_SCHEMA = 1

@@ -98,6 +98,21 @@ def _boot(scenario: Scenario, cfg: RunnerConfig, index: int, on_crash, transcrip
     raise AssertionError("unreachable")
 
 
+def symbolize_crashes(crashes: list[Crash], cfg: RunnerConfig) -> None:
+    """The spec's "analyze panic trace": each crash's frames resolved to
+    file:line in place (vexfs.crash.symbolize); never raises."""
+    if not crashes:
+        return
+    try:
+        from vexfs.crash.symbolize import default_symbolizer
+
+        symbolizer = default_symbolizer(cfg.options.module_path, cfg.kernel.version)
+        for crash in crashes:
+            crash.trace = symbolizer.annotate(crash.trace)
+    except Exception:
+        log.exception("symbolizing crash traces failed")
+
+
 def _console_sink(cfg: RunnerConfig, scenario_id: str):
     """The observer's console callback; with several VMs at once each line
     says which scenario's VM printed it (the console logs stay per VM)."""
@@ -189,6 +204,7 @@ def run_scenario(scenario: Scenario, cfg: RunnerConfig, index: int) -> ScenarioR
         console_rel = logs[1] if len(logs) > 1 else ""
         for crash in crashes:  # the full console of the boot that crashed
             crash.log_path = console_rel
+    symbolize_crashes(crashes, cfg)
     result = ScenarioResult(id=scenario.id, name=scenario.name, status=status,
                             duration_s=duration,
                             criteria=list(ctx.criteria) if ctx else [],
@@ -228,6 +244,7 @@ def _run_own_vms(scenario: Scenario, cfg: RunnerConfig, transcript, transcript_p
         log.exception("%s failed", scenario.id)
     transcript.flush()
     logs = [str(transcript_path.relative_to(out))] + list(ctx.logs)
+    symbolize_crashes(ctx.crashes, cfg)
     result = ScenarioResult(id=scenario.id, name=scenario.name, status=status,
                             duration_s=time.monotonic() - started,
                             criteria=list(ctx.criteria), metrics=dict(ctx.metrics),

@@ -136,3 +136,36 @@ def watch(duration: float | None, from_start: bool, no_stats: bool) -> None:
     crashes = run_watch(make_observer(), Path(state.log_path), argv, state.alive,
                         duration=duration, from_start=from_start)
     sys.exit(1 if crashes else 0)
+
+
+@vm.command()
+@click.argument("module", default="kernel/build/vexfs.ko",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dest", default="/tmp/vexfs.ko", show_default=True, help="Path in the guest.")
+def insmod(module: Path, dest: str) -> None:
+    """Copy MODULE into the running VM (scp, as the spec does) and insmod it.
+
+    On a load failure, says why (the spec's procedure, by code): the kernel's
+    messages, the guest copy's checksum against the build, vermagic against
+    the guest's `uname -r`, unknown symbols and the module exporting them,
+    signature notices. Exit 1 if the module did not load."""
+    import subprocess
+
+    from vexfs.vm import loadcheck, persistent, ssh
+
+    state = persistent.load_state()
+    if state is None or not state.alive():
+        raise click.ClickException("no VM running; `vexfs vm start` first")
+    argv = ssh.ssh_argv(state.ssh_port, ssh.ensure_keys(state.ssh_port))
+    copy = subprocess.run(ssh.scp_argv(argv) + [str(module), f"root@localhost:{dest}"],
+                          capture_output=True, text=True)
+    if copy.returncode != 0:
+        raise click.ClickException(f"scp failed: {copy.stderr.strip()}")
+    result, diagnosis = loadcheck.load_and_diagnose(lambda cmd: ssh.ssh_run(argv, cmd),
+                                                    module, dest)
+    if diagnosis is None:
+        click.echo(f"{module} loaded ({dest})")
+        return
+    click.echo(result.stderr.rstrip(), err=True)
+    click.echo(diagnosis.text())
+    sys.exit(1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -30,6 +31,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 2222
 LEGACY_DIR = REPO_ROOT / "tests" / "legacy" / "vm_management" / "vm"
+# The commands the checkout installs in its venv, put on the guest's PATH.
+VENV_TOOLS = ("mkfs.vexfs", "fsck.vexfs", "vexfs")
+# Modules a distribution has loaded (or auto-loads) by the time a user logs
+# in: jbd2 (an ext4 root pulls it in; vexfs.ko may depend on it, and the
+# spec loads vexfs with a plain `insmod`) and loop (/dev/loop0..7 exist).
+DISTRO_MODULES = ("jbd2", "loop")
 
 
 class VMStateError(RuntimeError):
@@ -59,6 +66,37 @@ class VMState:
         except OSError:
             return False
         return b"qemu-system" in cmdline and self.qmp_socket.encode() in cmdline
+
+
+def interactive_setup_script(venv_bin: Path = REPO_ROOT / ".venv" / "bin") -> str:
+    """Shell run in the guest at boot (after sshd's setup) that makes the
+    interactive VM behave like a distribution for the spec's blocks.
+
+    * DISTRO_MODULES are loaded as a distro's boot would have loaded them.
+    * The venv's tools go into /usr/local/sbin, which is on every root PATH
+      (sshd's default for root, /etc/profile's for login shells, mkfs(8)
+      and fsck(8) search PATH for mkfs.<type>/fsck.<type>): a tmpfs-backed
+      overlay over the host's read-only /usr/local/sbin, holding symlinks.
+    * TERM for ssh sessions without a terminal: `ssh host "watch ..."` (the
+      spec's monitoring commands, no -t) gets no TERM from sshd and watch
+      refuses to start; the escape sequences it prints reach the user's
+      terminal through ssh, so a plain TERM=xterm is what makes it work.
+      Only set when sshd exported none (bash itself sets an unexported
+      TERM=dumb; root's bash reads ~/.bashrc for ssh commands).
+    """
+    mods = " ".join(DISTRO_MODULES)
+    links = "\n".join(
+        f"ln -sf {shlex.quote(str(venv_bin / tool))} /usr/local/sbin/{tool}" for tool in VENV_TOOLS)
+    return f"""\
+for m in {mods}; do modprobe "$m" || echo "vexfs-init: modprobe $m failed" > /dev/console; done
+mkdir -p /run/vexfs-local/u /run/vexfs-local/w /usr/local/sbin
+mount -t overlay -o lowerdir=/usr/local/sbin,upperdir=/run/vexfs-local/u,workdir=/run/vexfs-local/w \\
+  vexfs_local /usr/local/sbin || echo "vexfs-init: overlay on /usr/local/sbin failed" > /dev/console
+{links}
+{{ echo 'printenv TERM >/dev/null || export TERM=xterm  # vexfs VM: ssh "watch ..." without -t'
+  cat /root/.bashrc 2>/dev/null; }} > /run/vexfs-bashrc && cp /run/vexfs-bashrc /root/.bashrc
+echo "vexfs-init: interactive VM ready" > /dev/console
+"""
 
 
 def state_dir() -> Path:
@@ -133,7 +171,7 @@ def start(port: int = DEFAULT_PORT, memory: str = "2G", cpus: int = 2,
     job.mkdir()
     ssh.stage_guest_files(job, keys)
     (job / "job.sh").write_text(SESSION_JOB.format(
-        python="/usr/bin/python3", agent=str(AGENT_PATH), extra=ssh.guest_setup_script()))
+        python="/usr/bin/python3", agent=str(AGENT_PATH), extra=interactive_setup_script() + ssh.guest_setup_script()))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_path = logs_dir() / f"test-kernel-vm_{stamp}.log"
     log_path.touch()

@@ -85,7 +85,8 @@ class VMConfig:
             # reports as a kernel stall during boot (seen at load average
             # 16). 60 s still reports real stalls.
             "rcupdate.rcu_cpu_stall_timeout=60",
-            f"vexfs_moddir={self.kernel.modules_dir}",
+            # resolved: the guest follows no host symlink (.cache/kernel may be one)
+            f"vexfs_moddir={self.kernel.modules_dir.resolve()}",
             f"vexfs_cache={self.cache_mode}",
         ]
         return " ".join(args + self.cmdline_extra)

@@ -38,6 +38,8 @@ def run(ctx: ScenarioContext) -> None:
     ctx.check("Module loads without kernel panic", load.rc == 0,
               f"insmod exit {load.rc} in {load.duration_s:.3f} s"
               + (f": {load.stderr.strip()}" if load.stderr.strip() else ""))
+    if load.rc != 0:  # the spec's "Load failure -> check dmesg for specific error"
+        ctx.diagnose_load_failure(load)
     ctx.check(f"Module load time < {LOAD_LIMIT_S:g} s", load.duration_s < LOAD_LIMIT_S,
               f"{load.duration_s:.3f} s")
 

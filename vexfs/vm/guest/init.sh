@@ -67,6 +67,11 @@ mount -t proc proc $R/proc
 mount -t sysfs sys $R/sys
 mount -t devtmpfs dev $R/dev
 mkdir -p $R/dev/pts $R/dev/shm
+# devtmpfs has no /dev/fd: bash's process substitution (DKMS uses it) needs it.
+[ -e $R/dev/fd ] || ln -s /proc/self/fd $R/dev/fd
+for i in 0:stdin 1:stdout 2:stderr; do
+	[ -e "$R/dev/${i#*:}" ] || ln -s "/proc/self/fd/${i%%:*}" "$R/dev/${i#*:}"
+done
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 shm $R/dev/shm
 mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
