@@ -106,8 +106,8 @@ def modinfo_fields(data: bytes) -> dict[str, str]:
     """key=value strings of the module's .modinfo (found by content, so it
     also works on a damaged file as long as the strings survive)."""
     out: dict[str, str] = {}
-    for m in re.finditer(rb"(?<![\w.])(vermagic|name|srcversion|depends|version)=([\x20-\x7e]*)\x00",
-                         data):
+    keys = rb"(vermagic|name|srcversion|depends|version)"
+    for m in re.finditer(rb"(?<![\w.])" + keys + rb"=([\x20-\x7e]*)\x00", data):
         out.setdefault(m.group(1).decode(), m.group(2).decode())
     return out
 
@@ -136,7 +136,8 @@ _UNKNOWN_RE = re.compile(r"(\w+): Unknown symbol (\w+) \(err (-?\d+)\)")
 _DISAGREE_RE = re.compile(r"(\w+): disagrees about version of symbol (\w+)")
 _MAGIC_RE = re.compile(r"(\w+): version magic '([^']*)' should be '([^']*)'")
 _NOCRC_RE = re.compile(r"(\w+): no symbol version for (\w+)")
-_SIG_FATAL_RE = re.compile(r"Loading of (?:unsigned )?module is rejected|Lockdown: .*unsigned module"
+_SIG_FATAL_RE = re.compile(r"Loading of (?:unsigned )?module is rejected"
+                           r"|Lockdown: .*unsigned module"
                            r"|module signature .*(?:rejected|invalid)|Key was rejected", re.I)
 _SIG_NOTICE_RE = re.compile(r"module verification failed: signature and/or required key missing")
 _TAINT_RE = re.compile(r"loading out-of-tree module taints kernel")
@@ -186,7 +187,8 @@ def diagnose(*, module: Path, rc: int, stderr: str, dmesg: list[str], guest_rele
         causes.append(Cause("vermagic", f"built for kernel {release}, the guest runs "
                             f"{guest_release}: build against linux-headers-{guest_release}",
                             [f"vermagic={vermagic}"]))
-    disagree = [m for line in dmesg for m in [_DISAGREE_RE.search(line)] if m and m.group(1) == name]
+    disagree = [m for line in dmesg for m in [_DISAGREE_RE.search(line)]
+                if m and m.group(1) == name]
     if disagree:
         syms = sorted({m.group(2) for m in disagree})
         causes.append(Cause("modversions", f"symbol versions (CRCs) differ for {', '.join(syms)}: "
@@ -225,7 +227,8 @@ def diagnose(*, module: Path, rc: int, stderr: str, dmesg: list[str], guest_rele
         causes.append(Cause("signature", "the kernel refused an unsigned or badly signed module "
                             "(module.sig_enforce=1 or lockdown): sign it with the kernel's key "
                             "or boot without enforcement", fatal_sig or [stderr.strip()]))
-    notices = [line.strip() for line in dmesg if _SIG_NOTICE_RE.search(line) or _TAINT_RE.search(line)]
+    notices = [line.strip() for line in dmesg
+               if _SIG_NOTICE_RE.search(line) or _TAINT_RE.search(line)]
     if notices:
         causes.append(Cause("signature", "unsigned out-of-tree module: the kernel is tainted "
                             "(OE), the load is not refused (signatures not enforced)", notices,
