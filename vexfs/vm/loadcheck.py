@@ -261,10 +261,10 @@ MARK = "vexfs-loadcheck"
 def load_and_diagnose(run: Callable[[str], _Result], host_module: Path, guest_path: str,
                       ) -> tuple[_Result, Diagnosis | None]:
     """insmod `guest_path` in a guest through `run`; on failure diagnose it
-    from the kernel lines printed since just before the insmod."""
+    from the kernel lines printed since just before the insmod. Two guest
+    commands in all (each is an ssh login for the interactive VM)."""
     mark = f"{MARK}-{uuid.uuid4().hex[:12]}"  # unique: earlier calls left theirs in dmesg
-    run(f"echo {mark} > /dev/kmsg")
-    result = run(f"insmod {shlex.quote(guest_path)}")
+    result = run(f"echo {mark} > /dev/kmsg; insmod {shlex.quote(guest_path)}")
     if result.rc == 0:
         return result, None
     dmesg = f"dmesg | sed -n '/{mark}/,$p' | tail -n +2"
@@ -273,12 +273,19 @@ def load_and_diagnose(run: Callable[[str], _Result], host_module: Path, guest_pa
 
 def diagnose_in_guest(run: Callable[[str], _Result], host_module: Path, guest_path: str,
                       result: _Result, dmesg_cmd: str = "dmesg") -> Diagnosis:
-    """Gather the guest's facts about a failed insmod (`dmesg_cmd`'s lines,
-    uname -r, sha256 and size of its copy, lsmod, the providers of unknown
-    symbols from its modules.symbols) and diagnose."""
+    """Gather the guest's facts about a failed insmod in one command
+    (`dmesg_cmd`'s lines, uname -r, sha256 and size of its copy, lsmod, the
+    guest's modules.symbols entries for each unknown symbol) and diagnose."""
     q = shlex.quote(guest_path)
-    facts = run(f"uname -r; sha256sum {q} | cut -d' ' -f1; stat -c %s {q}; echo ---; "
-                f"{dmesg_cmd}; echo ---; cut -d' ' -f1 /proc/modules | tr '\\n' ' '")
+    facts = run(
+        f"uname -r; sha256sum {q} | cut -d' ' -f1; stat -c %s {q}; echo ---; "
+        f"{dmesg_cmd} > /tmp/.vexfs-loadcheck; cat /tmp/.vexfs-loadcheck; echo ---; "
+        "cut -d' ' -f1 /proc/modules | tr '\\n' ' '; echo; echo ---; "
+        "sed -n 's/.*Unknown symbol \\([A-Za-z0-9_]*\\) .*/alias symbol:\\1 /p' "
+        "/tmp/.vexfs-loadcheck | sort -u > /tmp/.vexfs-loadcheck.syms; "
+        "[ -s /tmp/.vexfs-loadcheck.syms ] && grep -F -f /tmp/.vexfs-loadcheck.syms "
+        "\"/lib/modules/$(uname -r)/modules.symbols\"; "
+        "rm -f /tmp/.vexfs-loadcheck /tmp/.vexfs-loadcheck.syms; true")
     parts = facts.stdout.split("---\n")
     head = parts[0].split() if parts else []
     release = head[0] if head else ""
@@ -286,12 +293,7 @@ def diagnose_in_guest(run: Callable[[str], _Result], host_module: Path, guest_pa
     size = int(head[2]) if len(head) > 2 and head[2].isdigit() else None
     dmesg = parts[1].splitlines() if len(parts) > 1 else []
     loaded = set(parts[2].split()) if len(parts) > 2 else set()
-    wanted = sorted({m.group(2) for line in dmesg for m in [_UNKNOWN_RE.search(line)] if m})
-    symbols: dict[str, str] = {}
-    if wanted and release:
-        pattern = "|".join(re.escape(w) for w in wanted)
-        found = run(f"grep -E '^alias symbol:({pattern}) ' /lib/modules/{release}/modules.symbols")
-        symbols = parse_modules_symbols(found.stdout)
+    symbols = parse_modules_symbols(parts[3]) if len(parts) > 3 else {}
     return diagnose(module=host_module, rc=result.rc, stderr=result.stderr, dmesg=dmesg,
                     guest_release=release, guest_sha256=sha, guest_size=size,
                     guest_symbols=symbols, loaded_modules=loaded)
