@@ -140,10 +140,8 @@ def plan(path: str, label: str = "", uuid: str | None = None, inodes: int | None
         is_block = stat.S_ISBLK(st.st_mode)
         if not (stat.S_ISREG(st.st_mode) or is_block):
             raise MkfsError(f"{path}: not a block device or regular file")
-        why = in_use_by(path)
+        why = in_use_by(path)          # mounted in any namespace, or held by dm/md
         if why is not None:
-            if why.startswith("mounted on"):
-                raise MkfsError(f"{path} is {why}; will not make a filesystem here!")
             raise MkfsError(f"{path} is {why}; will not make a filesystem here!")
         try:
             dev = Device(path, writable=False, exclusive=True)

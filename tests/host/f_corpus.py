@@ -282,6 +282,43 @@ class Damage:
                 b[16 + bit // 8] &= ~(1 << (bit % 8)) & 0xFF
         self.edit_block(blk, fn, "bitmap" if reseal else None)
 
+    def commit_journal(self, writes: list[tuple[int, bytes]]) -> None:
+        """Put one committed jbd2 transaction writing ``writes`` (fs block,
+        4096 bytes) in the (empty) journal, as a crash right after the commit
+        and before the checkpoint leaves it (CSUM_V3, as vexfs.ko writes)."""
+        import struct
+
+        from vexfs.fs import journal as J
+        geom = J.JournalGeometry.from_superblock(self.sb())
+        assert geom is not None, "the image has no journal (SIZE >= 8 MiB)"
+        start = geom.start_block
+        jsb = J.read_journal_superblock(self.read(start * BS, BS))
+        seq, uuid = int(jsb.s_sequence), bytes(jsb.s_uuid)
+        seed = J.jbd2_crc32c(uuid)
+        desc = bytearray(BS)
+        struct.pack_into(">III", desc, 0, J.JBD2_MAGIC_NUMBER, J.JBD2_DESCRIPTOR_BLOCK, seq)
+        off = 12
+        for i, (home, data) in enumerate(writes):
+            assert len(data) == BS and struct.unpack_from(">I", data)[0] != J.JBD2_MAGIC_NUMBER
+            flags = (0 if i == 0 else 2) | (8 if i == len(writes) - 1 else 0)
+            csum = J.jbd2_crc32c(data, J.jbd2_crc32c(struct.pack(">I", seq), seed))
+            struct.pack_into(">IIII", desc, off, home & 0xFFFFFFFF, flags, home >> 32, csum)
+            off += 16
+            if i == 0:
+                desc[off:off + 16] = uuid
+                off += 16
+            self.write((start + 2 + i) * BS, data)
+        desc[-4:] = struct.pack(">I", J.jbd2_crc32c(bytes(desc[:-4]) + bytes(4), seed))
+        self.write((start + 1) * BS, bytes(desc))
+        commit = bytearray(BS)
+        struct.pack_into(">III", commit, 0, J.JBD2_MAGIC_NUMBER, J.JBD2_COMMIT_BLOCK, seq)
+        struct.pack_into(">Q", commit, 48, NOW_NS // 10**9)
+        struct.pack_into(">I", commit, 16, J.jbd2_crc32c(bytes(commit), seed))
+        self.write((start + 2 + len(writes)) * BS, bytes(commit))
+        jsb.s_start = 1
+        jsb.s_checksum = J.superblock_checksum(jsb)
+        self.write(start * BS, bytes(jsb))
+
     # -- declarations -----------------------------------------------------------
     def lose(self, path: str, why: str = "") -> None:
         self.lost[path] = why

@@ -19,5 +19,7 @@ Modules, one job each:
 - ``writer``      ``FsWriter``: create inodes, directory entries, files, dirs
 - ``format``      ``format_device``: write a fresh empty filesystem
 - ``populate``    fill a filesystem from a host directory tree (mkfs -d)
-- ``journal``     the jbd2 journal (engineers K and P)
+- ``journal``     the jbd2 journal superblock and ``format_journal`` (engineer K)
+- ``journal_recovery``  jbd2 parse, check and replay: ``needs_recovery``,
+                  ``check_journal``, ``recover``, the replayed view (engineer P)
 """
