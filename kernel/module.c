@@ -8,6 +8,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include "vexfs.h"
+#include "vector.h"
 
 struct kmem_cache *vexfs_inode_cachep;
 
@@ -39,6 +40,7 @@ static int __init vexfs_init(void)
 					       vexfs_inode_init_once);
 	if (!vexfs_inode_cachep)
 		return -ENOMEM;
+	vexfs_simd_calibrate();
 	err = vexfs_sysfs_init();
 	if (err)
 		goto out_cache;

@@ -9,6 +9,7 @@
 #include <linux/kobject.h>
 #include <linux/sysfs.h>
 #include "vexfs.h"
+#include "vector.h"
 
 atomic_long_t vexfs_nr_inodes = ATOMIC_LONG_INIT(0);
 atomic_long_t vexfs_nr_mounts = ATOMIC_LONG_INIT(0);
@@ -39,12 +40,40 @@ static ssize_t version_show(struct kobject *kobj, struct kobj_attribute *attr,
 
 static struct kobj_attribute vexfs_attr_version = __ATTR_RO(version);
 
+/* the distance code searches use now (simd= parameter or the measurement) */
+static ssize_t simd_show(struct kobject *kobj, struct kobj_attribute *attr,
+			 char *buf)
+{
+	return sysfs_emit(buf, "%s\n", vexfs_simd_name(vexfs_simd_mode()));
+}
+
+static struct kobj_attribute vexfs_attr_simd = __ATTR_RO(simd);
+
+/* what the load-time measurement found: "<path> <MB/s>" per runnable path */
+static ssize_t simd_speed_show(struct kobject *kobj,
+			       struct kobj_attribute *attr, char *buf)
+{
+	int len = 0;
+	u32 mode;
+
+	for (mode = 0; mode < VEXFS_SIMD_NR; mode++)
+		if (vexfs_simd_speed(mode))
+			len += sysfs_emit_at(buf, len, "%s %u\n",
+					     vexfs_simd_name(mode),
+					     vexfs_simd_speed(mode));
+	return len;
+}
+
+static struct kobj_attribute vexfs_attr_simd_speed = __ATTR_RO(simd_speed);
+
 static struct attribute *vexfs_global_attrs[] = {
 	&vexfs_attr_inodes.attr,
 	&vexfs_attr_mounts.attr,
 	&vexfs_attr_buffers.attr,
 	&vexfs_attr_extent_maps.attr,
 	&vexfs_attr_version.attr,
+	&vexfs_attr_simd.attr,
+	&vexfs_attr_simd_speed.attr,
 	NULL,
 };
 

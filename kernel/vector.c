@@ -2,7 +2,7 @@
 /*
  * VexFS vector collections: storage of records in the file's
  * data (through the page cache), batch insert/upsert/get/delete, exact top-k
- * search, and the choice of distance kernel.
+ * search (the choice of distance kernel is in vec_select.c).
  *
  * Layout (kernel/uapi/vexfs_fs.h): header in bytes [0, 4096), then c_count
  * dense records of c_record_size bytes. All functions here are called from
@@ -32,92 +32,9 @@
 #include <linux/sort.h>
 #include <linux/uaccess.h>
 #include <linux/uio.h>
-#include <asm/cpufeature.h>
-#include <asm/fpu/api.h>
 
 #include "vexfs.h"
 #include "vector.h"
-
-/* ---- choice of distance kernel ---- */
-
-/*
- * simd=-1 (default) picks the best the CPU has; 0 forces the scalar path,
- * 1 SSE2, 2 AVX2 (falls back to SSE2 without AVX2+FMA). Writable at run
- * time so tests can compare the paths on the same collection.
- */
-static int simd = -1;
-module_param(simd, int, 0644);
-MODULE_PARM_DESC(simd, "distance code: -1 auto, 0 scalar, 1 sse2, 2 avx2");
-
-static bool cpu_has_avx2_fma(void)
-{
-	return boot_cpu_has(X86_FEATURE_AVX2) && boot_cpu_has(X86_FEATURE_FMA);
-}
-
-u32 vexfs_simd_mode(void)
-{
-	int want = READ_ONCE(simd);
-
-	if (want == 0)
-		return VEXFS_SIMD_SCALAR;
-	if (want == 1 || !cpu_has_avx2_fma())
-		return VEXFS_SIMD_SSE2;
-	return VEXFS_SIMD_AVX2;
-}
-
-/*
- * Run one distance job in a single FPU section. Callers size jobs so that
- * nq * nr * dim4 <= VEXFS_FPU_WORK multiply-adds, which keeps each
- * preemption-disabled section well under a millisecond on real hardware.
- * ioctls run in process context, where irq_fpu_usable() is always true; if
- * it is not, we refuse rather than corrupt another context's FPU state.
- */
-/*
- * The longest FPU section so far, in ns (kernel_fpu_begin() to _end(),
- * both included), and how many sections ran: preemption is off inside one,
- * so on PREEMPT_RT this is the latency VexFS adds. Write 0 to reset.
- * fpu_sections is a statistic: concurrent searches may lose an increment.
- */
-static unsigned long fpu_max_ns;
-module_param(fpu_max_ns, ulong, 0644);
-MODULE_PARM_DESC(fpu_max_ns, "longest kernel_fpu_begin/end section so far (ns)");
-static unsigned long fpu_sections;
-module_param(fpu_sections, ulong, 0644);
-MODULE_PARM_DESC(fpu_sections, "kernel_fpu_begin/end sections run so far");
-
-static void vexfs_fpu_account(u64 ns)
-{
-	unsigned long old = READ_ONCE(fpu_max_ns);
-
-	while (ns > old) {
-		unsigned long seen = cmpxchg(&fpu_max_ns, old, (unsigned long)ns);
-
-		if (seen == old)
-			break;
-		old = seen;
-	}
-	WRITE_ONCE(fpu_sections, READ_ONCE(fpu_sections) + 1);
-}
-
-int vexfs_dist_run(const struct vexfs_dist_job *job)
-{
-	u32 mode = vexfs_simd_mode();
-	u64 start;
-
-	if (WARN_ON_ONCE(!irq_fpu_usable()))
-		return -EBUSY;
-	start = ktime_get_ns();
-	kernel_fpu_begin();
-	if (mode == VEXFS_SIMD_AVX2)
-		vexfs_dist_avx2(job);
-	else if (mode == VEXFS_SIMD_SSE2)
-		vexfs_dist_sse2(job);
-	else
-		vexfs_dist_scalar(job);
-	kernel_fpu_end();
-	vexfs_fpu_account(ktime_get_ns() - start);
-	return 0;
-}
 
 /* ---- collection header and record I/O ---- */
 
@@ -811,82 +728,22 @@ out:
 
 /* ---- search ---- */
 
-struct topk_ent {
-	u32 key;
-	u32 pad;
-	u64 id;
-};
-
-/* (key, id) order: smaller distance first, ties by smaller id */
-static bool ent_less(const struct topk_ent *a, const struct topk_ent *b)
-{
-	return a->key < b->key || (a->key == b->key && a->id < b->id);
-}
-
-/* max-heap of the k best so far: h[0] is the worst kept */
-static void heap_sift_down(struct topk_ent *h, u32 n, u32 i)
-{
-	for (;;) {
-		u32 l = 2 * i + 1, r = l + 1, m = i;
-		struct topk_ent t;
-
-		if (l < n && ent_less(&h[m], &h[l]))
-			m = l;
-		if (r < n && ent_less(&h[m], &h[r]))
-			m = r;
-		if (m == i)
-			return;
-		t = h[i];
-		h[i] = h[m];
-		h[m] = t;
-		i = m;
-	}
-}
-
-static void heap_push(struct topk_ent *h, u32 *n, u32 k, u32 key, u64 id)
-{
-	struct topk_ent e = { .key = key, .id = id };
-	u32 i;
-
-	if (*n == k) {
-		if (!ent_less(&e, &h[0]))
-			return;
-		h[0] = e;
-		heap_sift_down(h, k, 0);
-		return;
-	}
-	i = (*n)++;
-	h[i] = e;
-	while (i && ent_less(&h[(i - 1) / 2], &h[i])) {
-		u32 p = (i - 1) / 2;
-		struct topk_ent t = h[p];
-
-		h[p] = h[i];
-		h[i] = t;
-		i = p;
-	}
-}
-
-static int topk_cmp(const void *a, const void *b)
-{
-	const struct topk_ent *x = a, *y = b;
-
-	if (ent_less(x, y))
-		return -1;
-	return ent_less(y, x) ? 1 : 0;
-}
-
 /*
  * Buffers of one search: a window of page-cache pages holding up to rper
  * records, a pointer to each record's vector, its id, and a bounce area for
- * records that cross a page boundary (only those are copied).
+ * records that cross a page boundary (only those are copied: at most one
+ * per page of the window, or every record when a record is a page or more).
  */
 struct scan_buf {
-	u8 *bounce;		/* rper * rs bytes */
+	struct inode *inode;
+	const struct coll *c;
+	u8 *bounce;		/* nbounce * rs bytes */
 	const void **vecs;	/* rper */
 	u64 *ids;		/* rper */
 	struct page **pages;	/* max_pages */
 	u32 max_pages;
+	u32 npages;		/* references held by the current window */
+	u32 nbounce;
 	u32 rper;
 };
 
@@ -902,7 +759,8 @@ static int scan_buf_alloc(struct scan_buf *sb, const struct coll *c, u32 rper)
 {
 	sb->rper = rper;
 	sb->max_pages = DIV_ROUND_UP((size_t)rper * c->rs, PAGE_SIZE) + 1;
-	sb->bounce = kvmalloc((size_t)rper * c->rs, GFP_KERNEL);
+	sb->nbounce = min(rper, sb->max_pages);
+	sb->bounce = kvmalloc((size_t)sb->nbounce * c->rs, GFP_KERNEL);
 	sb->vecs = kvmalloc_array(rper, sizeof(*sb->vecs), GFP_KERNEL);
 	sb->ids = kvmalloc_array(rper, sizeof(*sb->ids), GFP_KERNEL);
 	sb->pages = kvmalloc_array(sb->max_pages, sizeof(*sb->pages), GFP_KERNEL);
@@ -914,31 +772,32 @@ static int scan_buf_alloc(struct scan_buf *sb, const struct coll *c, u32 rper)
 }
 
 /*
- * Map records [slot, slot + nr): read their pages (references held in
- * sb->pages until scan_put_pages()), point sb->vecs at each vector in place
- * or, for a record crossing a page boundary, at a copy in the bounce area.
- * VexFS is x86-64 only (SIMD), where page cache pages are never highmem, so
- * page_address() is valid for as long as the reference is held.
+ * vexfs_scan_ops.map: records [slot, slot + nr): read their pages
+ * (references held in sb->pages until scan_unmap()), point vecs at each
+ * vector in place or, for a record crossing a page boundary, at a copy in
+ * the bounce area. VexFS is x86-64 only (SIMD), where page cache pages are
+ * never highmem, so page_address() is valid while the reference is held.
  */
-static int scan_map(struct inode *inode, const struct coll *c,
-		    struct scan_buf *sb, u64 slot, u32 nr, u32 *npages)
+static int scan_map(void *ctx, u64 slot, u32 nr, const void **vecs, u64 *ids)
 {
+	struct scan_buf *sb = ctx;
+	const struct coll *c = sb->c;
 	loff_t start = rec_pos(c, slot), end = rec_pos(c, slot + nr);
 	pgoff_t first = start >> PAGE_SHIFT;
-	u32 n = ((end - 1) >> PAGE_SHIFT) - first + 1, i, r;
+	u32 n = ((end - 1) >> PAGE_SHIFT) - first + 1, i, r, nb = 0;
 
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_HIGHMEM));
-	*npages = 0;
-	if (WARN_ON_ONCE(n > sb->max_pages))
+	sb->npages = 0;
+	if (WARN_ON_ONCE(n > sb->max_pages || nr > sb->rper))
 		return -EINVAL;
 	for (i = 0; i < n; i++) {
-		struct page *page = read_mapping_page(inode->i_mapping,
+		struct page *page = read_mapping_page(sb->inode->i_mapping,
 						      first + i, NULL);
 
 		if (IS_ERR(page))
 			return PTR_ERR(page);
 		sb->pages[i] = page;
-		*npages = i + 1;
+		sb->npages = i + 1;
 	}
 	for (r = 0; r < nr; r++) {
 		loff_t pos = rec_pos(c, slot + r);
@@ -949,9 +808,13 @@ static int scan_map(struct inode *inode, const struct coll *c,
 		if (off + c->rs <= PAGE_SIZE) {
 			rec = (const u8 *)page_address(sb->pages[pi]) + off;
 		} else {
-			u8 *dst = sb->bounce + (size_t)r * c->rs;
+			u8 *dst;
 			size_t left = c->rs, done = 0;
 
+			/* one crossing record per page boundary of the window */
+			if (WARN_ON_ONCE(nb >= sb->nbounce))
+				return -EINVAL;
+			dst = sb->bounce + (size_t)nb++ * c->rs;
 			while (left) {
 				size_t m = min_t(size_t, left, PAGE_SIZE - off);
 
@@ -965,72 +828,37 @@ static int scan_map(struct inode *inode, const struct coll *c,
 			}
 			rec = dst;
 		}
-		sb->ids[r] = le64_to_cpu(*(const __le64 *)rec);
-		sb->vecs[r] = rec + REC_HDR;
+		ids[r] = le64_to_cpu(*(const __le64 *)rec);
+		vecs[r] = rec + REC_HDR;
 	}
 	return 0;
 }
 
-static void scan_put_pages(struct scan_buf *sb, u32 npages)
+static void scan_unmap(void *ctx)
 {
-	while (npages)
-		put_page(sb->pages[--npages]);
+	struct scan_buf *sb = ctx;
+
+	while (sb->npages)
+		put_page(sb->pages[--sb->npages]);
 }
 
-/*
- * Exact top-k for one chunk of queries (nq <= VEXFS_DIST_MAX_NQ, already in
- * the kernel in q, rows of dim4 floats): scan all records a window at a
- * time, compute distances in bounded FPU sections straight from the page
- * cache, keep a heap per query.
- *
- * Stored vectors are read up to dim4 floats: the padding after dim floats is
- * zero by construction (insert writes it, fsck checks it); a damaged padding
- * can only change that record's own distance, as the query's padding is 0.
- */
-static int search_chunk(struct inode *inode, const struct coll *c,
-			const void *q, u32 nq, u32 k, struct topk_ent *heaps,
-			u32 *hn, struct scan_buf *sb, u32 *keys, u32 *thresh)
+static int scan_run(void *ctx, const struct vexfs_dist_job *job)
 {
-	bool screen = c->metric == VEXFS_METRIC_L2 &&
-		      vexfs_simd_mode() != VEXFS_SIMD_SCALAR;
-	u64 slot = 0;
-	int err = 0;
-
-	while (slot < c->count) {
-		u32 nr = min_t(u64, sb->rper, c->count - slot), r, qi, np;
-		struct vexfs_dist_job job = {
-			.queries = q, .vecs = sb->vecs, .keys = keys,
-			.thresh = screen ? thresh : NULL,
-			.nq = nq, .nr = nr, .dim4 = c->dim4, .metric = c->metric,
-		};
-
-		/* worst kept result per query: anything provably worse is skipped */
-		for (qi = 0; qi < nq; qi++)
-			thresh[qi] = hn[qi] == k ? heaps[(size_t)qi * k].key :
-				     VEXFS_KEY_NAN;
-
-		err = scan_map(inode, c, sb, slot, nr, &np);
-		if (!err)
-			err = vexfs_dist_run(&job);
-		scan_put_pages(sb, np);
-		if (err)
-			break;
-		for (qi = 0; qi < nq; qi++) {
-			const u32 *kq = keys + (size_t)qi * nr;
-			struct topk_ent *h = heaps + (size_t)qi * k;
-
-			for (r = 0; r < nr; r++)
-				heap_push(h, &hn[qi], k, kq[r], sb->ids[r]);
-		}
-		slot += nr;
-		cond_resched();
-		if (fatal_signal_pending(current)) {
-			err = -EINTR;
-			break;
-		}
-	}
-	return err;
+	return vexfs_dist_run(job);
 }
+
+static int scan_pause(void *ctx)
+{
+	cond_resched();
+	return fatal_signal_pending(current) ? -EINTR : 0;
+}
+
+static const struct vexfs_scan_ops scan_ops = {
+	.map = scan_map,
+	.unmap = scan_unmap,
+	.run = scan_run,
+	.pause = scan_pause,
+};
 
 int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 {
@@ -1039,7 +867,7 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 	u8 __user *udist = u64_to_user_ptr(arg->distances_ptr);
 	u8 __user *uids = u64_to_user_ptr(arg->ids_ptr);
 	u32 nq = arg->nq, k = arg->k, qper, rper, done, j;
-	struct topk_ent *heaps = NULL;
+	struct vexfs_topk_ent *heaps = NULL;
 	u32 *keys = NULL, *hn = NULL, *obits = NULL, *thresh = NULL;
 	u64 *oids = NULL;
 	struct scan_buf sb = { 0 };
@@ -1074,11 +902,20 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 	err = scan_buf_alloc(&sb, &c, rper);
 	if (err)
 		goto out;
+	sb.inode = inode;
 
 	err = 0;
 	for (done = 0; done < nq && !err; done += qper) {
 		u32 m = min(qper, nq - done), qi;
 		size_t vbytes = (size_t)c.dim * 4;
+		struct vexfs_scan scan = {
+			.ops = &scan_ops, .ctx = &sb, .queries = qbuf,
+			.nq = m, .k = k, .dim4 = c.dim4, .metric = c.metric,
+			.screen = c.metric == VEXFS_METRIC_L2 &&
+				  vexfs_simd_mode() != VEXFS_SIMD_SCALAR,
+			.rper = rper, .vecs = sb.vecs, .ids = sb.ids,
+			.keys = keys, .thresh = thresh, .heaps = heaps, .hn = hn,
+		};
 
 		/* copy and check the queries before taking the lock */
 		for (qi = 0; qi < m; qi++) {
@@ -1099,18 +936,21 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 		if (err)
 			break;
 
-		memset(hn, 0, qper * sizeof(u32));
 		inode_lock_shared(inode);
 		{
 			struct coll now;
 
 			/* the collection may have changed since the peek */
 			err = coll_load(inode, &now);
-			if (!err && (now.dim != c.dim || now.metric != c.metric))
+			if (!err && (now.dim != c.dim || now.metric != c.metric ||
+				     now.rs != c.rs))
 				err = -ESTALE;
-			if (!err)
-				err = search_chunk(inode, &now, qbuf, m, k, heaps,
-						   hn, &sb, keys, thresh);
+			if (!err) {
+				sb.c = &now;
+				scan.count = now.count;
+				err = vexfs_scan_run(&scan);
+				sb.c = NULL;
+			}
 		}
 		inode_unlock_shared(inode);
 		if (err)
@@ -1118,19 +958,9 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 
 		/* sort each heap and copy out, padding past the hits */
 		for (qi = 0; qi < m && !err; qi++) {
-			struct topk_ent *h = heaps + (size_t)qi * k;
 			size_t row = (size_t)(done + qi) * k;
 
-			sort(h, hn[qi], sizeof(*h), topk_cmp, NULL);
-			for (j = 0; j < k; j++) {
-				if (j < hn[qi]) {
-					obits[j] = vexfs_key_to_bits(h[j].key);
-					oids[j] = h[j].id;
-				} else {
-					obits[j] = 0x7f800000U;	/* +Inf */
-					oids[j] = VEXFS_NO_ID;
-				}
-			}
+			vexfs_scan_result(&scan, qi, obits, oids);
 			if (copy_to_user(udist + row * 4, obits, k * 4) ||
 			    copy_to_user(uids + row * 8, oids, k * 8))
 				err = -EFAULT;

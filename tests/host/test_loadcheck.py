@@ -32,7 +32,8 @@ def test_whole_module_is_fine(ko: Path) -> None:
     data = ko.read_bytes()
     assert loadcheck.check_elf(data).ok
     assert magic(data).startswith("6.1.0-")
-    d = loadcheck.diagnose(module=ko, rc=0, stderr="", dmesg=[], guest_release=magic(data).split()[0],
+    d = loadcheck.diagnose(module=ko, rc=0, stderr="", dmesg=[],
+                           guest_release=magic(data).split()[0],
                            guest_sha256=hashlib.sha256(data).hexdigest())
     assert d.causes == []
 

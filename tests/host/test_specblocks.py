@@ -68,5 +68,5 @@ def test_interactive_vm_boot_additions() -> None:
     assert 'for m in jbd2 loop; do modprobe "$m"' in script
     for tool in ("mkfs.vexfs", "fsck.vexfs", "vexfs"):
         assert f"ln -sf /repo/.venv/bin/{tool} /usr/local/sbin/{tool}" in script
-    assert "mount -t overlay -o lowerdir=/usr/local/sbin" in script
+    assert "-o lowerdir=/usr/local/sbin,upperdir=" in script and "mount -t overlay" in script
     assert "printenv TERM >/dev/null || export TERM=xterm" in script

@@ -245,6 +245,9 @@ def guest_ops(d: Path) -> dict:
                                                                   atol=1e-6),
                       f"{si[:, :3].tolist()} vs {ki[:nq, :3].tolist()}")
             saved[f"{name}_q"], saved[f"{name}_d"], saved[f"{name}_i"] = q, kd, ki
+            # the path these answers came from: a later load may measure
+            # another path fastest, whose float rounding differs (FMA)
+            saved["simd_mode"] = np.array(coll.stats().simd)
             coll.close()
     zq = Collection.open(d / "m_cosine_3")
     kd, ki = zq.search(np.zeros((1, 3), np.float32), 4)
@@ -282,6 +285,18 @@ def guest_ops(d: Path) -> dict:
               results[("1", "l2")][1] == "sse2" and
               results[("-1", "l2")][1] in ("sse2", "avx2"),
               [results[(m, "l2")][1] for m in ("0", "1", "2", "-1")])
+        # the automatic choice is the fastest path timed at load (sysfs)
+        speed = dict(line.split() for line in
+                     Path("/sys/fs/vexfs/simd_speed").read_text().splitlines())
+        fastest = max(speed, key=lambda m: int(speed[m]))
+        check("simd_auto_is_measured_fastest",
+              {"scalar", "sse2"} <= set(speed) and results[("-1", "l2")][1] == fastest
+              and Path("/sys/fs/vexfs/simd").read_text().strip() == fastest, (speed, fastest))
+        SIMD_PARAM.write_text("0")
+        check("simd_sysfs_follows_param",
+              Path("/sys/fs/vexfs/simd").read_text().strip() == "scalar",
+              Path("/sys/fs/vexfs/simd").read_text())
+        SIMD_PARAM.write_text("-1")
     else:
         check("simd_param_exists", False, SIMD_PARAM)
 
@@ -469,6 +484,9 @@ def _readonly_page() -> int:
 def guest_verify(d: Path) -> dict:
     r: dict = {}
     saved = np.load(STATE)
+    # bit-identical answers need the path that computed them (see above)
+    modes = {"scalar": "0", "sse2": "1", "avx2": "2"}
+    SIMD_PARAM.write_text(modes[str(saved["simd_mode"])])
     for metric in ("l2", "cosine", "ip"):
         for dim in (1, 3, 128, 4096):
             name = f"{metric}_{dim}"
@@ -478,6 +496,7 @@ def guest_verify(d: Path) -> dict:
             same = (ki == saved[f"{name}_i"]).all() and \
                 kd.tobytes() == saved[f"{name}_d"].tobytes()
             r[f"persist_{name}"] = [bool(same), ""]
+    SIMD_PARAM.write_text("-1")
     with Collection.open(d / "basic", readonly=True) as bc:
         r["persist_basic"] = [bc.get([1]).tobytes() == saved["basic_vec"].tobytes(), ""]
     return r

@@ -39,10 +39,12 @@ def bench() -> None:
 @click.option("--rounds", type=click.IntRange(1, 20), default=2, show_default=True,
               help="Alternating kernel/numpy timing rounds; the best time of each counts.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--faiss/--no-faiss", "use_faiss", default=True, show_default=True,
+              help="Also time FAISS's exact IndexFlatL2 (if faiss-cpu is installed).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write the results as JSON here ('-' for stdout).")
 def vectors(directory: str, sizes: str, dim: int, k: int, nq: int, batch: int, single: int,
-            rounds: int, seed: int, json_out: str | None) -> None:
+            rounds: int, seed: int, use_faiss: bool, json_out: str | None) -> None:
     """Insert throughput and k-NN QPS: VexFS kernel vs numpy brute force."""
     from vexfs.bench.vectors import run
 
@@ -53,7 +55,7 @@ def vectors(directory: str, sizes: str, dim: int, k: int, nq: int, batch: int, s
     if not size_list or min(size_list) < 1:
         raise click.BadParameter("sizes must be positive", param_hint="--sizes")
     result = run(Path(directory), size_list, dim=dim, k=k, nq=nq, batch=batch, single=single,
-                 seed=seed, rounds=rounds)
+                 seed=seed, rounds=rounds, use_faiss=use_faiss)
     if json_out == "-":
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -67,4 +69,65 @@ def vectors(directory: str, sizes: str, dim: int, k: int, nq: int, batch: int, s
                    f"{r.numpy_batch_qps:>10.1f} {r.ratio_batch:>6.2f} "
                    f"{r.kernel_single_qps:>8.1f} {r.numpy_single_qps:>8.1f} "
                    f"{r.ratio_single:>6.2f} {r.id_agreement:>6.3f} {r.simd} "
-                   f"(numpy ids= {r.numpy_id_agreement:.3f})")
+                   f"(numpy ids= {r.numpy_id_agreement:.3f})"
+                   + (f" faiss batch {r.faiss_batch_qps:.1f} single {r.faiss_single_qps:.1f}"
+                      if r.faiss_batch_qps is not None else ""))
+
+
+@bench.command()
+@click.option("--sizes", default="100000,1000000", show_default=True,
+              help="Comma-separated numbers of stored vectors.")
+@click.option("--dim", type=click.IntRange(1, 4096), default=128, show_default=True)
+@click.option("-k", type=click.IntRange(1, 1024), default=10, show_default=True)
+@click.option("--queries", "nq", type=click.IntRange(1, 65536), default=100, show_default=True,
+              help="Queries of the batch.")
+@click.option("--single", type=click.IntRange(1), default=20, show_default=True,
+              help="Queries timed one call at a time.")
+@click.option("--rounds", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Alternating timing rounds; the best time of each side counts.")
+@click.option("--check", is_flag=True,
+              help="Exit 1 unless every figure meets the goal (>= 1.0x FAISS single, "
+                   ">= 0.9x FAISS batch) and the ids agree with FAISS.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the results as JSON here ('-' for stdout).")
+def native(sizes: str, dim: int, k: int, nq: int, single: int, rounds: int, check: bool,
+           json_out: str | None) -> None:
+    """On the host: the kernel's vector core (kernel/vec/) vs FAISS flat and numpy."""
+    from vexfs.bench import native as nb
+
+    try:
+        size_list = [int(s) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a list of integers: {sizes!r}", param_hint="--sizes")
+    if not size_list or min(size_list) < 1:
+        raise click.BadParameter("sizes must be positive", param_hint="--sizes")
+    try:
+        result = nb.run(size_list, dim=dim, k=k, nq=nq, single=single, rounds=rounds)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc))
+    if json_out == "-":
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif json_out:
+        Path(json_out).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    out = sys.stderr if json_out == "-" else sys.stdout
+    bw = result.memory_bandwidth_bytes_per_s
+    click.echo(f"host: {result.host_cpu}; FAISS {result.faiss_version}; numpy "
+               f"{result.numpy_version}; core path {result.simd}; memory copy bandwidth "
+               f"{bw / 1e9:.1f} GB/s; {result.openblas_env}", file=out)
+    ok = True
+    for r in result.results:
+        verdict_b = "goal met" if r.batch_goal_met else f"BELOW the {nb.GOAL_BATCH:g}x goal"
+        verdict_s = "goal met" if r.single_goal_met else f"BELOW the {nb.GOAL_SINGLE:g}x goal"
+        ok = ok and r.batch_goal_met and r.single_goal_met and r.id_agreement_faiss >= 0.999
+        click.echo(f"n={r.n} dim={r.dim} {r.metric}: batch vexfs {r.vexfs_batch_qps:.1f} qps, "
+                   f"FAISS {r.faiss_batch_qps:.1f} (x{r.ratio_batch_faiss:.2f}, {verdict_b}), "
+                   f"numpy {r.numpy_batch_qps:.1f} (x{r.ratio_batch_numpy:.2f}); single vexfs "
+                   f"{r.vexfs_single_qps:.1f} qps, FAISS {r.faiss_single_qps:.1f} "
+                   f"(x{r.ratio_single_faiss:.2f}, {verdict_s}), numpy {r.numpy_single_qps:.1f} "
+                   f"(x{r.ratio_single_numpy:.2f}); single scans "
+                   f"{r.vexfs_single_bytes_per_s / 1e9:.2f} GB/s = "
+                   f"{r.vexfs_single_bytes_per_s / bw:.0%} of the copy bandwidth; "
+                   f"ids = FAISS's {r.id_agreement_faiss:.4f}", file=out)
+    if check and not ok:
+        raise SystemExit(1)

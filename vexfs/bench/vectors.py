@@ -5,7 +5,8 @@ into a new collection on a mounted VexFS (insert throughput), then the same
 queries are answered by the kernel (one SEARCH ioctl for the whole batch, and
 one ioctl per query) and by numpy brute force on the same data in the same
 process (float32 BLAS matmul for the distances, argpartition + sort for the
-top k). Both sides are single-threaded. The kernel's answers (and numpy's) are checked
+top k), and by FAISS's exact flat index (IndexFlatL2) where faiss-cpu is
+installed. All sides are single-threaded. The kernel's answers (and numpy's) are checked
 against an exact float64 computation, so a fast wrong answer cannot pass as a result.
 """
 
@@ -46,6 +47,9 @@ class SizeResult:
     max_rel_dist_err: float
     simd: str
     bytes: int
+    faiss_batch_qps: float | None = None   # IndexFlatL2, one search() for all queries
+    faiss_single_qps: float | None = None  # one search() per query
+    faiss_id_agreement: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,10 +61,11 @@ class BenchResult:
     numpy_version: str = np.__version__
     blas_threads: str = ""
     kernel: str = ""
+    faiss_version: str | None = None     # None: faiss-cpu not importable
 
     def to_dict(self) -> dict:
         return {"numpy_version": self.numpy_version, "blas_threads": self.blas_threads,
-                "kernel": self.kernel, "results": [r.to_dict() for r in self.results]}
+                "kernel": self.kernel, "faiss_version": self.faiss_version, "results": [r.to_dict() for r in self.results]}
 
 
 def numpy_topk(x: np.ndarray, xn: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray,
@@ -85,8 +90,18 @@ def _timed(fn, min_time: float = 0.0, max_reps: int = 1) -> tuple[float, object]
             return elapsed / reps, out
 
 
+def load_faiss():
+    """faiss, pinned to one thread like the other sides, or None if not installed."""
+    try:
+        import faiss  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    faiss.omp_set_num_threads(1)
+    return faiss
+
+
 def bench_size(directory: Path, n: int, dim: int, k: int, nq: int, batch: int,
-               single: int, seed: int, rounds: int = 2) -> SizeResult:
+               single: int, seed: int, rounds: int = 2, faiss=None) -> SizeResult:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, dim), dtype=np.float32)
     q = rng.standard_normal((nq, dim), dtype=np.float32)
@@ -119,6 +134,18 @@ def bench_size(directory: Path, n: int, dim: int, k: int, nq: int, batch: int,
             ns_s = min(ns_s, t)
         st = coll.stats()
 
+    fb_s = fs_s = float("inf")
+    fi = None
+    if faiss is not None:
+        index = faiss.IndexFlatL2(dim)
+        index.add(x)
+        for _ in range(rounds):
+            t, (_, fi) = _timed(lambda: index.search(q, k))
+            fb_s = min(fb_s, t)
+            t, _ = _timed(lambda: [index.search(q[i:i + 1], k) for i in range(ks_n)])
+            fs_s = min(fs_s, t)
+        del index
+
     # exact float64 reference: which side returns the true neighbours?
     x64, q64 = x.astype(np.float64), q.astype(np.float64)
     exact = (x64 * x64).sum(1)[None, :] - 2.0 * (q64 @ x64.T) + (q64 * q64).sum(1)[:, None]
@@ -131,6 +158,7 @@ def bench_size(directory: Path, n: int, dim: int, k: int, nq: int, batch: int,
     max_rel = float(np.max(np.abs(kd - exact_d) / np.maximum(np.abs(exact_d), 1e-30)))
     agree = float((ki == exact_ids).mean())
     numpy_agree = float((ni == exact_ids).mean())
+    faiss_agree = float((fi == exact_ids).mean()) if fi is not None else None
     path.unlink()
 
     return SizeResult(
@@ -140,14 +168,20 @@ def bench_size(directory: Path, n: int, dim: int, k: int, nq: int, batch: int,
         numpy_batch_qps=nq / nb_s, numpy_single_qps=ks_n / ns_s,
         ratio_batch=(nq / kb_s) / (nq / nb_s), ratio_single=(ks_n / ks_s) / (ks_n / ns_s),
         id_agreement=agree, numpy_id_agreement=numpy_agree, max_rel_dist_err=max_rel,
-        simd=st.simd, bytes=st.bytes)
+        simd=st.simd, bytes=st.bytes,
+        faiss_batch_qps=nq / fb_s if fi is not None else None,
+        faiss_single_qps=ks_n / fs_s if fi is not None else None,
+        faiss_id_agreement=faiss_agree)
 
 
 def run(directory: Path, sizes: list[int], dim: int = 128, k: int = 10, nq: int = 100,
-        batch: int = 10000, single: int = 20, seed: int = 42, rounds: int = 2) -> BenchResult:
+        batch: int = 10000, single: int = 20, seed: int = 42, rounds: int = 2,
+        use_faiss: bool = True) -> BenchResult:
+    faiss = load_faiss() if use_faiss else None
     out = BenchResult(blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", ""),
-                      kernel=os.uname().release)
+                      kernel=os.uname().release,
+                      faiss_version=faiss.__version__ if faiss is not None else None)
     for n in sizes:
         out.results.append(bench_size(directory, n, dim, k, nq, batch, single, seed + n,
-                                      rounds))
+                                      rounds, faiss))
     return out

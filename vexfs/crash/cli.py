@@ -78,14 +78,17 @@ def build_crashtest(kdir: Path | None) -> None:
 
 
 @crash.command()
-@click.argument("log", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, allow_dash=True,
+                                       path_type=Path))
 @click.option("--module", "modules", multiple=True, metavar="NAME=KO",
               help="Debug object of a module in the trace (default: vexfs=kernel/build/vexfs.ko "
                    "and the built crash module).")
 @click.option("--vmlinux", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Kernel debug vmlinux (default: the installed linux-image-<ver>-dbg one).")
-@click.option("--kernel-version", default="", help="Guest kernel release (for the default vmlinux).")
-def symbolize(log: Path, modules: tuple[str, ...], vmlinux: Path | None, kernel_version: str) -> None:
+@click.option("--kernel-version", default="",
+              help="Guest kernel release (for the default vmlinux).")
+def symbolize(log: Path, modules: tuple[str, ...], vmlinux: Path | None,
+              kernel_version: str) -> None:
     """Print each crash report in LOG with its frames resolved to file:line."""
     from vexfs.crash.symbolize import Symbolizer, default_symbolizer, kernel_debug_vmlinux
     from vexfs.vm.build import VEXFS_KO

@@ -15,8 +15,9 @@ and its size), and `addr2line -f -i` reads the line from the DWARF:
   frames stay as printed and the note says how to get them.
 
 A frame whose function size in the object cannot be the trace's /0xSIZE
-(kallsyms counts to the next symbol: the ELF size plus padding) is not resolved: the object is not the one that crashed, and any line it
-gave would be wrong. Return addresses (every frame but the RIP) are looked
+(kallsyms counts to the next symbol: the ELF size plus padding) is not
+resolved: the object is not the one that crashed, and any line it gave
+would be wrong. Return addresses (every frame but the RIP) are looked
 up at offset-1 so the line is the call, not the instruction after it.
 """
 
@@ -90,7 +91,7 @@ def _load(path: Path, mtime: float) -> ObjectSymbols:
         by_section.setdefault(sym.section, []).append(sym)
     for members in by_section.values():
         members.sort(key=lambda s: s.value)
-        for cur, nxt in zip(members, members[1:]):
+        for cur, nxt in zip(members, members[1:], strict=False):
             if nxt.value > cur.value:
                 syms.symbols[cur.name] = Symbol(cur.name, cur.section, cur.value, cur.size,
                                                 nxt.value - cur.value)
@@ -216,7 +217,7 @@ class Symbolizer:
             except SymbolizeError as exc:
                 notes.append(str(exc))
                 continue
-            for (frame, _), text in zip(items, where):
+            for (frame, _), text in zip(items, where, strict=True):
                 if text:
                     found[frame.line_index] = text
         used = [f"{name}: {short_path(str(p))}" for name, p in sorted(self.modules.items())]

@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 # scenarios `vexfs run` runs by default besides the spec's S1..S6
 DEFAULT_EXTRA = ("R1",)
+DEFAULT_CRASH = ("C1",)
 
 
 def _observer():
@@ -128,6 +129,9 @@ def prepare_kernel_and_module(kernel_spec: str | None, module_path: Path | None)
 @click.option("--bench-sizes", default="10000,100000", show_default=True,
               callback=lambda ctx, param, value: _sizes(value),
               help="S5: collection sizes of the vector benchmark (comma-separated).")
+@click.option("--crash-episodes", type=click.IntRange(1), default=480, show_default=True,
+              help="C1: episodes of the VexFS crash-point workload (each ends in a mark; "
+                   "about 2 replay points each).")
 @click.option("--kernel", "kernel_spec", default=None, metavar="VERSION",
               help="Guest kernel: any linux-image-<VERSION>-amd64 apt offers, e.g. 6.1, 6.12, "
                    "6.12-rt, 6.1.0-57-amd64, 6.12.117+deb12-rt-amd64 (default: $VEXFS_KERNEL, "
@@ -141,9 +145,9 @@ def prepare_kernel_and_module(kernel_spec: str | None, module_path: Path | None)
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path | None,
         seed_timing: bool, fuzz_cases: int, ioctl_calls: int, leak_cycles: int,
-        fuzz_seed: int, bench_sizes: str, kernel_spec: str | None, jobs: int,
-        symbols: bool, list_only: bool) -> None:
-    """Run the VM test scenarios (default: S1..S6 and R1, robustness fuzzing).
+        fuzz_seed: int, bench_sizes: str, crash_episodes: int, kernel_spec: str | None,
+        jobs: int, symbols: bool, list_only: bool) -> None:
+    """Run the VM test scenarios (default: S1..S6, C1 crash consistency, R1 fuzzing).
 
     Each scenario boots a fresh VM of the Debian guest kernel, runs the
     spec's steps with every success criterion checked by code, and the run
@@ -159,8 +163,10 @@ def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path |
     try:
         chosen = registry.select(list(scenario_ids))
         if not scenario_ids:
-            # the default run: the spec's S1..S6, then R1 (robustness
-            # fuzzing) unless every one of its stages is switched off
+            # the default run: the spec's S1..S6, C1 (crash consistency),
+            # then R1 (robustness fuzzing) unless every one of its stages is
+            # switched off
+            chosen += registry.select(list(DEFAULT_CRASH))
             if fuzz_cases or ioctl_calls or leak_cycles:
                 chosen += registry.select(list(DEFAULT_EXTRA))
     except KeyError as exc:
@@ -191,7 +197,8 @@ def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path |
                        options=RunOptions(seed_timing=seed_timing, module_path=info.path.resolve(),
                                           fuzz_cases=fuzz_cases, ioctl_calls=ioctl_calls,
                                           leak_cycles=leak_cycles, fuzz_seed=fuzz_seed,
-                                          bench_sizes=bench_sizes),
+                                          bench_sizes=bench_sizes,
+                                          crash_episodes=crash_episodes),
                        observer=_observer(), module=info, jobs=jobs)
     result = run_all(chosen, cfg)
     if default_out:

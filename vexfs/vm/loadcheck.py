@@ -106,8 +106,8 @@ def modinfo_fields(data: bytes) -> dict[str, str]:
     """key=value strings of the module's .modinfo (found by content, so it
     also works on a damaged file as long as the strings survive)."""
     out: dict[str, str] = {}
-    for m in re.finditer(rb"(?<![\w.])(vermagic|name|srcversion|depends|version)=([\x20-\x7e]*)\x00",
-                         data):
+    keys = rb"(vermagic|name|srcversion|depends|version)"
+    for m in re.finditer(rb"(?<![\w.])" + keys + rb"=([\x20-\x7e]*)\x00", data):
         out.setdefault(m.group(1).decode(), m.group(2).decode())
     return out
 
@@ -136,7 +136,8 @@ _UNKNOWN_RE = re.compile(r"(\w+): Unknown symbol (\w+) \(err (-?\d+)\)")
 _DISAGREE_RE = re.compile(r"(\w+): disagrees about version of symbol (\w+)")
 _MAGIC_RE = re.compile(r"(\w+): version magic '([^']*)' should be '([^']*)'")
 _NOCRC_RE = re.compile(r"(\w+): no symbol version for (\w+)")
-_SIG_FATAL_RE = re.compile(r"Loading of (?:unsigned )?module is rejected|Lockdown: .*unsigned module"
+_SIG_FATAL_RE = re.compile(r"Loading of (?:unsigned )?module is rejected"
+                           r"|Lockdown: .*unsigned module"
                            r"|module signature .*(?:rejected|invalid)|Key was rejected", re.I)
 _SIG_NOTICE_RE = re.compile(r"module verification failed: signature and/or required key missing")
 _TAINT_RE = re.compile(r"loading out-of-tree module taints kernel")
@@ -186,7 +187,8 @@ def diagnose(*, module: Path, rc: int, stderr: str, dmesg: list[str], guest_rele
         causes.append(Cause("vermagic", f"built for kernel {release}, the guest runs "
                             f"{guest_release}: build against linux-headers-{guest_release}",
                             [f"vermagic={vermagic}"]))
-    disagree = [m for line in dmesg for m in [_DISAGREE_RE.search(line)] if m and m.group(1) == name]
+    disagree = [m for line in dmesg for m in [_DISAGREE_RE.search(line)]
+                if m and m.group(1) == name]
     if disagree:
         syms = sorted({m.group(2) for m in disagree})
         causes.append(Cause("modversions", f"symbol versions (CRCs) differ for {', '.join(syms)}: "
@@ -225,7 +227,8 @@ def diagnose(*, module: Path, rc: int, stderr: str, dmesg: list[str], guest_rele
         causes.append(Cause("signature", "the kernel refused an unsigned or badly signed module "
                             "(module.sig_enforce=1 or lockdown): sign it with the kernel's key "
                             "or boot without enforcement", fatal_sig or [stderr.strip()]))
-    notices = [line.strip() for line in dmesg if _SIG_NOTICE_RE.search(line) or _TAINT_RE.search(line)]
+    notices = [line.strip() for line in dmesg
+               if _SIG_NOTICE_RE.search(line) or _TAINT_RE.search(line)]
     if notices:
         causes.append(Cause("signature", "unsigned out-of-tree module: the kernel is tainted "
                             "(OE), the load is not refused (signatures not enforced)", notices,
@@ -258,10 +261,10 @@ MARK = "vexfs-loadcheck"
 def load_and_diagnose(run: Callable[[str], _Result], host_module: Path, guest_path: str,
                       ) -> tuple[_Result, Diagnosis | None]:
     """insmod `guest_path` in a guest through `run`; on failure diagnose it
-    from the kernel lines printed since just before the insmod."""
+    from the kernel lines printed since just before the insmod. Two guest
+    commands in all (each is an ssh login for the interactive VM)."""
     mark = f"{MARK}-{uuid.uuid4().hex[:12]}"  # unique: earlier calls left theirs in dmesg
-    run(f"echo {mark} > /dev/kmsg")
-    result = run(f"insmod {shlex.quote(guest_path)}")
+    result = run(f"echo {mark} > /dev/kmsg; insmod {shlex.quote(guest_path)}")
     if result.rc == 0:
         return result, None
     dmesg = f"dmesg | sed -n '/{mark}/,$p' | tail -n +2"
@@ -270,12 +273,19 @@ def load_and_diagnose(run: Callable[[str], _Result], host_module: Path, guest_pa
 
 def diagnose_in_guest(run: Callable[[str], _Result], host_module: Path, guest_path: str,
                       result: _Result, dmesg_cmd: str = "dmesg") -> Diagnosis:
-    """Gather the guest's facts about a failed insmod (`dmesg_cmd`'s lines,
-    uname -r, sha256 and size of its copy, lsmod, the providers of unknown
-    symbols from its modules.symbols) and diagnose."""
+    """Gather the guest's facts about a failed insmod in one command
+    (`dmesg_cmd`'s lines, uname -r, sha256 and size of its copy, lsmod, the
+    guest's modules.symbols entries for each unknown symbol) and diagnose."""
     q = shlex.quote(guest_path)
-    facts = run(f"uname -r; sha256sum {q} | cut -d' ' -f1; stat -c %s {q}; echo ---; "
-                f"{dmesg_cmd}; echo ---; cut -d' ' -f1 /proc/modules | tr '\\n' ' '")
+    facts = run(
+        f"uname -r; sha256sum {q} | cut -d' ' -f1; stat -c %s {q}; echo ---; "
+        f"{dmesg_cmd} > /tmp/.vexfs-loadcheck; cat /tmp/.vexfs-loadcheck; echo ---; "
+        "cut -d' ' -f1 /proc/modules | tr '\\n' ' '; echo; echo ---; "
+        "sed -n 's/.*Unknown symbol \\([A-Za-z0-9_]*\\) .*/alias symbol:\\1 /p' "
+        "/tmp/.vexfs-loadcheck | sort -u > /tmp/.vexfs-loadcheck.syms; "
+        "[ -s /tmp/.vexfs-loadcheck.syms ] && grep -F -f /tmp/.vexfs-loadcheck.syms "
+        "\"/lib/modules/$(uname -r)/modules.symbols\"; "
+        "rm -f /tmp/.vexfs-loadcheck /tmp/.vexfs-loadcheck.syms; true")
     parts = facts.stdout.split("---\n")
     head = parts[0].split() if parts else []
     release = head[0] if head else ""
@@ -283,12 +293,7 @@ def diagnose_in_guest(run: Callable[[str], _Result], host_module: Path, guest_pa
     size = int(head[2]) if len(head) > 2 and head[2].isdigit() else None
     dmesg = parts[1].splitlines() if len(parts) > 1 else []
     loaded = set(parts[2].split()) if len(parts) > 2 else set()
-    wanted = sorted({m.group(2) for line in dmesg for m in [_UNKNOWN_RE.search(line)] if m})
-    symbols: dict[str, str] = {}
-    if wanted and release:
-        pattern = "|".join(re.escape(w) for w in wanted)
-        found = run(f"grep -E '^alias symbol:({pattern}) ' /lib/modules/{release}/modules.symbols")
-        symbols = parse_modules_symbols(found.stdout)
+    symbols = parse_modules_symbols(parts[3]) if len(parts) > 3 else {}
     return diagnose(module=host_module, rc=result.rc, stderr=result.stderr, dmesg=dmesg,
                     guest_release=release, guest_sha256=sha, guest_size=size,
                     guest_symbols=symbols, loaded_modules=loaded)

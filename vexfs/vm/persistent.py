@@ -90,7 +90,8 @@ def interactive_setup_script(venv_bin: Path = REPO_ROOT / ".venv" / "bin") -> st
     return f"""\
 for m in {mods}; do modprobe "$m" || echo "vexfs-init: modprobe $m failed" > /dev/console; done
 mkdir -p /run/vexfs-local/u /run/vexfs-local/w /usr/local/sbin
-mount -t overlay -o lowerdir=/usr/local/sbin,upperdir=/run/vexfs-local/u,workdir=/run/vexfs-local/w \\
+mount -t overlay \\
+  -o lowerdir=/usr/local/sbin,upperdir=/run/vexfs-local/u,workdir=/run/vexfs-local/w \\
   vexfs_local /usr/local/sbin || echo "vexfs-init: overlay on /usr/local/sbin failed" > /dev/console
 {links}
 {{ echo 'printenv TERM >/dev/null || export TERM=xterm  # vexfs VM: ssh "watch ..." without -t'
@@ -171,7 +172,8 @@ def start(port: int = DEFAULT_PORT, memory: str = "2G", cpus: int = 2,
     job.mkdir()
     ssh.stage_guest_files(job, keys)
     (job / "job.sh").write_text(SESSION_JOB.format(
-        python="/usr/bin/python3", agent=str(AGENT_PATH), extra=interactive_setup_script() + ssh.guest_setup_script()))
+        python="/usr/bin/python3", agent=str(AGENT_PATH),
+        extra=interactive_setup_script() + ssh.guest_setup_script()))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_path = logs_dir() / f"test-kernel-vm_{stamp}.log"
     log_path.touch()

@@ -43,6 +43,11 @@ GUEST_SCRIPT = Path(__file__).with_name("_s5_guest.py")
 GUEST_SCRIPT_AT = "/tmp/s5_guest.py"
 STATE_AT = "/tmp/s5_state.npz"
 BENCH_MIN_ID_AGREEMENT = 0.999
+# Speed criteria (issue 11): the kernel's exact search against numpy brute
+# force in the same VM, batch and single queries, every benchmarked size.
+# Below SPEED_MIN fails the scenario; SPEED_GOAL is printed beside it.
+SPEED_MIN = 1.0
+SPEED_GOAL = 1.5
 
 # numpy 2.x dispatches sort/partition to AVX2 code (x86-simd-sort, its
 # "X86_V3" group) that QEMU 7.2's TCG emulates wrongly: in the guest
@@ -94,18 +99,38 @@ def _guest_checks(ctx: ScenarioContext, mode: str, fallback: str) -> dict:
     return report.get("metrics", {})
 
 
+def _bench_speed(raw: dict) -> tuple[bool, str]:
+    """The speed criterion: every size's batch and single ratio >= SPEED_MIN."""
+    parts, ok = [], bool(raw.get("results"))
+    for r in raw.get("results", []):
+        for mode in ("batch", "single"):
+            ratio = r[f"ratio_{mode}"]
+            ok = ok and ratio >= SPEED_MIN
+            faiss = r.get(f"faiss_{mode}_qps")
+            parts.append(f"n={r['n']} {mode} x{ratio:.2f}"
+                         + (" (goal met)" if ratio >= SPEED_GOAL else
+                            " (below the goal)" if ratio >= SPEED_MIN else " (TOO SLOW)")
+                         + (f", FAISS flat {faiss:.1f} qps = x{r[f'kernel_{mode}_qps'] / faiss:.2f}"
+                            if faiss else ""))
+    return ok, (f"kernel/numpy qps, minimum x{SPEED_MIN:g}, goal x{SPEED_GOAL:g}: "
+                + ("; ".join(parts) if parts else "no results")
+                + f"; FAISS {raw.get('faiss_version') or 'not installed'}")
+
+
 def _bench_figures(raw: dict) -> tuple[dict, list[str], list[str]]:
     """`vexfs bench vectors --json` -> the report's `bench` metric shape
-    ({figure: {"vexfs": n, "numpy": n, "unit": u}}), summary, problems."""
+    ({figure: {"vexfs": n, "numpy": n, "faiss": n, "unit": u}}), summary, problems."""
     figures: dict = {}
     summary, problems = [], []
     for r in raw.get("results", []):
         tag = f"{r['n'] // 1000}k" if r["n"] % 1000 == 0 else str(r["n"])
         figures[f"insert_vectors_per_s_{tag}"] = {"vexfs": r["insert_vps"], "unit": "vectors/s"}
-        figures[f"search_batch_qps_{tag}"] = {"vexfs": r["kernel_batch_qps"],
-                                              "numpy": r["numpy_batch_qps"], "unit": "queries/s"}
-        figures[f"search_single_qps_{tag}"] = {"vexfs": r["kernel_single_qps"],
-                                               "numpy": r["numpy_single_qps"], "unit": "queries/s"}
+        for mode in ("batch", "single"):
+            fig = {"vexfs": r[f"kernel_{mode}_qps"], "numpy": r[f"numpy_{mode}_qps"],
+                   "unit": "queries/s"}
+            if r.get(f"faiss_{mode}_qps"):
+                fig["faiss"] = r[f"faiss_{mode}_qps"]
+            figures[f"search_{mode}_qps_{tag}"] = fig
         summary.append(f"n={r['n']}: insert {r['insert_vps']:.0f} v/s, batch {r['kernel_batch_qps']:.1f} "
                        f"qps vs numpy {r['numpy_batch_qps']:.1f} (x{r['ratio_batch']:.2f}), single "
                        f"{r['kernel_single_qps']:.1f} vs {r['numpy_single_qps']:.1f} "
@@ -251,10 +276,18 @@ def run(ctx: ScenarioContext) -> None:
         ctx.check("Vector benchmark runs in the VM; its answers agree with numpy",
                   bool(figures) and not problems,
                   f"in {bench.duration_s:.1f} s; " + "; ".join(summary + problems))
+        try:
+            speed_ok, speed_detail = _bench_speed(raw)
+        except (KeyError, TypeError, ZeroDivisionError) as exc:
+            speed_ok, speed_detail = False, f"unexpected bench JSON ({exc!r})"
+        ctx.check(f"Kernel exact search >= {SPEED_MIN:g}x numpy in this VM (batch and single)",
+                  speed_ok, speed_detail)
     else:
         ctx.check("Vector benchmark runs in the VM; its answers agree with numpy", False,
                   "not run: no mount" if bench is None else
                   f"exit {bench.rc}: {B.err_tail(bench, 800)}")
+        ctx.check(f"Kernel exact search >= {SPEED_MIN:g}x numpy in this VM (batch and single)",
+                  False, "benchmark did not run")
 
     ctx.step("9. cd /; umount; fsck.vexfs -n")
     u2_ok = re_ok and umount()

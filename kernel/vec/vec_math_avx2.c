@@ -9,12 +9,10 @@
  * (-ffp-contract=fast is GCC's default in GNU C mode). Same definitions and
  * key encoding as vec_math_sse2.c.
  */
-#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
-
-#include <linux/kernel.h>
-#include "vector.h"
+#include "vec_dist.h"
 
 #define v4sf float __attribute__((vector_size(16)))
+#include "vec_math_hsum.h"
 #define v8sf float __attribute__((vector_size(32)))
 
 #define QBLOCK 4
@@ -183,6 +181,59 @@ static void block4(const float *const a[QBLOCK], const float *x, u32 n,
 	out[1] = hsum4(t1);
 	out[2] = hsum4(t2);
 	out[3] = hsum4(t3);
+}
+
+/* dots of four queries a[0..3] with two vectors x0, x1 (QBLOCK == 4) */
+static void tile2(const float *const a[QBLOCK], const float *x0,
+		  const float *x1, u32 n, v4sf *d0, v4sf *d1)
+{
+	v8sf s00 = { 0 }, s01 = { 0 }, s02 = { 0 }, s03 = { 0 };
+	v8sf s10 = { 0 }, s11 = { 0 }, s12 = { 0 }, s13 = { 0 };
+	v4sf t00, t01, t02, t03, t10, t11, t12, t13;
+	u32 i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		v8sf y0 = ld8(x0 + i), y1 = ld8(x1 + i), av;
+
+		av = ld8(a[0] + i);
+		s00 += av * y0;
+		s10 += av * y1;
+		av = ld8(a[1] + i);
+		s01 += av * y0;
+		s11 += av * y1;
+		av = ld8(a[2] + i);
+		s02 += av * y0;
+		s12 += av * y1;
+		av = ld8(a[3] + i);
+		s03 += av * y0;
+		s13 += av * y1;
+	}
+	t00 = fold(s00);
+	t01 = fold(s01);
+	t02 = fold(s02);
+	t03 = fold(s03);
+	t10 = fold(s10);
+	t11 = fold(s11);
+	t12 = fold(s12);
+	t13 = fold(s13);
+	if (i < n) {	/* dim4 is a multiple of 4: one 4-wide tail */
+		v4sf y0 = ld4(x0 + i), y1 = ld4(x1 + i), av;
+
+		av = ld4(a[0] + i);
+		t00 += av * y0;
+		t10 += av * y1;
+		av = ld4(a[1] + i);
+		t01 += av * y0;
+		t11 += av * y1;
+		av = ld4(a[2] + i);
+		t02 += av * y0;
+		t12 += av * y1;
+		av = ld4(a[3] + i);
+		t03 += av * y0;
+		t13 += av * y1;
+	}
+	*d0 = hsum4x4(t00, t01, t02, t03);
+	*d1 = hsum4x4(t10, t11, t12, t13);
 }
 
 #define VEXFS_DIST_FN vexfs_dist_avx2

@@ -12,6 +12,9 @@
  *   float dot1(a, x, n)    dot product of two n-float vectors
  *   float l21(a, x, n)     squared L2 distance of two n-float vectors
  *   void block4(a[QBLOCK], x, n, l2, out[QBLOCK])  QBLOCK queries vs x
+ *   void tile2(a[QBLOCK], x0, x1, n, &d0, &d1)  dots of QBLOCK queries
+ *                          with two vectors: d0 = [a_j . x0], d1 = [a_j . x1]
+ *   v4sf, ld4()            the 4-float vector type and its unaligned load
  *   VEXFS_DIST_FN          the name of the entry point to define
  *
  * so the same loops compile to SSE2 in one object and AVX2+FMA in the
@@ -20,7 +23,7 @@
 #ifndef _VEXFS_VEC_MATH_DRIVER_H
 #define _VEXFS_VEC_MATH_DRIVER_H
 
-/* L2 with screening by a lower bound from the expansion (see vector.h) */
+/* L2 with screening by a lower bound from the expansion (see vec_dist.h) */
 static u32 screen_key(const float *a, const float *x, u32 n, float dot,
 		      float qn, float rn, u32 thresh)
 {
@@ -33,40 +36,84 @@ static u32 screen_key(const float *a, const float *x, u32 n, float dot,
 	return f2key(l21(a, x, n));
 }
 
+/*
+ * The same test for four queries at once: dots, query norms and the
+ * thresholds (as floats, +Inf while a heap is not full) in vectors. The
+ * float compare is the key compare for non-NaN values, and a NaN bound
+ * compares false: never skipped, as in screen_key().
+ */
+static void screen4(const float *const a[QBLOCK], const float *x, u32 n,
+		    v4sf dot, v4sf qn, float rn, v4sf thr, u32 *keys,
+		    u32 stride)
+{
+	v4sf s = qn + rn;
+	v4sf lb = (s - 2.0f * dot) - (float)(n + 8) * (1.0f / 2097152.0f) * s;
+	union { v4si_t v; int i[4]; } skip = { .v = lb > thr };
+	int j;
+
+	for (j = 0; j < QBLOCK; j++)
+		keys[(size_t)j * stride] = skip.i[j] ? VEXFS_KEY_NAN :
+					   f2key(l21(a[j], x, n));
+}
+
 static void dist_l2_screened(const struct vexfs_dist_job *job)
 {
 	const float *queries = job->queries;
-	u32 n = job->dim4, nq = job->nq;
+	u32 n = job->dim4, nq = job->nq, nr = job->nr;
 	float qn[VEXFS_DIST_MAX_NQ];
+	v4sf thr[VEXFS_DIST_MAX_NQ / QBLOCK];
 	u32 q, r;
 
 	for (q = 0; q < nq; q++)
 		qn[q] = dot1(queries + (size_t)q * n, queries + (size_t)q * n, n);
+	for (q = 0; q + QBLOCK <= nq; q += QBLOCK) {
+		union { v4sf v; u32 b[4]; } t;
+		int j;
 
-	for (r = 0; r < job->nr; r++) {
-		const float *x = job->vecs[r];
+		for (j = 0; j < QBLOCK; j++)
+			t.b[j] = job->thresh[q + j] == VEXFS_KEY_NAN ? 0x7f800000U :
+				 vexfs_key_to_bits(job->thresh[q + j]);
+		thr[q / QBLOCK] = t.v;
+	}
+
+	/*
+	 * Two stored vectors against a block of four queries per pass over
+	 * the dimensions (tile2: 8 sums, each vector and query chunk loaded
+	 * once for 2 x 4 products); an odd last vector is paired with itself
+	 * and its second result dropped.
+	 */
+	for (r = 0; r < nr; r += 2) {
+		bool two = r + 1 < nr;
+		const float *x0 = job->vecs[r];
+		const float *x1 = two ? job->vecs[r + 1] : x0;
+		float rn0 = dot1(x0, x0, n), rn1 = two ? dot1(x1, x1, n) : rn0;
 		u32 *keys = job->keys + r;
-		float rn = dot1(x, x, n);
 
 		for (q = 0; q + QBLOCK <= nq; q += QBLOCK) {
 			const float *a[QBLOCK];
-			float s[QBLOCK];
+			v4sf d0, d1, qn4;
 			int j;
 
 			for (j = 0; j < QBLOCK; j++)
 				a[j] = queries + (size_t)(q + j) * n;
-			block4(a, x, n, false, s);
-			for (j = 0; j < QBLOCK; j++)
-				keys[(size_t)(q + j) * job->nr] =
-					screen_key(a[j], x, n, s[j], qn[q + j], rn,
-						   job->thresh[q + j]);
+			__builtin_memcpy(&qn4, qn + q, sizeof(qn4));
+			tile2(a, x0, x1, n, &d0, &d1);
+			screen4(a, x0, n, d0, qn4, rn0, thr[q / QBLOCK],
+				keys + (size_t)q * nr, nr);
+			if (two)
+				screen4(a, x1, n, d1, qn4, rn1, thr[q / QBLOCK],
+					keys + (size_t)q * nr + 1, nr);
 		}
 		for (; q < nq; q++) {
 			const float *a = queries + (size_t)q * n;
 
-			keys[(size_t)q * job->nr] =
-				screen_key(a, x, n, dot1(a, x, n), qn[q], rn,
+			keys[(size_t)q * nr] =
+				screen_key(a, x0, n, dot1(a, x0, n), qn[q], rn0,
 					   job->thresh[q]);
+			if (two)
+				keys[(size_t)q * nr + 1] =
+					screen_key(a, x1, n, dot1(a, x1, n), qn[q],
+						   rn1, job->thresh[q]);
 		}
 	}
 }

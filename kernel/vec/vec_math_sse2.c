@@ -12,12 +12,10 @@
  * <immintrin.h> is not usable under kbuild's -nostdinc, so SIMD code uses
  * GCC vector extensions; GCC turns them into SSE2 instructions here.
  */
-#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
-
-#include <linux/kernel.h>
-#include "vector.h"
+#include "vec_dist.h"
 
 #define v4sf float __attribute__((vector_size(16)))
+#include "vec_math_hsum.h"
 
 #define QBLOCK 4	/* queries computed together against one vector */
 
@@ -183,6 +181,34 @@ static void block4(const float *const a[QBLOCK], const float *x, u32 n,
 	out[1] = hsum4(s1);
 	out[2] = hsum4(s2);
 	out[3] = hsum4(s3);
+}
+
+/* dots of four queries a[0..3] with two vectors x0, x1 (QBLOCK == 4) */
+static void tile2(const float *const a[QBLOCK], const float *x0,
+		  const float *x1, u32 n, v4sf *d0, v4sf *d1)
+{
+	v4sf s00 = { 0 }, s01 = { 0 }, s02 = { 0 }, s03 = { 0 };
+	v4sf s10 = { 0 }, s11 = { 0 }, s12 = { 0 }, s13 = { 0 };
+	u32 i;
+
+	for (i = 0; i < n; i += 4) {
+		v4sf y0 = ld4(x0 + i), y1 = ld4(x1 + i), av;
+
+		av = ld4(a[0] + i);
+		s00 += av * y0;
+		s10 += av * y1;
+		av = ld4(a[1] + i);
+		s01 += av * y0;
+		s11 += av * y1;
+		av = ld4(a[2] + i);
+		s02 += av * y0;
+		s12 += av * y1;
+		av = ld4(a[3] + i);
+		s03 += av * y0;
+		s13 += av * y1;
+	}
+	*d0 = hsum4x4(s00, s01, s02, s03);
+	*d1 = hsum4x4(s10, s11, s12, s13);
 }
 
 static float l21(const float *a, const float *x, u32 n)
