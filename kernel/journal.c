@@ -236,6 +236,12 @@ handle_t *vexfs_journal_start(struct super_block *sb, int credits, int revokes)
 	if (is_journal_aborted(journal))
 		return ERR_PTR(-EROFS);
 	credits = min(credits, journal->j_max_transaction_buffers);
+	/*
+	 * Any allocation may free an extent block (neighbouring extents
+	 * merge, or a reserved chain block is given back): room for a few
+	 * revoke records in every handle (they cost one journal block).
+	 */
+	revokes += VEXFS_REVOKES_ALLOC;
 	handle = jbd2__journal_start(journal, credits, 0, revokes, GFP_NOFS,
 				     0, 0);
 	if (IS_ERR(handle))

@@ -204,6 +204,8 @@ BUFFER_FNS(VexfsVerified, vexfs_verified)
 #define VEXFS_CREDITS_ALLOC	5
 /* a directory entry added: the entry block, or a new block + its alloc */
 #define VEXFS_CREDITS_DIRENT	(1 + VEXFS_CREDITS_ALLOC)
+/* revoke records one allocation may need (freed extent blocks) */
+#define VEXFS_REVOKES_ALLOC	4
 /* a new inode: inode bitmap + its inode table block */
 #define VEXFS_CREDITS_NEWINODE	2
 int vexfs_journal_load(struct super_block *sb, unsigned int commit_secs);
