@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from vexfs.crash import crashtest
 
-CHECKPATCH = Path("/opt/checkpatch/linux-source-6.1/scripts/checkpatch.pl")
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools"))
+import checkpatch  # noqa: E402  (tools/checkpatch.py: extracts checkpatch.pl from linux-source)
 
 
 def _headers() -> Path:
@@ -57,8 +60,9 @@ def test_sparse_clean(tmp_path: Path):
 
 
 def test_checkpatch_clean():
-    assert CHECKPATCH.exists(), "checkpatch.pl missing: run `make setup`"
-    result = subprocess.run(["perl", str(CHECKPATCH), "--no-tree", "-q", "-f",
+    script = checkpatch.checkpatch_path()
+    assert script.exists(), "checkpatch.pl missing: run `make setup`"
+    result = subprocess.run(["perl", str(script), "--no-tree", "-q", "-f",
                              str(crashtest.SOURCE_DIR / "vexfs_crashtest.c")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
