@@ -47,7 +47,7 @@ def fs_kind(name: str) -> FsKind:
     if name == "ext4":
         return FsKind("ext4", ["mkfs.ext4", "-q", "-F", "-b", "4096"], ["e2fsck", "-n", "-f"], "ext4")
     if name == "vexfs":
-        return FsKind("vexfs", [str(VENV_BIN / "mkfs.vexfs"), "-q"],
+        return FsKind("vexfs", [str(VENV_BIN / "mkfs.vexfs"), "-q", "-f"],
                       [str(VENV_BIN / "fsck.vexfs"), "-n", "-f"], "vexfs")
     raise click.BadParameter(f"unknown filesystem {name}")
 
