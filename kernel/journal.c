@@ -35,6 +35,8 @@
 #include <linux/jbd2.h>
 #include <linux/ktime.h>
 #include <linux/slab.h>
+#include <linux/pagemap.h>
+#include <linux/writeback.h>
 #include "vexfs.h"
 
 struct vexfs_pending {
@@ -63,6 +65,24 @@ static void vexfs_pending_clear(struct vexfs_sb_info *sbi, u64 start,
 }
 
 /* jbd2 commit callback (kjournald2): blocks freed by @txn are reusable. */
+/*
+ * Ordered data: write the inode's dirty range before the transaction that
+ * points at it commits. jbd2_journal_submit_inode_data_buffers() is not
+ * exported after 6.1 (ext4 and ocfs2 carry their own copy of this), so
+ * VexFS does the same on every kernel.
+ */
+static int vexfs_submit_inode_data(struct jbd2_inode *jinode)
+{
+	struct writeback_control wbc = {
+		.sync_mode = WB_SYNC_ALL,
+		.nr_to_write = LONG_MAX,
+		.range_start = jinode->i_dirty_start,
+		.range_end = jinode->i_dirty_end,
+	};
+
+	return filemap_fdatawrite_wbc(jinode->i_vfs_inode->i_mapping, &wbc);
+}
+
 static void vexfs_commit_callback(journal_t *journal, transaction_t *txn)
 {
 	struct super_block *sb = journal->j_private;
@@ -513,8 +533,7 @@ int vexfs_journal_load(struct super_block *sb, unsigned int commit_secs)
 	journal->j_private = sb;
 	journal->j_commit_interval = commit_secs * HZ;
 	journal->j_commit_callback = vexfs_commit_callback;
-	journal->j_submit_inode_data_buffers =
-		jbd2_journal_submit_inode_data_buffers;
+	journal->j_submit_inode_data_buffers = vexfs_submit_inode_data;
 	journal->j_finish_inode_data_buffers =
 		jbd2_journal_finish_inode_data_buffers;
 	journal->j_flags |= JBD2_BARRIER;
