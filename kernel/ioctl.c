@@ -86,13 +86,13 @@ static long ioc_create(struct file *filp, void __user *uarg)
 
 	if (copy_from_user(&a, uarg, sizeof(a)))
 		return -EFAULT;
-	if (a.flags || a.reserved || a.dim < 1 || a.dim > VEXFS_MAX_DIM ||
-	    a.metric > VEXFS_METRIC_IP)
+	if (a.flags || a.dtype > VEXFS_DTYPE_F16 || a.dim < 1 ||
+	    a.dim > VEXFS_MAX_DIM || a.metric > VEXFS_METRIC_IP)
 		return -EINVAL;
 	err = begin_write(filp);
 	if (err)
 		return err;
-	err = vexfs_coll_create(filp, a.dim, a.metric);
+	err = vexfs_coll_create(filp, a.dim, a.metric, a.dtype);
 	mnt_drop_write_file(filp);
 	return err;
 }
@@ -110,7 +110,7 @@ static long ioc_insert(struct file *filp, void __user *uarg)
 	if (copy_from_user(&a, uarg, sizeof(a)))
 		return -EFAULT;
 	if (a.flags & ~VEXFS_INSERT_FLAGS || a.count > VEXFS_MAX_BATCH ||
-	    !uptr_ok(a.ids_ptr, 8) || !uptr_ok(a.vectors_ptr, 4) ||
+	    !uptr_ok(a.ids_ptr, 8) || !uptr_ok(a.vectors_ptr, 2) ||
 	    size_ok(a.count, VEXFS_MAX_DIM, 4))
 		return -EINVAL;
 	err = begin_write(filp);
@@ -132,7 +132,7 @@ static long ioc_get(struct file *filp, void __user *uarg)
 	if (copy_from_user(&a, uarg, sizeof(a)))
 		return -EFAULT;
 	if (a.flags || a.count > VEXFS_MAX_BATCH || !uptr_ok(a.ids_ptr, 8) ||
-	    !uptr_ok(a.vectors_ptr, 4) || size_ok(a.count, VEXFS_MAX_DIM, 4))
+	    !uptr_ok(a.vectors_ptr, 2) || size_ok(a.count, VEXFS_MAX_DIM, 4))
 		return -EINVAL;
 	err = need_mode(filp, FMODE_READ);
 	if (err)

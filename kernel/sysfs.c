@@ -66,6 +66,31 @@ static ssize_t simd_speed_show(struct kobject *kobj,
 
 static struct kobj_attribute vexfs_attr_simd_speed = __ATTR_RO(simd_speed);
 
+/* float16 collections: the conversion in use, and what was measured */
+static ssize_t f16cvt_show(struct kobject *kobj, struct kobj_attribute *attr,
+			   char *buf)
+{
+	return sysfs_emit(buf, "%s\n", vexfs_f16cvt_name(vexfs_f16cvt_mode()));
+}
+
+static struct kobj_attribute vexfs_attr_f16cvt = __ATTR_RO(f16cvt);
+
+static ssize_t f16cvt_speed_show(struct kobject *kobj,
+				 struct kobj_attribute *attr, char *buf)
+{
+	int len = 0;
+	u32 mode;
+
+	for (mode = 0; mode < VEXFS_F16CVT_NR; mode++)
+		if (vexfs_f16cvt_speed(mode))
+			len += sysfs_emit_at(buf, len, "%s %u\n",
+					     vexfs_f16cvt_name(mode),
+					     vexfs_f16cvt_speed(mode));
+	return len;
+}
+
+static struct kobj_attribute vexfs_attr_f16cvt_speed = __ATTR_RO(f16cvt_speed);
+
 static struct attribute *vexfs_global_attrs[] = {
 	&vexfs_attr_inodes.attr,
 	&vexfs_attr_mounts.attr,
@@ -74,6 +99,8 @@ static struct attribute *vexfs_global_attrs[] = {
 	&vexfs_attr_version.attr,
 	&vexfs_attr_simd.attr,
 	&vexfs_attr_simd_speed.attr,
+	&vexfs_attr_f16cvt.attr,
+	&vexfs_attr_f16cvt_speed.attr,
 	NULL,
 };
 

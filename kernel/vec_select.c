@@ -50,6 +50,57 @@ static bool simd_runnable(u32 mode)
 	return mode != VEXFS_SIMD_AVX2 || cpu_has_avx2_fma();
 }
 
+/*
+ * float16 collections: the conversion to float32 runs inside the distance
+ * job (FPU section), by one of three converters, also timed at load.
+ * f16cvt= forces one (0 scalar, 1 sse2, 2 f16c; f16c falls back to sse2
+ * on a CPU without F16C).
+ */
+static int f16cvt = -1;
+module_param(f16cvt, int, 0644);
+MODULE_PARM_DESC(f16cvt,
+		 "float16 conversion: -1 fastest measured at load, 0 scalar, 1 sse2, 2 f16c");
+
+static const char *const f16cvt_names[VEXFS_F16CVT_NR] = {
+	[VEXFS_F16CVT_SCALAR] = "scalar",
+	[VEXFS_F16CVT_SSE2] = "sse2",
+	[VEXFS_F16CVT_F16C] = "f16c",
+};
+
+static u32 f16cvt_mbps[VEXFS_F16CVT_NR];
+static u32 f16cvt_measured = VEXFS_F16CVT_SSE2;
+
+static bool cpu_has_f16c(void)
+{
+	return boot_cpu_has(X86_FEATURE_F16C) && boot_cpu_has(X86_FEATURE_AVX);
+}
+
+static bool f16cvt_runnable(u32 mode)
+{
+	return mode != VEXFS_F16CVT_F16C || cpu_has_f16c();
+}
+
+u32 vexfs_f16cvt_mode(void)
+{
+	int want = READ_ONCE(f16cvt);
+
+	if (want == VEXFS_F16CVT_SCALAR || want == VEXFS_F16CVT_SSE2)
+		return want;
+	if (want == VEXFS_F16CVT_F16C)
+		return cpu_has_f16c() ? VEXFS_F16CVT_F16C : VEXFS_F16CVT_SSE2;
+	return READ_ONCE(f16cvt_measured);
+}
+
+const char *vexfs_f16cvt_name(u32 mode)
+{
+	return mode < VEXFS_F16CVT_NR ? f16cvt_names[mode] : "?";
+}
+
+u32 vexfs_f16cvt_speed(u32 mode)
+{
+	return mode < VEXFS_F16CVT_NR ? READ_ONCE(f16cvt_mbps[mode]) : 0;
+}
+
 u32 vexfs_simd_mode(void)
 {
 	int want = READ_ONCE(simd);
@@ -152,6 +203,10 @@ struct cal_buf {
 	u32 queries[CAL_NQ * CAL_DIM];
 	u32 keys[CAL_NQ * CAL_NR];
 	const void *ptrs[CAL_NR];
+	u16 halves[CAL_NR * CAL_DIM];		/* float16 in [1, 2) */
+	const void *hptrs[CAL_NR];
+	u32 cvt[VEXFS_F16_BLOCK];		/* conversion scratch */
+	const void *cvt_vecs[VEXFS_F16_BLOCK / 4];
 };
 
 /* bit patterns of floats in [1, 2) from a 32-bit LCG (no float code here) */
@@ -165,17 +220,28 @@ static void cal_fill(u32 *bits, u32 n, u32 *seed)
 	}
 }
 
-/* nanoseconds of the fastest round of @mode */
-static u64 cal_time(struct cal_buf *b, u32 mode)
+/*
+ * nanoseconds of the fastest round of @mode; with @cvt < VEXFS_F16CVT_NR
+ * the stored vectors are the float16 ones, converted by @cvt
+ */
+static u64 cal_time(struct cal_buf *b, u32 mode, u32 cvt)
 {
 	struct vexfs_dist_job one = {
 		.queries = b->queries, .vecs = b->ptrs, .keys = b->keys,
 		.nq = 1, .nr = CAL_NR, .dim4 = CAL_DIM, .metric = VEXFS_METRIC_L2,
 	};
-	struct vexfs_dist_job four = one;
+	struct vexfs_dist_job four;
 	u64 best = U64_MAX, spent = 0;
 	u32 round;
 
+	if (cvt < VEXFS_F16CVT_NR) {
+		one.vecs = b->hptrs;
+		one.dtype = VEXFS_DTYPE_F16;
+		one.f16cvt = cvt;
+		one.cvt = b->cvt;
+		one.cvt_vecs = b->cvt_vecs;
+	}
+	four = one;
 	four.nq = CAL_NQ;
 	for (round = 0; round < CAL_MAX_ROUNDS; round++) {
 		u64 t0, t;
@@ -193,6 +259,38 @@ static u64 cal_time(struct cal_buf *b, u32 mode)
 		cond_resched();
 	}
 	return best;
+}
+
+/*
+ * float16: time a search of the float16 copy of the buffer (conversion and
+ * distances in one FPU section, as searches run) with every runnable
+ * converter, using distance path @mode; remember the fastest. MB/s count
+ * the float16 bytes scanned.
+ */
+static void vexfs_f16cvt_calibrate(struct cal_buf *b, u32 mode)
+{
+	u64 bytes = (u64)CAL_NR * CAL_DIM * 2 * (1 + CAL_NQ);
+	u32 cvt, best = VEXFS_F16CVT_SSE2;
+	char msg[128];
+	int len = 0;
+
+	for (cvt = 0; cvt < VEXFS_F16CVT_NR; cvt++) {
+		u64 ns;
+
+		if (!f16cvt_runnable(cvt))
+			continue;
+		ns = cal_time(b, mode, cvt);
+		f16cvt_mbps[cvt] = (u32)min_t(u64, div64_u64(bytes * 1000, ns),
+					      U32_MAX);
+		if (f16cvt_mbps[cvt] > f16cvt_mbps[best])
+			best = cvt;
+		len += scnprintf(msg + len, sizeof(msg) - len, "%s%s %u MB/s",
+				 len ? ", " : "", f16cvt_names[cvt],
+				 f16cvt_mbps[cvt]);
+	}
+	WRITE_ONCE(f16cvt_measured, best);
+	pr_info("f16 (%s) %s: using %s\n", simd_names[mode], msg,
+		f16cvt_names[vexfs_f16cvt_mode()]);
 }
 
 /*
@@ -218,16 +316,22 @@ void vexfs_simd_calibrate(void)
 		return;	/* sse2, unmeasured: sysfs simd_speed stays empty */
 	cal_fill(b->vecs, CAL_NR * CAL_DIM, &seed);
 	cal_fill(b->queries, CAL_NQ * CAL_DIM, &seed);
-	for (mode = 0; mode < CAL_NR; mode++)
+	for (mode = 0; mode < CAL_NR; mode++) {
 		b->ptrs[mode] = b->vecs + mode * CAL_DIM;
+		b->hptrs[mode] = b->halves + mode * CAL_DIM;
+	}
+	for (mode = 0; mode < CAL_NR * CAL_DIM; mode++) {
+		seed = seed * 1664525U + 1013904223U;
+		b->halves[mode] = 0x3c00U | (seed >> 22);
+	}
 
-	cal_time(b, VEXFS_SIMD_SCALAR);	/* warm caches and clocks */
+	cal_time(b, VEXFS_SIMD_SCALAR, VEXFS_F16CVT_NR);	/* warm up */
 	for (mode = 0; mode < VEXFS_SIMD_NR; mode++) {
 		u64 ns;
 
 		if (!simd_runnable(mode))
 			continue;
-		ns = cal_time(b, mode);
+		ns = cal_time(b, mode, VEXFS_F16CVT_NR);
 		simd_mbps[mode] = (u32)min_t(u64, div64_u64(bytes * 1000, ns),
 					     U32_MAX);
 		if (simd_mbps[mode] > simd_mbps[best])
@@ -236,8 +340,9 @@ void vexfs_simd_calibrate(void)
 				 len ? ", " : "", simd_names[mode],
 				 simd_mbps[mode]);
 	}
-	kfree(b);
 	WRITE_ONCE(simd_measured, best);
+	vexfs_f16cvt_calibrate(b, vexfs_simd_mode());
+	kfree(b);
 	len = (int)div_u64(ktime_get_ns() - start, NSEC_PER_USEC);
 	if (simd >= 0)
 		pr_info("l2 %s: measured %s, using %s (simd=%d; timed in %d us)\n",

@@ -47,13 +47,25 @@ struct coll {
 	u32 dim;
 	u32 dim4;
 	u32 metric;
+	u32 dtype;		/* enum vexfs_dtype */
+	u32 esize;		/* bytes per element: 4 or 2 */
 	u32 rs;			/* record size */
 	u64 count;
 };
 
-static u32 coll_rec_size(u32 dim)
+static u32 coll_rec_size(u32 dim, u32 dtype)
 {
+	if (dtype == VEXFS_DTYPE_F16)
+		return REC_HDR + 2 * round_up(dim, 8);
 	return REC_HDR + 4 * round_up(dim, 4);
+}
+
+/* true if element @j of a vector of the collection's dtype is NaN or Inf */
+static bool elem_nonfinite(const struct coll *c, const void *v, u32 j)
+{
+	if (c->esize == 2)
+		return (((const u16 *)v)[j] & 0x7c00U) == 0x7c00U;
+	return vexfs_bits_nonfinite(((const u32 *)v)[j]);
 }
 
 static loff_t rec_pos(const struct coll *c, u64 slot)
@@ -160,10 +172,13 @@ static int coll_load(struct inode *inode, struct coll *c)
 		goto corrupt;
 	c->dim = le32_to_cpu(h.c_dim);
 	c->metric = le32_to_cpu(h.c_metric);
+	c->dtype = le32_to_cpu(h.c_dtype);
+	c->esize = c->dtype == VEXFS_DTYPE_F16 ? 2 : 4;
 	c->rs = le32_to_cpu(h.c_record_size);
 	c->count = le64_to_cpu(h.c_count);
 	if (c->dim < 1 || c->dim > VEXFS_MAX_DIM || c->metric > VEXFS_METRIC_IP ||
-	    c->rs != coll_rec_size(c->dim) || h.c_flags)
+	    c->dtype > VEXFS_DTYPE_F16 ||
+	    c->rs != coll_rec_size(c->dim, c->dtype) || h.c_flags)
 		goto corrupt;
 	c->dim4 = round_up(c->dim, 4);
 	/* records past c_count (a batch cut short by a crash) are ignored */
@@ -199,6 +214,7 @@ static int coll_store_header(struct file *filp, const struct coll *c)
 		.c_metric = cpu_to_le32(c->metric),
 		.c_count = cpu_to_le64(c->count),
 		.c_record_size = cpu_to_le32(c->rs),
+		.c_dtype = cpu_to_le32(c->dtype),
 	};
 
 	h.c_checksum = cpu_to_le32(hdr_csum(&h));
@@ -323,20 +339,19 @@ static int coll_match_ids(struct inode *inode, const struct coll *c, u64 end,
 static int records_build(const struct coll *c, const u64 *kids,
 			 const u8 __user *uvecs, u32 first, u32 n, u8 *buf)
 {
-	size_t vbytes = (size_t)c->dim * 4;
+	size_t vbytes = (size_t)c->dim * c->esize;
 	u32 i, j;
 
 	memset(buf, 0, (size_t)n * c->rs);
 	for (i = 0; i < n; i++) {
 		struct vexfs_vector_record *r = (void *)(buf + (size_t)i * c->rs);
-		const u32 *bits = (const u32 *)(r + 1);
 
 		r->r_id = cpu_to_le64(kids[first + i]);
 		if (copy_from_user(r + 1, uvecs + (size_t)(first + i) * vbytes,
 				   vbytes))
 			return -EFAULT;
 		for (j = 0; j < c->dim; j++)
-			if (vexfs_bits_nonfinite(bits[j]))
+			if (elem_nonfinite(c, r + 1, j))
 				return -EINVAL;
 	}
 	return 0;
@@ -344,14 +359,21 @@ static int records_build(const struct coll *c, const u64 *kids,
 
 /* ---- operations ---- */
 
-int vexfs_coll_create(struct file *filp, u32 dim, u32 metric)
+int vexfs_coll_create(struct file *filp, u32 dim, u32 metric, u32 dtype)
 {
 	struct inode *inode = file_inode(filp);
 	struct coll c = {
-		.dim = dim, .metric = metric, .rs = coll_rec_size(dim),
+		.dim = dim, .metric = metric, .dtype = dtype,
+		.rs = coll_rec_size(dim, dtype),
 	};
 	u8 *zero;
 	int err;
+
+	/* float16 records need the feature bit: older modules mount ro only */
+	if (dtype == VEXFS_DTYPE_F16 &&
+	    !(le32_to_cpu(VEXFS_SB(inode->i_sb)->s_vs->s_feature_ro_compat) &
+	      VEXFS_FEATURE_RO_COMPAT_FLOAT16))
+		return -EOPNOTSUPP;
 
 	zero = kzalloc(VEXFS_DATA_OFFSET, GFP_KERNEL);
 	if (!zero)
@@ -424,6 +446,8 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 
 	inode_lock(inode);
 	err = coll_load(inode, &c);
+	if (!err && !IS_ALIGNED(arg->vectors_ptr, c.esize))
+		err = -EINVAL;	/* float32: 4 bytes (ioctl.c checked 2) */
 	if (err)
 		goto out_unlock;
 	err = -ENOMEM;
@@ -604,9 +628,12 @@ int vexfs_coll_get(struct file *filp, struct vexfs_ioc_get *arg)
 	ents = coll_lock_ids(inode, arg->ids_ptr, n, false, &c);
 	if (IS_ERR(ents))
 		return PTR_ERR(ents);
+	err = -EINVAL;	/* float32: 4-byte aligned (ioctl.c checked 2) */
+	if (!IS_ALIGNED(arg->vectors_ptr, c.esize))
+		goto out;
 	err = -ENOMEM;
 	slots = kvmalloc_array(n, sizeof(*slots), GFP_KERNEL);
-	vbytes = (size_t)c.dim * 4;
+	vbytes = (size_t)c.dim * c.esize;
 	per = max_t(u32, 1, IO_CHUNK / c.rs);
 	buf = kvmalloc((size_t)min(per, n) * vbytes, GFP_KERNEL);
 	if (!slots || !buf)
@@ -871,7 +898,9 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 	u32 *keys = NULL, *hn = NULL, *obits = NULL, *thresh = NULL;
 	u64 *oids = NULL;
 	struct scan_buf sb = { 0 };
+	const void **cvt_vecs = NULL;
 	u8 *qbuf = NULL;
+	void *cvt = NULL;
 	struct coll c;
 	int err;
 
@@ -899,6 +928,14 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 	oids = kvmalloc_array(k, sizeof(u64), GFP_KERNEL);
 	if (!qbuf || !keys || !heaps || !hn || !thresh || !obits || !oids)
 		goto out;
+	if (c.dtype == VEXFS_DTYPE_F16) {
+		/* conversion scratch: 32 KiB of floats, 16 KiB of pointers */
+		cvt = kvmalloc(VEXFS_F16_BLOCK * sizeof(u32), GFP_KERNEL);
+		cvt_vecs = kvmalloc_array(VEXFS_F16_BLOCK / 4,
+					  sizeof(*cvt_vecs), GFP_KERNEL);
+		if (!cvt || !cvt_vecs)
+			goto out;
+	}
 	err = scan_buf_alloc(&sb, &c, rper);
 	if (err)
 		goto out;
@@ -911,6 +948,8 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 		struct vexfs_scan scan = {
 			.ops = &scan_ops, .ctx = &sb, .queries = qbuf,
 			.nq = m, .k = k, .dim4 = c.dim4, .metric = c.metric,
+			.dtype = c.dtype, .f16cvt = vexfs_f16cvt_mode(),
+			.cvt = cvt, .cvt_vecs = cvt_vecs,
 			.screen = c.metric == VEXFS_METRIC_L2 &&
 				  vexfs_simd_mode() != VEXFS_SIMD_SCALAR,
 			.rper = rper, .vecs = sb.vecs, .ids = sb.ids,
@@ -943,7 +982,7 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 			/* the collection may have changed since the peek */
 			err = coll_load(inode, &now);
 			if (!err && (now.dim != c.dim || now.metric != c.metric ||
-				     now.rs != c.rs))
+				     now.rs != c.rs || now.dtype != c.dtype))
 				err = -ESTALE;
 			if (!err) {
 				sb.c = &now;
@@ -967,6 +1006,8 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 		}
 	}
 out:
+	kvfree(cvt_vecs);
+	kvfree(cvt);
 	kvfree(oids);
 	kvfree(obits);
 	kfree(thresh);
@@ -994,6 +1035,8 @@ int vexfs_coll_stats(struct file *filp, struct vexfs_ioc_stats *arg)
 		arg->metric = c.metric;
 		arg->record_size = c.rs;
 		arg->simd = vexfs_simd_mode();
+		arg->dtype = c.dtype;
+		arg->f16cvt = vexfs_f16cvt_mode();
 	}
 	inode_unlock_shared(inode);
 	return err;

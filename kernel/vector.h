@@ -33,11 +33,15 @@ int vexfs_dist_run(const struct vexfs_dist_job *job);
 u32 vexfs_simd_mode(void);
 const char *vexfs_simd_name(u32 mode);
 u32 vexfs_simd_speed(u32 mode);	/* MB/s measured at load, 0: not runnable */
+#define VEXFS_F16CVT_NR	3	/* VEXFS_F16CVT_SCALAR .. VEXFS_F16CVT_F16C */
+u32 vexfs_f16cvt_mode(void);
+const char *vexfs_f16cvt_name(u32 mode);
+u32 vexfs_f16cvt_speed(u32 mode);	/* MB/s of float16 searched, 0: n/a */
 
 /* Collection operations (vector.c), called by ioctl.c with arguments that
  * passed the checks on ranges, flags and alignment.
  */
-int vexfs_coll_create(struct file *filp, u32 dim, u32 metric);
+int vexfs_coll_create(struct file *filp, u32 dim, u32 metric, u32 dtype);
 int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg);
 int vexfs_coll_get(struct file *filp, struct vexfs_ioc_get *arg);
 int vexfs_coll_delete(struct file *filp, struct vexfs_ioc_delete *arg);

@@ -70,7 +70,15 @@
 #define VEXFS_FEATURE_INCOMPAT_SUPP	(VEXFS_FEATURE_INCOMPAT_EXTENTS | \
 					 VEXFS_FEATURE_INCOMPAT_RECOVER)
 #define VEXFS_FEATURE_RO_COMPAT_COLLECTIONS 0x1U /* vector collections */
-#define VEXFS_FEATURE_RO_COMPAT_SUPP	VEXFS_FEATURE_RO_COMPAT_COLLECTIONS
+/*
+ * FLOAT16: collections may store float16 vectors (c_dtype VEXFS_DTYPE_F16).
+ * mkfs.vexfs sets it; a module without float16 support mounts such a
+ * filesystem read-only only. CREATE of a float16 collection needs the bit
+ * (EOPNOTSUPP without it), so older images keep their format.
+ */
+#define VEXFS_FEATURE_RO_COMPAT_FLOAT16	0x2U
+#define VEXFS_FEATURE_RO_COMPAT_SUPP	(VEXFS_FEATURE_RO_COMPAT_COLLECTIONS | \
+					 VEXFS_FEATURE_RO_COMPAT_FLOAT16)
 
 /* s_state */
 #define VEXFS_STATE_CLEAN	0x0001U	/* cleanly unmounted */
@@ -237,16 +245,24 @@ enum {
  *   bytes [4096, ...)       c_count records of c_record_size bytes, dense
  *                           (deleting a record moves the last one into its
  *                           place), each: struct vexfs_vector_record then
- *                           c_dim float32 values (IEEE 754, little endian),
+ *                           c_dim values of the collection's c_dtype
+ *                           (IEEE 754 binary32 or binary16, little endian),
  *                           zero padding up to c_record_size.
  *
- * c_record_size = 16 + 4 * round_up(c_dim, 4), so every vector is 16-byte
+ * c_record_size = 16 + 4 * round_up(c_dim, 4) for float32 and
+ * 16 + 2 * round_up(c_dim, 8) for float16, so every vector is 16-byte
  * aligned within the file. i_size = 4096 + c_count * c_record_size.
+ * c_dtype 0 (float32) is what collections made before float16 hold.
  */
 #define VEXFS_COLLECTION_MAGIC	0x4c434556U	/* "VECL" */
 #define VEXFS_COLLECTION_VERSION 1U
 #define VEXFS_DATA_OFFSET	4096U
 #define VEXFS_MAX_DIM		4096U
+
+enum vexfs_dtype {
+	VEXFS_DTYPE_F32 = 0,		/* float32 (IEEE 754 binary32) */
+	VEXFS_DTYPE_F16 = 1,		/* float16 (IEEE 754 binary16) */
+};
 
 enum vexfs_metric {
 	VEXFS_METRIC_L2 = 0,		/* squared euclidean distance */
@@ -263,7 +279,7 @@ struct vexfs_collection_header {
 	__le32	c_record_size;		/* bytes per record */
 	__le32	c_flags;		/* reserved, 0 */
 	__le64	c_reserved[4];
-	__le32	c_reserved2;
+	__le32	c_dtype;		/* enum vexfs_dtype (was reserved, 0) */
 	__le32	c_checksum;		/* CRC-32C of this 72-byte struct */
 };
 
@@ -289,8 +305,11 @@ struct vexfs_vector_record {
  *
  * Pointers must be naturally aligned (ids: 8 bytes, floats: 4 bytes, found
  * flags: 1 byte), else EINVAL; unreadable or unwritable memory gives EFAULT.
- * Vectors are float32, row-major, packed: dim floats per vector. Non-finite
- * values (NaN, +-Inf) in vectors or queries are rejected with EINVAL.
+ * Vectors are row-major, packed: dim elements per vector, of the
+ * collection's dtype for INSERT and GET (float32, or float16 = 2 bytes,
+ * pointers then 2-byte aligned), always float32 for SEARCH queries and
+ * distances. Non-finite values (NaN, +-Inf) in vectors or queries are
+ * rejected with EINVAL.
  */
 #define VEXFS_MAX_K		1024U		/* search: 1 <= k <= this */
 #define VEXFS_MAX_NQ		65536U		/* search: queries per call */
@@ -302,7 +321,7 @@ struct vexfs_ioc_create {
 	__u32	dim;			/* in: 1..VEXFS_MAX_DIM */
 	__u32	metric;			/* in: enum vexfs_metric */
 	__u32	flags;			/* in: 0 */
-	__u32	reserved;		/* in: 0 */
+	__u32	dtype;			/* in: enum vexfs_dtype (was reserved) */
 };					/* 16 bytes */
 
 /* VEXFS_IOC_INSERT flags */
@@ -349,6 +368,11 @@ struct vexfs_ioc_search {
 #define VEXFS_SIMD_SSE2		1U
 #define VEXFS_SIMD_AVX2		2U
 
+/* vexfs_ioc_stats.f16cvt: float16 -> float32 conversion searches use now */
+#define VEXFS_F16CVT_SCALAR	0U
+#define VEXFS_F16CVT_SSE2	1U
+#define VEXFS_F16CVT_F16C	2U
+
 struct vexfs_ioc_stats {
 	__u64	count;			/* out: live records */
 	__u64	bytes;			/* out: i_size */
@@ -357,7 +381,9 @@ struct vexfs_ioc_stats {
 	__u32	metric;			/* out */
 	__u32	record_size;		/* out */
 	__u32	simd;			/* out: VEXFS_SIMD_* */
-	__u64	reserved[2];		/* out: 0 */
+	__u32	dtype;			/* out: enum vexfs_dtype */
+	__u32	f16cvt;			/* out: VEXFS_F16CVT_* in use now */
+	__u64	reserved;		/* out: 0 */
 };					/* 56 bytes */
 
 #define VEXFS_IOC_CREATE _IOW(VEXFS_IOC_MAGIC, 1, struct vexfs_ioc_create)

@@ -16,7 +16,14 @@
  * queries: nq rows of dim4 floats (dim4 = round_up(dim, 4)), zero padded.
  * vecs:    nr pointers to stored vectors (in the page cache, or copies of
  *          records that cross a page), each dim4 floats, zero padded.
- * keys:    out, nq rows of nr keys (row q at keys + q * nr).
+ *          For dtype VEXFS_DTYPE_F16 they are dim4 float16 values instead,
+ *          converted to float32 inside the job (in the FPU section) by the
+ *          converter f16cvt, VEXFS_F16_BLOCK floats at a time, into cvt
+ *          (VEXFS_F16_BLOCK floats) pointed to by cvt_vecs
+ *          (VEXFS_F16_BLOCK / 4 pointers): scratch the caller allocates.
+ *          The distances are then those of the float32 path on the exact
+ *          float32 values of the stored float16 numbers.
+ * keys:    out, nq rows of keys, row q at keys + q * ldk (ldk = nr if 0).
  * thresh:  L2 only, optional: per query, the key of the worst of the k
  *          results kept so far (VEXFS_KEY_NAN while fewer than k). A stored
  *          vector whose distance provably exceeds it gets key VEXFS_KEY_NAN
@@ -32,6 +39,7 @@
  * so results are identical with and without screening.
  */
 #define VEXFS_DIST_MAX_NQ	64	/* queries per job */
+#define VEXFS_F16_BLOCK		8192	/* floats converted per step (32 KiB) */
 
 struct vexfs_dist_job {
 	const void *queries;
@@ -42,7 +50,18 @@ struct vexfs_dist_job {
 	u32 nr;
 	u32 dim4;
 	u32 metric;		/* enum vexfs_metric */
+	u32 ldk;		/* key row stride; 0: nr */
+	u32 dtype;		/* enum vexfs_dtype of the stored vectors */
+	u32 f16cvt;		/* VEXFS_F16CVT_*, for dtype VEXFS_DTYPE_F16 */
+	void *cvt;		/* float16: VEXFS_F16_BLOCK floats of scratch */
+	const void **cvt_vecs;	/* float16: VEXFS_F16_BLOCK / 4 pointers */
 };
+
+/* key row stride of a job */
+static inline u32 vexfs_job_ldk(const struct vexfs_dist_job *job)
+{
+	return job->ldk ? job->ldk : job->nr;
+}
 
 /*
  * The distance kernels. Each must be called between kernel_fpu_begin() and
@@ -55,6 +74,18 @@ struct vexfs_dist_job {
 void vexfs_dist_scalar(const struct vexfs_dist_job *job);
 void vexfs_dist_sse2(const struct vexfs_dist_job *job);
 void vexfs_dist_avx2(const struct vexfs_dist_job *job);
+
+/*
+ * float16 -> float32, n values (a multiple of 4 for sse2 and f16c), exact
+ * (every binary16 value, subnormals, infinities and NaN payloads included,
+ * is a binary32 value). FPU code like the kernels above: call only inside
+ * kernel_fpu_begin()/end(). f16c needs the F16C CPU feature (and lives in
+ * the AVX2 object). vexfs_f16_cvt() dispatches on VEXFS_F16CVT_*.
+ */
+void vexfs_f16_cvt_scalar(const void *src, void *dst, u32 n);
+void vexfs_f16_cvt_sse2(const void *src, void *dst, u32 n);
+void vexfs_f16_cvt_f16c(const void *src, void *dst, u32 n);
+void vexfs_f16_cvt(u32 f16cvt, const void *src, void *dst, u32 n);
 
 /*
  * Keys: a float f with bit pattern b maps to

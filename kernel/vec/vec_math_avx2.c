@@ -236,5 +236,35 @@ static void tile2(const float *const a[QBLOCK], const float *x0,
 	*d1 = hsum4x4(t10, t11, t12, t13);
 }
 
+/*
+ * float16 -> float32 with F16C's vcvtph2ps (8 per instruction, 4 for the
+ * tail: n is a multiple of 4). Only called when the CPU has F16C (checked
+ * by the caller: vec_select.c, vec_host.c). Inline asm, so no -mf16c.
+ */
+void vexfs_f16_cvt_f16c(const void *src, void *dst, u32 n)
+{
+	const u8 *h = src;
+	u8 *o = dst;
+	u32 i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		v8sf v;
+
+		asm("vcvtph2ps %1, %0" : "=x" (v)
+		    : "m" (*(const u64 (*)[2])(h + 2 * i)));
+		__builtin_memcpy(o + 4 * i, &v, 32);
+	}
+	if (i + 4 <= n) {
+		v4sf v;
+
+		asm("vcvtph2ps %1, %0" : "=x" (v)
+		    : "m" (*(const u64 *)(h + 2 * i)));
+		__builtin_memcpy(o + 4 * i, &v, 16);
+		i += 4;
+	}
+	if (i < n)
+		vexfs_f16_cvt_scalar(h + 2 * i, o + 4 * i, n - i);
+}
+
 #define VEXFS_DIST_FN vexfs_dist_avx2
 #include "vec_math_driver.h"

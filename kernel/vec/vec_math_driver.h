@@ -59,7 +59,7 @@ static void screen4(const float *const a[QBLOCK], const float *x, u32 n,
 static void dist_l2_screened(const struct vexfs_dist_job *job)
 {
 	const float *queries = job->queries;
-	u32 n = job->dim4, nq = job->nq, nr = job->nr;
+	u32 n = job->dim4, nq = job->nq, nr = job->nr, ldk = vexfs_job_ldk(job);
 	float qn[VEXFS_DIST_MAX_NQ];
 	v4sf thr[VEXFS_DIST_MAX_NQ / QBLOCK];
 	u32 q, r;
@@ -99,29 +99,30 @@ static void dist_l2_screened(const struct vexfs_dist_job *job)
 			__builtin_memcpy(&qn4, qn + q, sizeof(qn4));
 			tile2(a, x0, x1, n, &d0, &d1);
 			screen4(a, x0, n, d0, qn4, rn0, thr[q / QBLOCK],
-				keys + (size_t)q * nr, nr);
+				keys + (size_t)q * ldk, ldk);
 			if (two)
 				screen4(a, x1, n, d1, qn4, rn1, thr[q / QBLOCK],
-					keys + (size_t)q * nr + 1, nr);
+					keys + (size_t)q * ldk + 1, ldk);
 		}
 		for (; q < nq; q++) {
 			const float *a = queries + (size_t)q * n;
 
-			keys[(size_t)q * nr] =
+			keys[(size_t)q * ldk] =
 				screen_key(a, x0, n, dot1(a, x0, n), qn[q], rn0,
 					   job->thresh[q]);
 			if (two)
-				keys[(size_t)q * nr + 1] =
+				keys[(size_t)q * ldk + 1] =
 					screen_key(a, x1, n, dot1(a, x1, n), qn[q],
 						   rn1, job->thresh[q]);
 		}
 	}
 }
 
-void VEXFS_DIST_FN(const struct vexfs_dist_job *job)
+static void dist_f32(const struct vexfs_dist_job *job)
 {
 	const float *queries = job->queries;
 	u32 n = job->dim4, nq = job->nq, metric = job->metric;
+	u32 ldk = vexfs_job_ldk(job);
 	bool l2 = metric == VEXFS_METRIC_L2;
 	float qn[VEXFS_DIST_MAX_NQ] = { 0 };
 	u32 q, r;
@@ -158,17 +159,25 @@ void VEXFS_DIST_FN(const struct vexfs_dist_job *job)
 				a[j] = queries + (size_t)(q + j) * n;
 			block4(a, x, n, l2, s);
 			for (j = 0; j < QBLOCK; j++)
-				keys[(size_t)(q + j) * job->nr] =
+				keys[(size_t)(q + j) * ldk] =
 					f2key(finish(metric, s[j], qn[q + j], rn));
 		}
 		for (; q < nq; q++) {
 			const float *a = queries + (size_t)q * n;
 			float s = l2 ? l21(a, x, n) : dot1(a, x, n);
 
-			keys[(size_t)q * job->nr] =
+			keys[(size_t)q * ldk] =
 				f2key(finish(metric, s, qn[q], rn));
 		}
 	}
+}
+
+void VEXFS_DIST_FN(const struct vexfs_dist_job *job)
+{
+	if (job->dtype == VEXFS_DTYPE_F16)
+		f16_run(job, dist_f32);
+	else
+		dist_f32(job);
 }
 
 #endif /* _VEXFS_VEC_MATH_DRIVER_H */

@@ -36,4 +36,37 @@ static inline v4sf hsum4x4(v4sf t0, v4sf t1, v4sf t2, v4sf t3)
 }
 #endif
 
+/*
+ * A job over float16 vectors: convert them VEXFS_F16_BLOCK floats at a time
+ * (a block stays in L1) into job->cvt and run the float32 kernel fn on each
+ * block, writing its keys in place (same ldk, columns r0..). The screening
+ * thresholds are per query, so blocks share them.
+ */
+static inline void f16_run(const struct vexfs_dist_job *job,
+			   void (*fn)(const struct vexfs_dist_job *job))
+{
+	u32 per = VEXFS_F16_BLOCK / job->dim4, r0, r;
+	struct vexfs_dist_job sub = *job;
+
+	if (!per)
+		per = 1;	/* dim4 <= VEXFS_MAX_DIM < VEXFS_F16_BLOCK */
+	sub.dtype = VEXFS_DTYPE_F32;
+	sub.vecs = job->cvt_vecs;
+	sub.ldk = vexfs_job_ldk(job);
+	for (r0 = 0; r0 < job->nr; r0 += per) {
+		u32 m = min(per, job->nr - r0);
+
+		for (r = 0; r < m; r++) {
+			float *row = (float *)job->cvt + (size_t)r * job->dim4;
+
+			vexfs_f16_cvt(job->f16cvt, job->vecs[r0 + r], row,
+				      job->dim4);
+			job->cvt_vecs[r] = row;
+		}
+		sub.nr = m;
+		sub.keys = job->keys + r0;
+		fn(&sub);
+	}
+}
+
 #endif /* _VEXFS_VEC_MATH_HSUM_H */

@@ -83,10 +83,10 @@ static double l2_scalar(const float *a, const float *b, u32 n)
 	return s;
 }
 
-void vexfs_dist_scalar(const struct vexfs_dist_job *job)
+static void dist_scalar_f32(const struct vexfs_dist_job *job)
 {
 	const float *queries = job->queries;
-	u32 q, r, n = job->dim4;
+	u32 q, r, n = job->dim4, ldk = vexfs_job_ldk(job);
 
 	for (r = 0; r < job->nr; r++) {
 		const float *x = job->vecs[r];
@@ -110,9 +110,95 @@ void vexfs_dist_scalar(const struct vexfs_dist_job *job)
 						dot_scalar(a, a, n), rn);
 				break;
 			}
-			job->keys[(size_t)q * job->nr + r] = f2key(d);
+			job->keys[(size_t)q * ldk + r] = f2key(d);
 		}
 	}
+}
+
+void vexfs_dist_scalar(const struct vexfs_dist_job *job)
+{
+	if (job->dtype == VEXFS_DTYPE_F16)
+		f16_run(job, dist_scalar_f32);
+	else
+		dist_scalar_f32(job);
+}
+
+/* ---- float16 -> float32 ---- */
+
+/* one value, integer code: the reference conversion */
+static inline u32 f16_bits_to_f32(u32 h)
+{
+	u32 s = (h & 0x8000U) << 16, e = (h >> 10) & 0x1fU, m = h & 0x3ffU;
+
+	if (e == 0x1f)			/* Inf, NaN (payload kept) */
+		return s | 0x7f800000U | (m << 13);
+	if (e)				/* normal: rebias 15 -> 127 */
+		return s | ((e + 112) << 23) | (m << 13);
+	if (!m)				/* +-0 */
+		return s;
+	/* subnormal m * 2^-24: normalize (at most 10 shifts) */
+	e = 113;
+	while (!(m & 0x400U)) {
+		m <<= 1;
+		e--;
+	}
+	return s | (e << 23) | ((m & 0x3ffU) << 13);
+}
+
+void vexfs_f16_cvt_scalar(const void *src, void *dst, u32 n)
+{
+	const u8 *h = src;
+	u8 *o = dst;
+	u32 i;
+
+	for (i = 0; i < n; i++) {
+		u16 v;
+		u32 f;
+
+		__builtin_memcpy(&v, h + 2 * i, 2);
+		f = f16_bits_to_f32(v);
+		__builtin_memcpy(o + 4 * i, &f, 4);
+	}
+}
+
+/*
+ * Four at a time: exponent and mantissa shifted into place, then a float
+ * multiply by 2^112 rebiases the exponent (exact; it also turns float16
+ * subnormals, which land as float32 subnormals, into the right normal
+ * floats); Inf/NaN get the all-ones exponent back, then the sign.
+ * Needs MXCSR without DAZ/FTZ: kernel_fpu_begin() loads the default.
+ */
+void vexfs_f16_cvt_sse2(const void *src, void *dst, u32 n)
+{
+	const u8 *h = src;
+	u8 *o = dst;
+	u32 i;
+
+	for (i = 0; i + 4 <= n; i += 4) {
+		u16 v[4];
+		v4si_t x, m, r;
+		v4sf f;
+
+		__builtin_memcpy(v, h + 2 * i, 8);
+		x = (v4si_t){ v[0], v[1], v[2], v[3] };
+		m = (x & 0x7fff) << 13;
+		f = (v4sf)m * 0x1p112f;
+		r = (v4si_t)f | ((m >= (0x7c00 << 13)) & 0x7f800000);
+		r |= (x & 0x8000) << 16;
+		__builtin_memcpy(o + 4 * i, &r, 16);
+	}
+	if (i < n)
+		vexfs_f16_cvt_scalar(h + 2 * i, o + 4 * i, n - i);
+}
+
+void vexfs_f16_cvt(u32 f16cvt, const void *src, void *dst, u32 n)
+{
+	if (f16cvt == VEXFS_F16CVT_F16C)
+		vexfs_f16_cvt_f16c(src, dst, n);
+	else if (f16cvt == VEXFS_F16CVT_SSE2)
+		vexfs_f16_cvt_sse2(src, dst, n);
+	else
+		vexfs_f16_cvt_scalar(src, dst, n);
 }
 
 /* ---- SSE2 path ---- */

@@ -73,7 +73,9 @@ int vexfs_scan_run(struct vexfs_scan *s)
 	u32 qi, r;
 	int err = 0;
 
-	if (WARN_ON_ONCE(s->nq > VEXFS_DIST_MAX_NQ || !s->k || !s->rper))
+	if (WARN_ON_ONCE(s->nq > VEXFS_DIST_MAX_NQ || !s->k || !s->rper ||
+			 (s->dtype == VEXFS_DTYPE_F16 &&
+			  (!s->cvt || !s->cvt_vecs))))
 		return -EINVAL;	/* a caller bug, never user input */
 	memset(s->hn, 0, s->nq * sizeof(*s->hn));
 	while (slot < s->count) {
@@ -82,7 +84,9 @@ int vexfs_scan_run(struct vexfs_scan *s)
 			.queries = s->queries, .vecs = s->vecs, .keys = s->keys,
 			.thresh = s->screen ? s->thresh : NULL,
 			.nq = s->nq, .nr = nr, .dim4 = s->dim4,
-			.metric = s->metric,
+			.metric = s->metric, .dtype = s->dtype,
+			.f16cvt = s->f16cvt, .cvt = s->cvt,
+			.cvt_vecs = s->cvt_vecs,
 		};
 
 		/* worst kept result per query: anything provably worse is skipped */

@@ -34,7 +34,8 @@ struct vexfs_scan_ops {
  * One scan: nq <= VEXFS_DIST_MAX_NQ queries (rows of dim4 floats) against
  * records [0, count), rper records per window. The caller allocates the
  * buffers: vecs and ids (rper), keys (nq * rper), thresh and hn (nq),
- * heaps (nq * k).
+ * heaps (nq * k); for dtype VEXFS_DTYPE_F16 also cvt (VEXFS_F16_BLOCK
+ * floats) and cvt_vecs (VEXFS_F16_BLOCK / 4 pointers), see vec_dist.h.
  */
 struct vexfs_scan {
 	const struct vexfs_scan_ops *ops;
@@ -44,6 +45,10 @@ struct vexfs_scan {
 	u32 k;
 	u32 dim4;
 	u32 metric;
+	u32 dtype;		/* enum vexfs_dtype of the stored vectors */
+	u32 f16cvt;		/* VEXFS_F16CVT_* */
+	void *cvt;
+	const void **cvt_vecs;
 	bool screen;		/* L2: skip vectors provably outside the top k */
 	u64 count;
 	u32 rper;

@@ -8,7 +8,8 @@
  *   vec_cli CASES OUT
  *
  * CASES: repeated { u32 n_lo, n_hi, dim, nq, k, metric; s32 simd;
- *                   f32 x[n * dim]; f32 q[nq * dim] }
+ *                   u32 dtype; s32 f16cvt;
+ *                   x[n * dim] (f32, or f16 for dtype 1); f32 q[nq * dim] }
  * OUT:   per case  { s32 rc; f32 dist[nq * k]; s64 ids[nq * k] }
  * Every buffer is malloc'd at its exact size, so an overread shows.
  */
@@ -46,18 +47,23 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (;;) {
-		uint32_t h[6];
-		int32_t simd, rc;
+		uint32_t h[6], dtype;
+		int32_t simd, cvt, rc;
 		uint64_t n;
-		float *x, *q, *dist;
+		size_t esize;
+		float *q, *dist;
+		void *x;
 		int64_t *ids;
 		int eof = 0;
 
 		if (fread(h, sizeof(h), 1, in) != 1 ||
-		    fread(&simd, sizeof(simd), 1, in) != 1)
+		    fread(&simd, sizeof(simd), 1, in) != 1 ||
+		    fread(&dtype, sizeof(dtype), 1, in) != 1 ||
+		    fread(&cvt, sizeof(cvt), 1, in) != 1)
 			break;
 		n = h[0] | ((uint64_t)h[1] << 32);
-		x = read_exact(in, n * h[2] * sizeof(float), &eof);
+		esize = dtype == 1 ? 2 : sizeof(float);
+		x = read_exact(in, n * h[2] * esize, &eof);
 		q = read_exact(in, (size_t)h[3] * h[2] * sizeof(float), &eof);
 		if (eof) {
 			fprintf(stderr, "vec_cli: truncated case %d\n", cases);
@@ -67,8 +73,12 @@ int main(int argc, char **argv)
 		ids = malloc((size_t)h[3] * h[4] * sizeof(int64_t) + 1);
 		if (!dist || !ids)
 			return 1;
-		rc = vexfs_host_search(x, n, h[2], q, h[3], h[4], h[5], simd,
-				       dist, ids);
+		if (dtype == 1)
+			rc = vexfs_host_search_f16(x, n, h[2], q, h[3], h[4],
+						   h[5], simd, cvt, dist, ids);
+		else
+			rc = vexfs_host_search(x, n, h[2], q, h[3], h[4], h[5],
+					       simd, dist, ids);
 		fwrite(&rc, sizeof(rc), 1, out);
 		fwrite(dist, sizeof(float), (size_t)h[3] * h[4], out);
 		fwrite(ids, sizeof(int64_t), (size_t)h[3] * h[4], out);

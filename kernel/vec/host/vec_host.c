@@ -15,8 +15,9 @@
 #define IO_CHUNK	(256U * 1024U)	/* bytes of vectors per window */
 
 struct host_src {
-	const float *x;		/* n rows of dim4 floats */
+	const uint8_t *x;	/* n rows of dim4 elements */
 	uint32_t dim4;
+	uint32_t esize;		/* bytes per element: 4 float32, 2 float16 */
 	int simd;
 };
 
@@ -26,7 +27,7 @@ static int host_map(void *ctx, u64 slot, u32 nr, const void **vecs, u64 *ids)
 	u32 r;
 
 	for (r = 0; r < nr; r++) {
-		vecs[r] = h->x + (size_t)(slot + r) * h->dim4;
+		vecs[r] = h->x + (size_t)(slot + r) * h->dim4 * h->esize;
 		ids[r] = slot + r;
 	}
 	return 0;
@@ -75,47 +76,86 @@ int vexfs_host_simd_default(void)
 						      VEXFS_SIMD_SSE2;
 }
 
-/* rows of dim floats -> rows of dim4 floats, zero padded (NULL: no memory) */
-static float *pad_rows(const float *src, uint64_t n, uint32_t dim, uint32_t dim4)
+int vexfs_host_f16cvt_ok(int cvt)
 {
-	float *dst;
+	if (cvt == VEXFS_F16CVT_SCALAR || cvt == VEXFS_F16CVT_SSE2)
+		return 1;
+	if (cvt == VEXFS_F16CVT_F16C)
+		return __builtin_cpu_supports("avx") &&
+		       __builtin_cpu_supports("f16c");
+	return 0;
+}
+
+int vexfs_host_f16cvt_default(void)
+{
+	return vexfs_host_f16cvt_ok(VEXFS_F16CVT_F16C) ? VEXFS_F16CVT_F16C :
+							  VEXFS_F16CVT_SSE2;
+}
+
+int vexfs_host_f16_to_f32(int cvt, const uint16_t *src, float *dst,
+			  uint32_t n)
+{
+	if (cvt < 0 || !vexfs_host_f16cvt_ok(cvt) ||
+	    (cvt != VEXFS_F16CVT_SCALAR && n % 4))
+		return -EINVAL;
+	vexfs_f16_cvt(cvt, src, dst, n);
+	return 0;
+}
+
+/* rows of dim elements -> rows of dim4, zero padded (NULL: no memory) */
+static void *pad_rows(const void *src, uint64_t n, uint32_t dim, uint32_t dim4,
+		      uint32_t esize)
+{
+	uint8_t *dst;
 	uint64_t i;
 
 	if (dim == dim4)
-		return (float *)src;
-	dst = calloc(n ? n : 1, (size_t)dim4 * sizeof(float));
+		return (void *)src;
+	dst = calloc(n ? n : 1, (size_t)dim4 * esize);
 	if (!dst)
 		return NULL;
 	for (i = 0; i < n; i++)
-		memcpy(dst + i * dim4, src + i * dim, (size_t)dim * sizeof(float));
+		memcpy(dst + i * dim4 * esize, (const uint8_t *)src + i * dim * esize,
+		       (size_t)dim * esize);
 	return dst;
 }
 
-int vexfs_host_search(const float *x, uint64_t n, uint32_t dim,
-		      const float *q, uint32_t nq, uint32_t k, uint32_t metric,
-		      int simd, float *dist, int64_t *ids)
+static int host_search(const void *x, uint32_t dtype, uint64_t n, uint32_t dim,
+		       const float *q, uint32_t nq, uint32_t k, uint32_t metric,
+		       int simd, int cvt, float *dist, int64_t *ids)
 {
 	uint32_t dim4 = (dim + 3) & ~3U, qper, rper, done, j;
-	struct host_src src = { .dim4 = dim4 };
+	uint32_t esize = dtype == VEXFS_DTYPE_F16 ? 2 : 4;
+	struct host_src src = { .dim4 = dim4, .esize = esize };
 	struct vexfs_scan s = { 0 };
-	float *xp = NULL, *qbuf = NULL;
+	float *qbuf = NULL;
+	void *xp = NULL;
 	u32 *obits = NULL;
 	int err = -ENOMEM;
 
 	if (!dim || dim > VEXFS_MAX_DIM || !k || k > VEXFS_MAX_K ||
-	    metric > VEXFS_METRIC_IP || (simd >= 0 && !vexfs_host_simd_ok(simd)))
+	    metric > VEXFS_METRIC_IP || (simd >= 0 && !vexfs_host_simd_ok(simd)) ||
+	    (cvt >= 0 && !vexfs_host_f16cvt_ok(cvt)))
 		return -EINVAL;
 	src.simd = simd < 0 ? vexfs_host_simd_default() : simd;
+	s.dtype = dtype;
+	s.f16cvt = cvt < 0 ? vexfs_host_f16cvt_default() : cvt;
 	qper = 16384 / k;
 	qper = qper < 1 ? 1 : (qper > VEXFS_DIST_MAX_NQ ? VEXFS_DIST_MAX_NQ : qper);
 	qper = qper > nq ? (nq ? nq : 1) : qper;
 	rper = FPU_WORK / (qper * dim4);
-	if (rper > IO_CHUNK / (dim4 * 4))
-		rper = IO_CHUNK / (dim4 * 4);
+	if (rper > IO_CHUNK / (dim4 * esize))
+		rper = IO_CHUNK / (dim4 * esize);
 	if (rper < 1)
 		rper = 1;
 
-	xp = pad_rows(x, n, dim, dim4);
+	xp = pad_rows(x, n, dim, dim4, esize);
+	if (dtype == VEXFS_DTYPE_F16) {
+		s.cvt = malloc(VEXFS_F16_BLOCK * sizeof(float));
+		s.cvt_vecs = malloc(VEXFS_F16_BLOCK / 4 * sizeof(*s.cvt_vecs));
+		if (!s.cvt || !s.cvt_vecs)
+			goto out;
+	}
 	qbuf = calloc((size_t)qper * dim4, sizeof(float));
 	s.vecs = malloc(rper * sizeof(*s.vecs));
 	s.ids = malloc(rper * sizeof(*s.ids));
@@ -156,6 +196,8 @@ int vexfs_host_search(const float *x, uint64_t n, uint32_t dim,
 		}
 	}
 out:
+	free(s.cvt_vecs);
+	free(s.cvt);
 	free(obits);
 	free(s.heaps);
 	free(s.hn);
@@ -167,4 +209,21 @@ out:
 	if (xp != x)
 		free(xp);
 	return err;
+}
+
+int vexfs_host_search(const float *x, uint64_t n, uint32_t dim,
+		      const float *q, uint32_t nq, uint32_t k, uint32_t metric,
+		      int simd, float *dist, int64_t *ids)
+{
+	return host_search(x, VEXFS_DTYPE_F32, n, dim, q, nq, k, metric, simd,
+			   -1, dist, ids);
+}
+
+int vexfs_host_search_f16(const uint16_t *x, uint64_t n, uint32_t dim,
+			  const float *q, uint32_t nq, uint32_t k,
+			  uint32_t metric, int simd, int cvt, float *dist,
+			  int64_t *ids)
+{
+	return host_search(x, VEXFS_DTYPE_F16, n, dim, q, nq, k, metric, simd,
+			   cvt, dist, ids);
 }

@@ -26,4 +26,24 @@ int vexfs_host_search(const float *x, uint64_t n, uint32_t dim,
 		      const float *q, uint32_t nq, uint32_t k, uint32_t metric,
 		      int simd, float *dist, int64_t *ids);
 
+/* 1 if this CPU can run float16 converter @cvt (VEXFS_F16CVT_*), else 0 */
+int vexfs_host_f16cvt_ok(int cvt);
+
+/* the converter used for cvt = -1: f16c if the CPU has it, else sse2 */
+int vexfs_host_f16cvt_default(void);
+
+/* n float16 values -> float32 with converter cvt; 0 or -EINVAL */
+int vexfs_host_f16_to_f32(int cvt, const uint16_t *src, float *dst,
+			  uint32_t n);
+
+/*
+ * The same search over n float16 vectors (rows of dim uint16 bit
+ * patterns), as a float16 collection is searched in the kernel: queries
+ * float32, converter cvt (-1: default).
+ */
+int vexfs_host_search_f16(const uint16_t *x, uint64_t n, uint32_t dim,
+			  const float *q, uint32_t nq, uint32_t k,
+			  uint32_t metric, int simd, int cvt, float *dist,
+			  int64_t *ids);
+
 #endif /* _VEXFS_VEC_HOST_H */
