@@ -113,6 +113,8 @@ def info(image_path: str) -> None:
             feats.append("extents")
         if sb.s_feature_ro_compat & L.VEXFS_FEATURE_RO_COMPAT_COLLECTIONS:
             feats.append("collections")
+        if sb.s_feature_ro_compat & L.VEXFS_FEATURE_RO_COMPAT_FLOAT16:
+            feats.append("float16")
         rows = [
             ("Filesystem magic", f"0x{sb.s_magic:08x} (VexFS)"),
             ("Format version", sb.s_version),
@@ -258,8 +260,8 @@ def stat_cmd(image_path: str, path: str) -> None:
                        f"disk blocks {e.start}-{e.end - 1} ({e.length})")
         if inode.i_flags & L.VEXFS_INODE_FL_COLLECTION:
             c = im.collection(ino)
-            click.echo(f"Collection: dim {c.dim}, metric {c.metric_name}, {c.count} records "
-                       f"of {c.record_size} bytes")
+            click.echo(f"Collection: dim {c.dim}, metric {c.metric_name}, {c.dtype_name}, "
+                       f"{c.count} records of {c.record_size} bytes")
             if c.count:
                 ids = ", ".join(str(int(x)) for x in c.ids[:10])
                 click.echo(f"  ids: {ids}{', ...' if c.count > 10 else ''}")

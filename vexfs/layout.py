@@ -69,7 +69,9 @@ VEXFS_FEATURE_INCOMPAT_EXTENTS = 0x1
 VEXFS_FEATURE_INCOMPAT_RECOVER = 0x2
 VEXFS_FEATURE_INCOMPAT_SUPP = VEXFS_FEATURE_INCOMPAT_EXTENTS | VEXFS_FEATURE_INCOMPAT_RECOVER
 VEXFS_FEATURE_RO_COMPAT_COLLECTIONS = 0x1
-VEXFS_FEATURE_RO_COMPAT_SUPP = VEXFS_FEATURE_RO_COMPAT_COLLECTIONS
+VEXFS_FEATURE_RO_COMPAT_FLOAT16 = 0x2   # float16 collections may exist
+VEXFS_FEATURE_RO_COMPAT_SUPP = (VEXFS_FEATURE_RO_COMPAT_COLLECTIONS
+                                | VEXFS_FEATURE_RO_COMPAT_FLOAT16)
 
 VEXFS_STATE_CLEAN = 0x0001
 VEXFS_STATE_ERROR = 0x0002
@@ -123,8 +125,18 @@ def dir_rec_len(name_len: int) -> int:
     return (VEXFS_DIR_ENTRY_HEADER + name_len + 3) & ~3
 
 
-def collection_record_size(dim: int) -> int:
-    """c_record_size for a dimension: 16-byte record header + dim rounded to 4 floats."""
+VEXFS_DTYPE_F32 = 0
+VEXFS_DTYPE_F16 = 1
+DTYPE_NAMES = {VEXFS_DTYPE_F32: "float32", VEXFS_DTYPE_F16: "float16"}
+#: numpy type of a stored element, per c_dtype
+DTYPE_ELEM = {VEXFS_DTYPE_F32: "<f4", VEXFS_DTYPE_F16: "<f2"}
+
+
+def collection_record_size(dim: int, dtype: int = VEXFS_DTYPE_F32) -> int:
+    """c_record_size: 16-byte record header + dim rounded to 4 float32 or to
+    8 float16 values (16 bytes either way)."""
+    if dtype == VEXFS_DTYPE_F16:
+        return 16 + 2 * ((dim + 7) // 8 * 8)
     return 16 + 4 * ((dim + 3) // 4 * 4)
 
 
@@ -306,7 +318,7 @@ class CollectionHeader(_Struct):
         ("c_record_size", le32),
         ("c_flags", le32),
         ("c_reserved", le64 * 4),
-        ("c_reserved2", le32),
+        ("c_dtype", le32),
         ("c_checksum", le32),
     ]
 

@@ -935,7 +935,7 @@ def test_collection_count_beyond_mapped_blocks(img):
 
 
 def test_collection_header_checksum(img):
-    _edit_collection_header(img, reseal=False, c_reserved2=5)
+    _edit_collection_header(img, reseal=False, c_reserved=(5, 0, 0, 0))
     assert_detected(img, "collection.checksum", ["collection header checksum mismatch"])
     assert_repaired(img, "p")
 

@@ -97,10 +97,15 @@ def random_case(rng: np.random.Generator):
     return x, q, k, metric
 
 
-def write_case(f, x, q, k, metric, simd) -> None:
+CVT = {"scalar": 0, "sse2": 1, "f16c": 2}
+
+
+def write_case(f, x, q, k, metric, simd, cvt: str | None = None) -> None:
+    """x float32, or float16 (a float16 collection's search, converter cvt)."""
     n, dim = x.shape
-    f.write(struct.pack("<6Ii", n & 0xFFFFFFFF, n >> 32, dim, q.shape[0], k, METRICS[metric],
-                        SIMD[simd]))
+    f16 = x.dtype == np.float16
+    f.write(struct.pack("<6IiIi", n & 0xFFFFFFFF, n >> 32, dim, q.shape[0], k, METRICS[metric],
+                        SIMD[simd], 1 if f16 else 0, CVT[cvt] if cvt else -1))
     f.write(x.tobytes())
     f.write(q.tobytes())
 
@@ -115,13 +120,20 @@ def cli():
 def test_core_fuzz_under_asan_ubsan(cli, tmp_path):
     rng = np.random.default_rng(20261202)
     paths = native.simd_available()
+    cvts = native.f16cvt_available()
     cases = []
     with open(tmp_path / "cases", "wb") as f:
-        for i in range(60):
+        for i in range(80):
             x, q, k, metric = random_case(rng)
             simd = paths[i % len(paths)]
-            write_case(f, x, q, k, metric, simd)
-            cases.append((x, q, k, metric, simd))
+            cvt = None
+            if i % 4 == 3:          # every 4th case: float16 storage, each converter
+                with np.errstate(over="ignore"):
+                    x = x.astype(np.float16)
+                x[~np.isfinite(x)] = 0
+                cvt = cvts[(i // 4) % len(cvts)]
+            write_case(f, x, q, k, metric, simd, cvt)
+            cases.append((x, q, k, metric, f"{simd}/{cvt}" if cvt else simd))
     res = subprocess.run([str(cli), str(tmp_path / "cases"), str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, f"vec_cli (ASan/UBSan) failed:\n{res.stderr[-4000:]}"
@@ -140,7 +152,9 @@ def test_core_fuzz_under_asan_ubsan(cli, tmp_path):
         if rc != 0:
             problems.append(f"{where}: rc {rc}")
             continue
-        problems += [f"{where}: {p}" for p in check_answers(x, q, metric, k, d, ids)[:3]]
+        # float16 cases: checked against float64 on the stored (float16) values
+        problems += [f"{where}: {p}" for p in
+                     check_answers(x.astype(np.float32), q, metric, k, d, ids)[:3]]
     assert pos == len(out)
     assert not problems, "\n".join(problems[:20])
 
@@ -168,3 +182,72 @@ def test_native_library_matches_numpy_on_every_path():
             assert not check_answers(x, q, metric, 10, d, i), (simd, metric)
     with pytest.raises(OSError):
         native.search(x, q, 0)
+
+
+# ---- float16 storage ----
+
+def test_f16_conversion_exact_for_every_value():
+    """Every one of the 65536 float16 bit patterns converts to numpy's float32
+    value with every converter (NaN to a NaN: F16C quiets signalling NaNs)."""
+    h = np.arange(65536, dtype=np.uint16).view(np.float16)
+    ref = h.astype(np.float32)
+    nan = np.isnan(h)
+    for cvt in native.f16cvt_available():
+        got = native.f16_to_f32(h, cvt)
+        assert np.array_equal(got.view(np.uint32)[~nan], ref.view(np.uint32)[~nan]), cvt
+        assert np.isnan(got[nan]).all(), cvt
+    assert "sse2" in native.f16cvt_available()
+
+
+def f16_bound(x: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
+    """The documented error bound of float16 storage, per (query, vector), for the
+    distance against numpy float32 on the original data (docs/vector-api.md):
+    e = |x16 - x| <= 2^-11 |x| + 2^-25 per element (round to nearest), so
+      L2:     |sqrt(d16) - sqrt(d)| <= |e|  ->  |d16 - d| <= 2 sqrt(d) |e| + |e|^2
+      IP:     |ip16 - ip| <= |q| |e|
+      cosine: |c16 - c| <= 2 |e| / |x|  (for x != 0)
+    plus float32 arithmetic (1e-5 relative, as for float32 collections)."""
+    x64, q64 = x.astype(np.float64), q.astype(np.float64)
+    e = 2.0 ** -11 * np.sqrt((x64 ** 2).sum(1)) + 2.0 ** -25 * np.sqrt(x.shape[1])  # (n,)
+    d = reference(x, q, metric)
+    qn = np.sqrt((q64 ** 2).sum(1))[:, None]
+    xn = np.sqrt((x64 ** 2).sum(1))[None, :]
+    if metric == "l2":
+        b = 2 * np.sqrt(d) * e[None, :] + e[None, :] ** 2
+        return b + 1e-5 * (qn ** 2 + xn ** 2) + 1e-6
+    if metric == "ip":
+        return qn * e[None, :] + 1e-5 * qn * xn + 1e-6
+    return np.broadcast_to(2 * e[None, :] / np.maximum(xn, 1e-30) + 1e-5, d.shape)
+
+
+def test_f16_search_accuracy_against_numpy_float32():
+    """float16 storage vs numpy float32 on the same (unrounded) data: every
+    returned distance is within the documented bound of numpy's float32
+    distance for that id, and the recall of the exact float32 top-10 is high;
+    against the float16 values themselves the answers are exact (as float32)."""
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((20000, 128), dtype=np.float32)
+    q = rng.standard_normal((50, 128), dtype=np.float32)
+    x16 = x.astype(np.float16)
+    for metric in METRICS:
+        ref32 = reference(x, q, metric)            # numpy, float32 data (float64 math)
+        bound = f16_bound(x, q, metric)
+        exact = np.argsort(ref32, axis=1, kind="stable")[:, :10]
+        for simd in native.simd_available():
+            for cvt in native.f16cvt_available():
+                d, ids = native.search_f16(x16, q, 10, metric, simd=simd, cvt=cvt)
+                assert not check_answers(x16.astype(np.float32), q, metric, 10, d, ids), \
+                    (metric, simd, cvt)
+                rows = np.arange(q.shape[0])[:, None]
+                err = np.abs(d - ref32[rows, ids])
+                assert (err <= bound[rows, ids]).all(), (metric, simd, cvt, err.max())
+                recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact)])
+                assert recall >= 0.95, (metric, simd, cvt, recall)
+
+
+def test_f16_bad_converter_refused():
+    x16 = np.ones((4, 8), np.float16)
+    with pytest.raises(KeyError):
+        native.search_f16(x16, np.ones((1, 8), np.float32), 1, cvt="avx512")
+    with pytest.raises(OSError):
+        native.f16_to_f32(np.ones(6, np.float16), "sse2")   # not a multiple of 4

@@ -338,14 +338,15 @@ class Image:
         body = self.read_data(ino, L.VEXFS_DATA_OFFSET, head.c_count * head.c_record_size,
                               inode=inode)
         import numpy as np
-        rec_dtype = record_dtype(head.c_dim, head.c_record_size)
+        elem = L.DTYPE_ELEM[head.c_dtype]
+        rec_dtype = record_dtype(head.c_dim, head.c_record_size, elem)
         recs = np.frombuffer(body, dtype=rec_dtype, count=head.c_count)
         return Collection(dim=head.c_dim, metric=head.c_metric, count=head.c_count,
                           record_size=head.c_record_size,
                           ids=recs["id"].astype(np.uint64),
-                          vectors=np.ascontiguousarray(recs["vec"], dtype=np.float32)
+                          vectors=np.ascontiguousarray(recs["vec"], dtype=elem[1:])
                           .reshape(head.c_count, head.c_dim),
-                          flags=recs["flags"].astype(np.uint32))
+                          flags=recs["flags"].astype(np.uint32), dtype=head.c_dtype)
 
 
 def open_image(path: str | os.PathLike[str], writable: bool = False) -> Image:

@@ -386,6 +386,12 @@ class Checker:
             self.add("collection.header", ino=ino, why=msg)
         if problems:
             return
+        if head.c_dtype == L.VEXFS_DTYPE_F16 and \
+                not self.sb.s_feature_ro_compat & L.VEXFS_FEATURE_RO_COMPAT_FLOAT16:
+            def set_f16() -> None:
+                self.sb.s_feature_ro_compat |= L.VEXFS_FEATURE_RO_COMPAT_FLOAT16
+                self.rewrite_superblock()
+            self.add("collection.feature_f16", set_f16, ino=ino)
         expect = L.VEXFS_DATA_OFFSET + head.c_count * head.c_record_size
         if inode.i_size != expect:
             mapped_end = max(((e.logical + e.length) * BS for e in info.extents), default=0)

@@ -138,6 +138,8 @@ _ROWS: list[ProblemDef] = [
     # pass 7: collections
     ProblemDef("collection.feature", 7, "inode {ino}: is a collection but the superblock "
                "lacks the COLLECTIONS feature; it will be set", True, True),
+    ProblemDef("collection.feature_f16", 7, "inode {ino}: is a float16 collection but the "
+               "superblock lacks the FLOAT16 feature; it will be set", True, True),
     ProblemDef("collection.header", 7, "inode {ino}: collection header: {why}", False, True),
     ProblemDef("collection.size", 7, "inode {ino}: collection size {size} is not 4096 + "
                "{count} records x {record_size} bytes = {expect}{action}", False, True),

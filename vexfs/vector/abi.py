@@ -14,7 +14,10 @@ from __future__ import annotations
 import ctypes
 
 from vexfs.layout import (  # noqa: F401  (re-exported for client code)
+    DTYPE_NAMES,
     METRIC_NAMES,
+    VEXFS_DTYPE_F16,
+    VEXFS_DTYPE_F32,
     VEXFS_IOC_MAGIC,
     VEXFS_MAX_DIM,
     VEXFS_METRIC_COSINE,
@@ -34,6 +37,12 @@ VEXFS_SIMD_SCALAR = 0
 VEXFS_SIMD_SSE2 = 1
 VEXFS_SIMD_AVX2 = 2
 SIMD_NAMES = {VEXFS_SIMD_SCALAR: "scalar", VEXFS_SIMD_SSE2: "sse2", VEXFS_SIMD_AVX2: "avx2"}
+
+VEXFS_F16CVT_SCALAR = 0
+VEXFS_F16CVT_SSE2 = 1
+VEXFS_F16CVT_F16C = 2
+F16CVT_NAMES = {VEXFS_F16CVT_SCALAR: "scalar", VEXFS_F16CVT_SSE2: "sse2",
+                VEXFS_F16CVT_F16C: "f16c"}
 
 u32 = ctypes.c_uint32
 u64 = ctypes.c_uint64
@@ -75,7 +84,7 @@ class _Struct(ctypes.Structure):
 
 class IocCreate(_Struct):
     C_NAME = "vexfs_ioc_create"
-    _fields_ = [("dim", u32), ("metric", u32), ("flags", u32), ("reserved", u32)]
+    _fields_ = [("dim", u32), ("metric", u32), ("flags", u32), ("dtype", u32)]
 
 
 class IocInsert(_Struct):
@@ -104,7 +113,8 @@ class IocSearch(_Struct):
 class IocStats(_Struct):
     C_NAME = "vexfs_ioc_stats"
     _fields_ = [("count", u64), ("bytes", u64), ("blocks", u64), ("dim", u32), ("metric", u32),
-                ("record_size", u32), ("simd", u32), ("reserved", u64 * 2)]
+                ("record_size", u32), ("simd", u32), ("dtype", u32), ("f16cvt", u32),
+                ("reserved", u64)]
 
 
 #: Every ioctl struct, by C name (test_layout.py picks these up).

@@ -31,13 +31,17 @@ def vec() -> None:
               help="Vector dimension.")
 @click.option("--metric", type=click.Choice(["l2", "cosine", "ip"]), default="l2",
               show_default=True, help="l2 = squared euclidean, ip = -dot, cosine = 1 - cos.")
-def create(path: str, dim: int, metric: str) -> None:
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32",
+              show_default=True,
+              help="Stored element type: float16 halves the bytes per vector (values are "
+                   "rounded to float16 on insert; see docs/vector-api.md for the error bound).")
+def create(path: str, dim: int, metric: str, dtype: str) -> None:
     """Make PATH (new or empty, on VexFS) a collection."""
     try:
-        Collection.create(path, dim, metric).close()
+        Collection.create(path, dim, metric, dtype=dtype).close()
     except (OSError, ValueError) as e:
         _fail(e)
-    click.echo(f"created {path}: dim={dim} metric={metric}")
+    click.echo(f"created {path}: dim={dim} metric={metric} dtype={dtype}")
 
 
 @vec.command()

@@ -13,6 +13,15 @@ stored vectors hold distance ``+inf`` and id ``-1`` (the kernel's
 
 Atomicity is per kernel call: a batch larger than one call is several
 independent calls.
+
+float16 collections (``Collection.create(..., dtype="float16")``) store each
+value as IEEE binary16: ``insert``/``upsert`` take float32, float16 (or any
+numeric) arrays and round them to float16 with numpy (round to nearest
+even; a value beyond float16's range, |x| > 65504, is refused with
+ValueError since it would become infinity); ``get`` returns float16;
+``search`` takes float32 queries and returns float32 distances, computed on
+the exact float32 values of the stored float16 numbers (docs/vector-api.md,
+"float16").
 """
 
 from __future__ import annotations
@@ -63,8 +72,25 @@ def as_ids(ids, name: str = "ids") -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.uint64)
 
 
-def as_matrix(vectors, dim: int, name: str = "vectors") -> np.ndarray:
-    """(n, dim) float32 C-contiguous; a single vector of length dim becomes (1, dim)."""
+DTYPES = {"float32": abi.VEXFS_DTYPE_F32, "float16": abi.VEXFS_DTYPE_F16}
+DTYPE_NP = {abi.VEXFS_DTYPE_F32: np.float32, abi.VEXFS_DTYPE_F16: np.float16}
+
+
+def dtype_value(dtype) -> int:
+    """"float32" / "float16" (or a numpy dtype of those) -> enum vexfs_dtype."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = str(dtype)
+    if name not in DTYPES:
+        raise ValueError(f"unknown collection dtype {dtype!r}; use 'float32' or 'float16'")
+    return DTYPES[name]
+
+
+def as_matrix(vectors, dim: int, name: str = "vectors",
+              dtype: type = np.float32) -> np.ndarray:
+    """(n, dim) float32 (or float16) C-contiguous; a single vector of length dim
+    becomes (1, dim)."""
     arr = np.asarray(vectors)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
@@ -72,10 +98,11 @@ def as_matrix(vectors, dim: int, name: str = "vectors") -> np.ndarray:
         arr = arr.reshape(1, dim)
     if arr.ndim != 2 or arr.shape[1] != dim:
         raise ValueError(f"{name} must have shape (n, {dim}), got {arr.shape}")
-    with np.errstate(over="ignore"):  # values beyond float32 become inf: rejected below
-        out = np.ascontiguousarray(arr, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond range: inf, rejected below
+        out = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(out).all():
-        raise ValueError(f"{name} contain NaN or infinity (or values beyond float32)")
+        raise ValueError(f"{name} contain NaN or infinity (or values beyond "
+                         f"{np.dtype(dtype).name})")
     return out
 
 
@@ -97,6 +124,8 @@ class CollectionStats:
     bytes: int
     blocks: int
     simd: str
+    dtype: str = "float32"
+    f16cvt: str = ""      # float16 conversion searches use (kernel's measured pick)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -105,21 +134,26 @@ class CollectionStats:
 class Collection:
     """An open VexFS vector collection. Use as a context manager or call close()."""
 
-    def __init__(self, fd: int, path: str, dim: int, metric: int):
+    def __init__(self, fd: int, path: str, dim: int, metric: int,
+                 dtype: int = abi.VEXFS_DTYPE_F32):
         self._fd = fd
         self.path = path
         self.dim = dim
         self.metric = abi.METRIC_NAMES[metric]
+        self.dtype = np.dtype(DTYPE_NP[dtype]).name   # "float32" or "float16"
+        self._np = DTYPE_NP[dtype]
 
     # ---- opening ----
 
     @classmethod
     def create(cls, path: str | os.PathLike, dim: int, metric: MetricArg = "l2",
-               mode: int = 0o644) -> "Collection":
-        """Create (or take an existing empty file as) a collection of dimension dim."""
+               mode: int = 0o644, dtype="float32") -> "Collection":
+        """Create (or take an existing empty file as) a collection of dimension dim,
+        storing float32 or float16 values."""
         if not isinstance(dim, (int, np.integer)) or not 1 <= dim <= abi.VEXFS_MAX_DIM:
             raise ValueError(f"dim must be an integer in 1..{abi.VEXFS_MAX_DIM}, got {dim!r}")
         m = metric_value(metric)
+        dt = dtype_value(dtype)
         # remember whether the file is ours: a refused CREATE (not VexFS, not
         # empty, ...) must not leave a new empty file behind
         try:
@@ -130,7 +164,7 @@ class Collection:
             fd = os.open(os.fspath(path), os.O_RDWR | os.O_CLOEXEC)
             created = False
         try:
-            arg = abi.IocCreate(dim=int(dim), metric=m)
+            arg = abi.IocCreate(dim=int(dim), metric=m, dtype=dt)
             _ioctl(fd, abi.VEXFS_IOC_CREATE, arg, path)
         except BaseException:
             os.close(fd)
@@ -140,8 +174,9 @@ class Collection:
                 except OSError:
                     pass
             raise
-        log.info("created collection %s dim=%d metric=%s", path, dim, abi.METRIC_NAMES[m])
-        return cls(fd, os.fspath(path), int(dim), m)
+        log.info("created collection %s dim=%d metric=%s dtype=%s", path, dim,
+                 abi.METRIC_NAMES[m], abi.DTYPE_NAMES[dt])
+        return cls(fd, os.fspath(path), int(dim), m, dt)
 
     @classmethod
     def open(cls, path: str | os.PathLike, readonly: bool = False) -> "Collection":
@@ -152,7 +187,10 @@ class Collection:
         except BaseException:
             os.close(fd)
             raise
-        return cls(fd, os.fspath(path), st.dim, st.metric)
+        if st.dtype not in DTYPE_NP:
+            os.close(fd)
+            raise OSError(errno.EUCLEAN, f"unknown collection dtype {st.dtype}", os.fspath(path))
+        return cls(fd, os.fspath(path), st.dim, st.metric, st.dtype)
 
     def sync(self) -> None:
         """fsync(2): the collection's records and header are on disk when this returns."""
@@ -186,7 +224,9 @@ class Collection:
         st = _stats(self.fileno(), self.path)
         return CollectionStats(count=st.count, dim=st.dim, metric=abi.METRIC_NAMES[st.metric],
                                record_size=st.record_size, bytes=st.bytes, blocks=st.blocks,
-                               simd=abi.SIMD_NAMES.get(st.simd, str(st.simd)))
+                               simd=abi.SIMD_NAMES.get(st.simd, str(st.simd)),
+                               dtype=abi.DTYPE_NAMES.get(st.dtype, str(st.dtype)),
+                               f16cvt=abi.F16CVT_NAMES.get(st.f16cvt, str(st.f16cvt)))
 
     def __len__(self) -> int:
         return self.stats().count
@@ -207,7 +247,8 @@ class Collection:
         return dist, ids.view(np.int64)
 
     def get(self, ids, missing: str = "raise") -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Vectors of ids, (n, dim) float32, in the order asked.
+        """Vectors of ids, (n, dim) float32 (float16 for a float16 collection), in
+        the order asked, bit-exact as stored.
 
         missing="raise": KeyError if any id is absent; missing="mask": return
         (vectors, found) where found is a bool array and absent rows are zero.
@@ -216,7 +257,7 @@ class Collection:
             raise ValueError("missing must be 'raise' or 'mask'")
         idv = as_ids(ids)
         n = idv.shape[0]
-        out = np.zeros((n, self.dim), dtype=np.float32)
+        out = np.zeros((n, self.dim), dtype=self._np)
         found = np.zeros(n, dtype=np.uint8)
         for sl in _chunks(n, abi.VEXFS_MAX_BATCH):
             arg = abi.IocGet(ids_ptr=_ptr(idv[sl]), vectors_ptr=_ptr(out[sl]),
@@ -235,7 +276,7 @@ class Collection:
 
     def _insert(self, ids, vectors, flags: int) -> tuple[int, int]:
         idv = as_ids(ids)
-        vec = as_matrix(vectors, self.dim)
+        vec = as_matrix(vectors, self.dim, dtype=self._np)
         if vec.shape[0] != idv.shape[0]:
             raise ValueError(f"{idv.shape[0]} ids for {vec.shape[0]} vectors")
         added = updated = 0

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 VEC_DIR = REPO_ROOT / "kernel" / "vec"
 UAPI = REPO_ROOT / "kernel" / "uapi" / "vexfs_fs.h"
 SIMD_BY_NAME = {name: mode for mode, name in abi.SIMD_NAMES.items()}
+F16CVT_BY_NAME = {name: mode for mode, name in abi.F16CVT_NAMES.items()}
 
 
 def _sources_hash() -> str:
@@ -70,6 +71,17 @@ def library() -> ctypes.CDLL:
     lib.vexfs_host_simd_ok.restype = ctypes.c_int
     lib.vexfs_host_simd_ok.argtypes = [ctypes.c_int]
     lib.vexfs_host_simd_default.restype = ctypes.c_int
+    lib.vexfs_host_search_f16.restype = ctypes.c_int
+    lib.vexfs_host_search_f16.argtypes = [
+        ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32,
+        ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+        ctypes.c_void_p]
+    lib.vexfs_host_f16cvt_ok.restype = ctypes.c_int
+    lib.vexfs_host_f16cvt_ok.argtypes = [ctypes.c_int]
+    lib.vexfs_host_f16cvt_default.restype = ctypes.c_int
+    lib.vexfs_host_f16_to_f32.restype = ctypes.c_int
+    lib.vexfs_host_f16_to_f32.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                                          ctypes.c_uint32]
     return lib
 
 
@@ -81,6 +93,25 @@ def simd_available() -> list[str]:
 
 def default_simd() -> str:
     return abi.SIMD_NAMES[library().vexfs_host_simd_default()]
+
+
+def f16cvt_available() -> list[str]:
+    """float16 converters this CPU can run (scalar, sse2, f16c)."""
+    lib = library()
+    return [name for mode, name in sorted(abi.F16CVT_NAMES.items())
+            if lib.vexfs_host_f16cvt_ok(mode)]
+
+
+def f16_to_f32(h: np.ndarray, cvt: str) -> np.ndarray:
+    """The core's float16 -> float32 conversion (len(h) a multiple of 4 except
+    for scalar)."""
+    h = np.ascontiguousarray(h, dtype=np.float16).ravel()
+    out = np.empty(h.shape[0], dtype=np.float32)
+    rc = library().vexfs_host_f16_to_f32(F16CVT_BY_NAME[cvt], h.ctypes.data,
+                                         out.ctypes.data, h.shape[0])
+    if rc:
+        raise OSError(-rc, f"vexfs_host_f16_to_f32: {os.strerror(-rc)}")
+    return out
 
 
 def search(x: np.ndarray, q: np.ndarray, k: int, metric: str | int = "l2",
@@ -98,6 +129,28 @@ def search(x: np.ndarray, q: np.ndarray, k: int, metric: str | int = "l2",
     rc = library().vexfs_host_search(x.ctypes.data, x.shape[0], x.shape[1], q.ctypes.data, nq,
                                      k, metric_value(metric), mode, dist.ctypes.data,
                                      ids.ctypes.data)
+    if rc:
+        raise OSError(-rc, f"vexfs_host_search: {os.strerror(-rc)}")
+    return dist, ids
+
+
+def search_f16(x16: np.ndarray, q: np.ndarray, k: int, metric: str | int = "l2",
+               simd: str | None = None, cvt: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The same over float16 stored vectors (a float16 collection's search):
+    conversion by ``cvt`` (scalar, sse2, f16c; None: f16c if the CPU has it)."""
+    x16 = np.ascontiguousarray(x16, dtype=np.float16)
+    q = np.ascontiguousarray(q, dtype=np.float32)
+    if x16.ndim != 2 or q.ndim != 2 or x16.shape[1] != q.shape[1]:
+        raise ValueError(f"x {x16.shape} and q {q.shape} must be 2-d with the same dim")
+    mode = -1 if simd is None else SIMD_BY_NAME[simd]
+    cmode = -1 if cvt is None else F16CVT_BY_NAME[cvt]
+    nq = q.shape[0]
+    dist = np.empty((nq, k), dtype=np.float32)
+    ids = np.empty((nq, k), dtype=np.int64)
+    rc = library().vexfs_host_search_f16(x16.ctypes.data, x16.shape[0], x16.shape[1],
+                                         q.ctypes.data, nq, k, metric_value(metric), mode,
+                                         cmode, dist.ctypes.data, ids.ctypes.data)
     if rc:
         raise OSError(-rc, f"vexfs_host_search: {os.strerror(-rc)}")
     return dist, ids
