@@ -175,12 +175,16 @@ void vexfs_f16_cvt_sse2(const void *src, void *dst, u32 n)
 	u32 i;
 
 	for (i = 0; i + 4 <= n; i += 4) {
-		u16 v[4];
+		union { v4si_t v; int i[4]; } w;
 		v4si_t x, m, r;
+		u16 v[4];
 		v4sf f;
+		int j;
 
 		__builtin_memcpy(v, h + 2 * i, 8);
-		x = (v4si_t){ v[0], v[1], v[2], v[3] };
+		for (j = 0; j < 4; j++)
+			w.i[j] = v[j];
+		x = w.v;
 		m = (x & 0x7fff) << 13;
 		f = (v4sf)m * 0x1p112f;
 		r = (v4si_t)f | ((m >= (0x7c00 << 13)) & 0x7f800000);

@@ -164,7 +164,7 @@ def guest_ops(d: Path) -> dict:
     for name, arg in [("dim0", abi.IocCreate(dim=0)), ("dim4097", abi.IocCreate(dim=4097)),
                       ("metric3", abi.IocCreate(dim=3, metric=3)),
                       ("flags", abi.IocCreate(dim=3, flags=1)),
-                      ("reserved", abi.IocCreate(dim=3, reserved=1))]:
+                      ("dtype2", abi.IocCreate(dim=3, dtype=2))]:
         check(f"create_{name}_einval", _ioctl(efd, abi.VEXFS_IOC_CREATE, arg) == errno.EINVAL)
     check("create_bad_argptr_efault", _errno(
         lambda: fcntl.ioctl(efd, abi.VEXFS_IOC_CREATE, 16)) == errno.EFAULT)
@@ -379,7 +379,7 @@ def guest_ops(d: Path) -> dict:
     sts = abi.IocStats()
     ctypes.memset(ctypes.addressof(sts), 0xFF, ctypes.sizeof(sts))
     check("stats_reserved_zeroed", _ioctl(bfd, abi.VEXFS_IOC_STATS, sts) == 0 and
-          list(sts.reserved) == [0, 0] and sts.count == 2)
+          sts.reserved == 0 and sts.dtype == 0 and sts.count == 2)
     check("bad_input_left_collection_intact", len(b) == 2 and
           b.get([1, 2]).tolist() == np.eye(2, 4).tolist())
 
@@ -499,6 +499,11 @@ def guest_verify(d: Path) -> dict:
     SIMD_PARAM.write_text("-1")
     with Collection.open(d / "basic", readonly=True) as bc:
         r["persist_basic"] = [bc.get([1]).tobytes() == saved["basic_vec"].tobytes(), ""]
+    f16 = np.load(F16_STATE)
+    with Collection.open(d / "f16_100", readonly=True) as fc:
+        got = fc.get(f16["ids"])
+        r["persist_f16"] = [fc.dtype == "float16" and got.dtype == np.float16 and
+                            got.tobytes() == f16["x16"].tobytes(), fc.dtype]
     return r
 
 
@@ -553,8 +558,166 @@ def guest_enospc(d: Path) -> dict:
     return r
 
 
+F16_STATE = Path("/tmp/vector_f16.npz")
+F16CVT_PARAM = Path("/sys/module/vexfs/parameters/f16cvt")
+
+
+def f16_bound(x: np.ndarray, q: np.ndarray, metric: str, full32: np.ndarray) -> np.ndarray:
+    """The documented bound (docs/vector-api.md, "float16") of |distance on the
+    float16-stored vectors - distance on the float32 originals|, per (query,
+    vector); full32 = the float64 distances of the originals."""
+    x64, q64 = x.astype(np.float64), q.astype(np.float64)
+    xn = np.linalg.norm(x64, axis=1)[None, :]
+    qn = np.linalg.norm(q64, axis=1)[:, None]
+    e = 2.0 ** -11 * xn + 2.0 ** -25 * np.sqrt(x.shape[1])
+    if metric == "l2":
+        return 2 * np.sqrt(full32) * e + e ** 2 + 1e-5 * (qn ** 2 + xn ** 2) + 1e-6
+    if metric == "ip":
+        return qn * e + 1e-5 * qn * xn + 1e-6
+    return 2 * e / np.maximum(xn, 1e-30) + 1e-5 + 0 * qn
+
+
+def guest_f16(d: Path) -> dict:
+    """float16 collections: create, insert float32/float16, get float16 bit-exact,
+    search on every SIMD path and float16 converter against numpy (exact on the
+    float16 values, within the documented bound of float32 on the originals),
+    bad input, the measured converter pick, old filesystems without the
+    feature bit."""
+    import subprocess
+
+    from vexfs import layout as L
+
+    r: dict = {}
+
+    def check(name: str, ok: bool, detail: object = "") -> None:
+        r[name] = [bool(ok), str(detail)[:300]]
+
+    rng = np.random.default_rng(16)
+    cvt_speed = dict(line.split() for line in
+                     Path("/sys/fs/vexfs/f16cvt_speed").read_text().splitlines())
+    auto = Path("/sys/fs/vexfs/f16cvt").read_text().strip()
+    check("f16cvt_measured_pick", auto == max(cvt_speed, key=lambda n: int(cvt_speed[n])) and
+          {"scalar", "sse2"} <= set(cvt_speed), (auto, cvt_speed))
+    for dim in (100, 128):
+        c = Collection.create(d / f"f16_{dim}", dim, "l2", dtype="float16")
+        st = c.stats()
+        check(f"f16_{dim}_stats", (st.dtype, st.record_size, st.count, st.f16cvt) ==
+              ("float16", 16 + 2 * ((dim + 7) // 8 * 8), 0, auto), st)
+        n = 3000
+        x = rng.standard_normal((n, dim)).astype(np.float32)
+        ids = np.arange(n, dtype=np.uint64) * 3
+        half = n // 2
+        c.insert(ids[:half], x[:half])                          # float32 in
+        c.insert(ids[half:], x[half:].astype(np.float16))       # float16 in
+        x16 = x.astype(np.float16)
+        got = c.get(ids)
+        check(f"f16_{dim}_get_bitexact", got.dtype == np.float16 and
+              got.tobytes() == x16.tobytes(), got.dtype)
+        if dim == 100:
+            np.savez(F16_STATE, ids=ids, x16=x16)
+        q = rng.standard_normal((7, dim)).astype(np.float32)
+        q[0] = x16[5].astype(np.float32)
+        ok_all, details = True, []
+        for metric in ("l2", "cosine", "ip"):
+            fd = os.open(d / f"f16_{dim}_{metric}", os.O_CREAT | os.O_RDWR, 0o644)
+            os.close(fd)
+            mc = Collection.create(d / f"f16_{dim}_{metric}", dim, metric, dtype="float16") \
+                if metric != "l2" else None
+            coll = mc or c
+            if mc:
+                mc.insert(ids, x16)
+            _, _, full32 = reference(x, ids, q, metric, 10)
+            bound = f16_bound(x, q, metric, full32)
+            for simd in ("0", "1", "2"):
+                SIMD_PARAM.write_text(simd)
+                for cvt in ("0", "1", "2"):
+                    F16CVT_PARAM.write_text(cvt)
+                    for nq in (1, 7):       # the single-query and the blocked paths
+                        kd, ki = coll.search(q[:nq], 10)
+                        ok, why = compare(kd, ki, x16.astype(np.float32), ids, q[:nq],
+                                          metric, 10)
+                        pos = ki // 3
+                        err = np.abs(kd.astype(np.float64) -
+                                     np.take_along_axis(full32[:nq], pos, 1))
+                        within = (err <= np.take_along_axis(bound[:nq], pos, 1)).all()
+                        if not (ok and within):
+                            ok_all = False
+                            details.append((metric, simd, cvt, nq, why, float(err.max())))
+            if mc:
+                mc.close()
+        SIMD_PARAM.write_text("-1")
+        F16CVT_PARAM.write_text("-1")
+        check(f"f16_{dim}_search_all_paths", ok_all, details[:3])
+        # upsert + delete keep float16 records
+        a, u = c.upsert([int(ids[0]), 99999], np.ones((2, dim), np.float32))
+        check(f"f16_{dim}_upsert", (a, u) == (1, 1) and
+              c.get([ids[0]]).tolist() == [[1.0] * dim], (a, u))
+        check(f"f16_{dim}_delete", c.delete([99999, int(ids[1])]) == 2 and len(c) == n - 1)
+        c.close()
+
+    c = Collection.open(d / "f16_128")
+    fd = c.fileno()
+    check("f16_client_refuses_out_of_range",
+          isinstance(_exc(lambda: c.insert([7], np.full((1, 128), 70000.0))), ValueError))
+    one = np.array([7], np.uint64)
+    bad = np.zeros((1, 128), np.uint16)
+    bad[0, 5] = 0x7c00                                      # +Inf as float16
+    check("f16_inf_einval", _ioctl(fd, abi.VEXFS_IOC_INSERT, abi.IocInsert(
+        ids_ptr=_ptr(one), vectors_ptr=_ptr(bad), count=1)) == errno.EINVAL)
+    bad[0, 5] = 0x7e01                                      # NaN
+    check("f16_nan_einval", _ioctl(fd, abi.VEXFS_IOC_INSERT, abi.IocInsert(
+        ids_ptr=_ptr(one), vectors_ptr=_ptr(bad), count=1)) == errno.EINVAL)
+    buf = np.zeros(129, np.uint16)                          # 2-byte aligned: fine for float16
+    check("f16_insert_2_aligned_ok", _ioctl(fd, abi.VEXFS_IOC_INSERT, abi.IocInsert(
+        ids_ptr=_ptr(one), vectors_ptr=_ptr(buf) + 2, count=1)) == 0)
+    check("f16_insert_odd_ptr_einval", _ioctl(fd, abi.VEXFS_IOC_INSERT, abi.IocInsert(
+        ids_ptr=_ptr(one), vectors_ptr=_ptr(buf) + 1, count=1)) == errno.EINVAL)
+    c.close()
+    with Collection.create(d / "f32_align", 4, "l2") as c32:
+        v = np.zeros(6, np.float32)
+        check("f32_insert_2_aligned_einval", _ioctl(c32.fileno(), abi.VEXFS_IOC_INSERT,
+              abi.IocInsert(ids_ptr=_ptr(one), vectors_ptr=_ptr(v) + 2, count=1)) ==
+              errno.EINVAL)
+        check("f32_stats_dtype", c32.stats().dtype == "float32" and c32.dtype == "float32")
+
+    # a filesystem made before float16 (no FLOAT16 bit): float16 CREATE refused
+    img = Path("/tmp/old16.img")
+    subprocess.run(["truncate", "-s", "16M", str(img)], check=True)
+    subprocess.run([str(REPO / ".venv/bin/mkfs.vexfs"), "-q", str(img)], check=True)
+    with open(img, "r+b") as f:
+        sb = L.SuperBlock.unpack(f.read(256))
+        sb.s_feature_ro_compat &= ~L.VEXFS_FEATURE_RO_COMPAT_FLOAT16
+        L.seal(sb)
+        f.seek(0)
+        f.write(bytes(sb))
+    mnt = Path("/mnt/old16")
+    mnt.mkdir(exist_ok=True)
+    loop = subprocess.run(["losetup", "-f", "--show", str(img)], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    subprocess.run(["mount", "-t", "vexfs", loop, str(mnt)], check=True)
+    e = _errno(lambda: Collection.create(mnt / "h", 8, "l2", dtype="float16"))
+    check("f16_without_feature_eopnotsupp", e == errno.EOPNOTSUPP and
+          not (mnt / "h").exists(), e)
+    with Collection.create(mnt / "f", 8, "l2") as oc:
+        check("f32_on_old_fs_ok", oc.insert([1], np.ones((1, 8))) == 1)
+    subprocess.run(["umount", str(mnt)], check=True)
+    subprocess.run(["losetup", "-d", loop], check=True)
+    fsck = subprocess.run([str(REPO / ".venv/bin/fsck.vexfs"), "-n", "-f", str(img)],
+                          capture_output=True, text=True)
+    check("old_fs_fsck_clean", fsck.returncode == 0, fsck.stdout[-200:])
+    return r
+
+
+def _exc(fn) -> BaseException | None:
+    try:
+        fn()
+    except BaseException as e:   # noqa: BLE001 - the test looks at the type
+        return e
+    return None
+
+
 GUEST_PHASES = {"ops": guest_ops, "verify": guest_verify, "ro": guest_ro,
-                "enospc": guest_enospc}
+                "enospc": guest_enospc, "f16": guest_f16}
 
 # ----------------------------------------------------------------- host side
 
@@ -569,6 +732,7 @@ LOOP=$(losetup -f --show /tmp/v.img)
 mkdir -p /mnt/v /mnt/small
 mount -t vexfs $LOOP /mnt/v
 {PY} {THIS} ops /mnt/v ops
+{PY} {THIS} f16 /mnt/v f16
 umount /mnt/v
 mount -t vexfs $LOOP /mnt/v
 {PY} {THIS} verify /mnt/v verify
@@ -616,7 +780,7 @@ def test_vector_ioctls_in_vm():
     assert not res.crashed, res.console[-4000:]
     assert res.returncode == 0, res.output[-4000:]
     phases = _results(res.output)
-    assert set(phases) == {"ops", "verify", "reload", "ro", "enospc"}, \
+    assert set(phases) == {"ops", "verify", "reload", "ro", "enospc", "f16"}, \
         res.output[-3000:]
     failed = {f"{p}.{k}": v for p, checks in phases.items() for k, v in checks.items()
               if not v[0]}

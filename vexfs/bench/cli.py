@@ -88,10 +88,12 @@ def vectors(directory: str, sizes: str, dim: int, k: int, nq: int, batch: int, s
 @click.option("--check", is_flag=True,
               help="Exit 1 unless every figure meets the goal (>= 1.0x FAISS single, "
                    ">= 0.9x FAISS batch) and the ids agree with FAISS.")
+@click.option("--float16/--no-float16", default=True, show_default=True,
+              help="Also float16 storage (L2): the core against FAISS SQfp16.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write the results as JSON here ('-' for stdout).")
 def native(sizes: str, dim: int, k: int, nq: int, single: int, rounds: int, check: bool,
-           json_out: str | None) -> None:
+           float16: bool, json_out: str | None) -> None:
     """On the host: the kernel's vector core (kernel/vec/) vs FAISS flat and numpy."""
     from vexfs.bench import native as nb
 
@@ -102,7 +104,8 @@ def native(sizes: str, dim: int, k: int, nq: int, single: int, rounds: int, chec
     if not size_list or min(size_list) < 1:
         raise click.BadParameter("sizes must be positive", param_hint="--sizes")
     try:
-        result = nb.run(size_list, dim=dim, k=k, nq=nq, single=single, rounds=rounds)
+        result = nb.run(size_list, dim=dim, k=k, nq=nq, single=single, rounds=rounds,
+                        float16=float16)
     except RuntimeError as exc:
         raise click.ClickException(str(exc))
     if json_out == "-":
@@ -120,7 +123,9 @@ def native(sizes: str, dim: int, k: int, nq: int, single: int, rounds: int, chec
         verdict_b = "goal met" if r.batch_goal_met else f"BELOW the {nb.GOAL_BATCH:g}x goal"
         verdict_s = "goal met" if r.single_goal_met else f"BELOW the {nb.GOAL_SINGLE:g}x goal"
         ok = ok and r.batch_goal_met and r.single_goal_met and r.id_agreement_faiss >= 0.999
-        click.echo(f"n={r.n} dim={r.dim} {r.metric}: batch vexfs {r.vexfs_batch_qps:.1f} qps, "
+        what = r.metric + (f" float16 (FAISS SQfp16, core {r.f16cvt})"
+                           if r.dtype == "float16" else "")
+        click.echo(f"n={r.n} dim={r.dim} {what}: batch vexfs {r.vexfs_batch_qps:.1f} qps, "
                    f"FAISS {r.faiss_batch_qps:.1f} (x{r.ratio_batch_faiss:.2f}, {verdict_b}), "
                    f"numpy {r.numpy_batch_qps:.1f} (x{r.ratio_batch_numpy:.2f}); single vexfs "
                    f"{r.vexfs_single_qps:.1f} qps, FAISS {r.faiss_single_qps:.1f} "

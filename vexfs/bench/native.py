@@ -58,6 +58,8 @@ class NativeResult:
     single_goal_met: bool             # ratio_single_faiss >= GOAL_SINGLE
     vexfs_single_bytes_per_s: float   # stored-vector bytes compared per second
     id_agreement_faiss: float         # vexfs ids equal to FAISS's
+    dtype: str = "float32"            # stored vectors: float32, or float16 (FAISS SQfp16)
+    f16cvt: str = ""                  # float16: the core's conversion used
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,25 +120,48 @@ def numpy_ip_topk(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
 
 
 def bench_one(faiss, x: np.ndarray, q: np.ndarray, metric: str, k: int, single: int,
-              rounds: int) -> NativeResult:
+              rounds: int, dtype: str = "float32") -> NativeResult:
+    """One (size, metric, dtype) row. float16: the vectors stored as float16 on
+    every side: the core converts inside its distance loop, FAISS is
+    IndexScalarQuantizer QT_fp16 (SQfp16), numpy converts the float16 array
+    to float32 per call (what a numpy user holding float16 data does)."""
     n, dim = x.shape
     nq = q.shape[0]
-    index = faiss.IndexFlatL2(dim) if metric == "l2" else faiss.IndexFlatIP(dim)
+    f16 = dtype == "float16"
+    ftype = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    if f16:
+        index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, ftype)
+        index.train(x)
+    else:
+        index = faiss.IndexFlatL2(dim) if metric == "l2" else faiss.IndexFlatIP(dim)
     index.add(x)
+    x16 = x.astype(np.float16) if f16 else None
     xn = (x * x).sum(axis=1, dtype=np.float32)
-    if metric == "l2":
+    if f16:
+        xn = (x16.astype(np.float32) ** 2).sum(axis=1, dtype=np.float32)
+
+        def np_search(qq):
+            xs = x16.astype(np.float32)
+            return numpy_topk(xs, xn, qq, k) if metric == "l2" else numpy_ip_topk(xs, qq, k)
+
+        def vx_search(qq):
+            return native.search_f16(x16, qq, k, metric)
+    elif metric == "l2":
         def np_search(qq):
             return numpy_topk(x, xn, qq, k)
     else:
         def np_search(qq):
             return numpy_ip_topk(x, qq, k)
+    if not f16:
+        def vx_search(qq):
+            return native.search(x, qq, k, metric)
     t = [float("inf")] * 6
     vi = fi = None
     for _ in range(rounds):
-        _, vi = _best(lambda: native.search(x, q, k, metric), t, 0)
+        _, vi = _best(lambda: vx_search(q), t, 0)
         _, fi = _best(lambda: index.search(q, k), t, 1)
         _best(lambda: np_search(q), t, 2)
-        _best(lambda: [native.search(x, q[i:i + 1], k, metric) for i in range(single)], t, 3)
+        _best(lambda: [vx_search(q[i:i + 1]) for i in range(single)], t, 3)
         _best(lambda: [index.search(q[i:i + 1], k) for i in range(single)], t, 4)
         _best(lambda: [np_search(q[i:i + 1]) for i in range(single)], t, 5)
     del index
@@ -149,12 +174,14 @@ def bench_one(faiss, x: np.ndarray, q: np.ndarray, metric: str, k: int, single: 
         ratio_batch_faiss=vb / fb, ratio_single_faiss=vs / fs,
         ratio_batch_numpy=vb / nb, ratio_single_numpy=vs / ns,
         batch_goal_met=vb / fb >= GOAL_BATCH, single_goal_met=vs / fs >= GOAL_SINGLE,
-        vexfs_single_bytes_per_s=vs * x.nbytes,
-        id_agreement_faiss=float((vi == fi).mean()))
+        vexfs_single_bytes_per_s=vs * (x16.nbytes if f16 else x.nbytes),
+        id_agreement_faiss=float((vi == fi).mean()), dtype=dtype,
+        f16cvt=native.f16cvt_available()[-1] if f16 else "")
 
 
 def run(sizes: list[int], dim: int = 128, k: int = 10, nq: int = 100, single: int = 20,
-        metrics: tuple[str, ...] = ("l2", "ip"), rounds: int = 3, seed: int = 7) -> NativeBench:
+        metrics: tuple[str, ...] = ("l2", "ip"), rounds: int = 3, seed: int = 7,
+        float16: bool = True) -> NativeBench:
     faiss = load_faiss()
     if faiss is None:
         raise RuntimeError("faiss-cpu is not installed (pip install 'vexfs[test]')")
@@ -171,5 +198,9 @@ def run(sizes: list[int], dim: int = 128, k: int = 10, nq: int = 100, single: in
         for metric in metrics:
             log.info("n=%d %s", n, metric)
             out.results.append(bench_one(faiss, x, q, metric, k, min(single, nq), rounds))
+        if float16:
+            log.info("n=%d l2 float16", n)
+            out.results.append(bench_one(faiss, x, q, "l2", k, min(single, nq), rounds,
+                                         dtype="float16"))
         del x
     return out
