@@ -619,12 +619,10 @@ def guest_f16(d: Path) -> dict:
         q[0] = x16[5].astype(np.float32)
         ok_all, details = True, []
         for metric in ("l2", "cosine", "ip"):
-            fd = os.open(d / f"f16_{dim}_{metric}", os.O_CREAT | os.O_RDWR, 0o644)
-            os.close(fd)
             mc = Collection.create(d / f"f16_{dim}_{metric}", dim, metric, dtype="float16") \
                 if metric != "l2" else None
-            coll = mc or c
-            if mc:
+            coll = mc if mc is not None else c
+            if mc is not None:
                 mc.insert(ids, x16)
             _, _, full32 = reference(x, ids, q, metric, 10)
             bound = f16_bound(x, q, metric, full32)
@@ -643,7 +641,7 @@ def guest_f16(d: Path) -> dict:
                         if not (ok and within):
                             ok_all = False
                             details.append((metric, simd, cvt, nq, why, float(err.max())))
-            if mc:
+            if mc is not None:
                 mc.close()
         SIMD_PARAM.write_text("-1")
         F16CVT_PARAM.write_text("-1")
