@@ -245,7 +245,7 @@ static void one_call(uint64_t *s, struct stats *st)
 			a.c.dim = 1 + rnd(s) % 64;
 		a.c.metric = rnd(s) % 4 ? rnd(s) % 3 : rnd(s);
 		a.c.flags = pick(s, smalls, 9);
-		a.c.reserved = pick(s, smalls, 9);
+		a.c.dtype = pick(s, smalls, 9);
 		is_mut = 1;
 	} else if (cmd == VEXFS_IOC_INSERT) {
 		uint32_t n = rnd(s) % 12 ? rnd(s) % 64 : pick(s, counts, 14);
