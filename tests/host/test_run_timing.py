@@ -122,3 +122,30 @@ def test_show_and_compare_print_the_times(tmp_path: Path) -> None:
     assert "C1: " in shown.output
     compared = CliRunner().invoke(report, ["compare", str(runs[0]), str(runs[1])])
     assert "goal S1 wall time" in compared.output and "C1 wall" in compared.output
+
+
+def test_matrix_shows_the_longest_fpu_section_per_kernel(tmp_path: Path) -> None:
+    """Issue 17: under PREEMPT_RT the kernel_fpu_begin() sections must stay
+    short; S5's fpu_max_ns reaches the matrix row (JSON, HTML, CLI text)."""
+    from vexfs.harness import matrix as mx
+    from vexfs.report.sample import sample_run
+
+    run = sample_run("rt", seed=3)
+    run.environment.kernel_version = "6.12.57+deb13-rt-amd64"
+    s5 = next(s for s in run.scenarios if s.id == "S5")
+    s5.metrics["fpu_max_ns"] = 412_345
+    s5.metrics["fpu_sections"] = 1204
+    plain = sample_run("plain", seed=4)
+    for s in plain.scenarios:
+        s.metrics.pop("fpu_max_ns", None)
+    m = mx.Matrix(matrix_id="m", started_at="2026-12-02T00:00:00+00:00",
+                  scenarios=[s.id for s in run.scenarios])
+    m.rows.append(mx.row_from_run("6.12-rt", run, run.environment.kernel_version))
+    m.rows.append(mx.row_from_run("6.1", plain, plain.environment.kernel_version))
+    mx.write_matrix(m, tmp_path)
+    data = json.loads((tmp_path / "matrix.json").read_text())
+    assert data["rows"][0]["fpu_max_ns"] == 412_345 and data["rows"][0]["fpu_sections"] == 1204
+    assert data["rows"][1]["fpu_max_ns"] is None
+    assert mx.fpu_text(m.rows[0]) == "longest FPU section 412.3 us (1,204 sections)"
+    page = (tmp_path / "matrix.html").read_text()
+    assert "longest FPU section 412.3 us (1,204 sections)" in page

@@ -260,7 +260,7 @@ def matrix(scenario_ids: tuple[str, ...], kernels: str, jobs: int, out_dir: Path
     """
     from vexfs.harness import scenarios as registry
     from vexfs.harness.framework import RunOptions
-    from vexfs.harness.matrix import run_matrix
+    from vexfs.harness.matrix import fpu_text, run_matrix
     from vexfs.harness.runner import new_run_id
     from vexfs.vm.paths import results_dir
 
@@ -292,7 +292,8 @@ def matrix(scenario_ids: tuple[str, ...], kernels: str, jobs: int, out_dir: Path
         cells = [(f"{c.status} {c.duration_s:.0f}s" if (c := row.cells.get(s)) else "-")
                  for s in result.scenarios]
         click.echo(f"{row.release or row.spec:{width}}  " + "  ".join(f"{c:>12}" for c in cells)
-                   + (f"  ({row.error})" if row.error else ""))
+                   + (f"  ({row.error})" if row.error else "")
+                   + (f"  [{fpu_text(row)}]" if row.fpu_max_ns is not None else ""))
     click.echo(f"{'PASSED' if result.passed else 'FAILED'} in {result.duration_s:.1f} s; "
                f"report: {out / 'matrix.html'}")
     sys.exit(0 if result.passed else 1)

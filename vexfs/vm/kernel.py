@@ -411,7 +411,10 @@ def ensure_kernel(version: str | None = None, headers: bool = True) -> GuestKern
             remembered = _default_file().read_text().strip() if _default_file().exists() else ""
             version = remembered if remembered in cached else cached[-1]
             log.warning("apt lookup failed (%s); using cached kernel %s", exc, version)
-    kernel = fetch(version)
-    if headers:
-        ensure_headers(version)
+    from vexfs.vm.paths import file_lock
+
+    with file_lock(f"kernel {version}"):  # parallel test workers fetch once
+        kernel = fetch(version)
+        if headers:
+            ensure_headers(version)
     return kernel
