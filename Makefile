@@ -27,11 +27,12 @@ run: setup
 	$(VEXFS) run $(RUN_FLAGS) $(ARGS)
 
 # pytest-xdist: one worker per core (TEST_JOBS=0: no workers, one process);
-# each test file stays on one worker (tests/conftest.py: xdist groups).
+# each test file stays on one worker, the longest files first (tests/conftest.py:
+# xdist groups and weights; --no-loadscope-reorder keeps that order).
 TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 test: setup
-	$(PYTEST) -n $(TEST_JOBS) --dist loadgroup $(ARGS)
+	$(PYTEST) -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 test-host: setup
 	$(PYTEST) tests/host $(ARGS)

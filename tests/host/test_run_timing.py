@@ -149,3 +149,15 @@ def test_matrix_shows_the_longest_fpu_section_per_kernel(tmp_path: Path) -> None
     assert mx.fpu_text(m.rows[0]) == "longest FPU section 412.3 us (1,204 sections)"
     page = (tmp_path / "matrix.html").read_text()
     assert "longest FPU section 412.3 us (1,204 sections)" in page
+
+
+def test_junit_has_the_goal_as_a_test_case(tmp_path: Path) -> None:
+    from vexfs.report.writers import run_to_junit
+
+    log: list[tuple[str, str, float]] = []
+    lock = threading.Lock()
+    run = run_all([_scenario("S1", 0.05, log, lock)],
+                  _cfg(tmp_path, time_goal=TimeGoal(("S1",), 0.001)))
+    xml = run_to_junit(run)
+    assert 'classname="vexfs.goals"' in xml and 'name="S1 wall time &lt;= 0 s"' in xml
+    assert 'type="goal"' in xml
