@@ -111,3 +111,43 @@ def test_parallel_builders_make_once(tree) -> None:
     for t in threads:
         t.join()
     assert len(calls) == 1 and peak[0] == 1
+
+
+def test_apt_answers_are_kept_until_apt_state_changes(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import subprocess
+
+    from vexfs.vm import kernel as k
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "deb_Packages").write_text("a")
+    status = tmp_path / "status"
+    status.write_text("s")
+    monkeypatch.setenv("VEXFS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("VEXFS_APT_MEMO", raising=False)
+    monkeypatch.setattr(k, "APT_STATE", (lists, status))
+    calls: list[list[str]] = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=f"answer {len(calls)}\n", stderr="")
+
+    monkeypatch.setattr(k.subprocess, "run", fake_run)
+    cmd = ["apt-cache", "depends", "linux-headers-amd64"]
+    assert k._run(cmd) == "answer 1\n"
+    assert k._run(cmd) == "answer 1\n" and len(calls) == 1  # kept
+    assert k._run(["apt-cache", "policy", "x"]) == "answer 2\n"  # another question
+    st = status.stat()
+    os.utime(status, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # dpkg installed something
+    assert k._run(cmd) == "answer 3\n"
+    (lists / "deb_Packages").write_text("updated")  # apt-get update
+    os.utime(lists / "deb_Packages", ns=(1, 2 * 10**18))
+    assert k._run(cmd) == "answer 4\n"
+    k._run(["apt-get", "download", "x"])
+    k._run(["apt-get", "download", "x"])
+    assert len(calls) == 6  # only apt-cache is kept
+    monkeypatch.setenv("VEXFS_APT_MEMO", "0")
+    k._run(cmd)
+    assert len(calls) == 7

@@ -244,8 +244,9 @@ def build_crashtest(kernel: GuestKernel) -> ModuleInfo:
         if not _cached_build(key, target, target.name):
             _stamp(target).unlink(missing_ok=True)
             _make(CRASHTEST_SRC, kernel, "modules")
-            check_module(target, kernel)
+            info = check_module(target, kernel)
             _store_build(key, target, target.name)
+            return info
         return check_module(target, kernel)
 
 
