@@ -170,7 +170,7 @@ def fs(dev: str, mnt: str, files: int, seq_mb: int, tree: int, rounds: int,
                         seed=seed, workloads=only or fb.WORKLOADS,
                         progress=lambda m: click.echo(m, file=out))
     except (RuntimeError, OSError) as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from exc
     if json_out == "-":
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
