@@ -245,17 +245,18 @@ def wl_seqwrite(root: Path, mb: int) -> dict[str, float]:
     buf = os.urandom(SEQ_CHUNK)
     total = mb * 1000 * 1000
     t0 = time.perf_counter()
-    fd = os.open(root / "seq.bin", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    fd = os.open(root / "seq.bin", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
     try:
         left = total
         while left > 0:
             left -= os.write(fd, buf[:min(left, SEQ_CHUNK)])
         t1 = time.perf_counter()
         os.fsync(fd)
+        t2 = time.perf_counter()
     finally:
         os.close(fd)
-    t2 = time.perf_counter()
-    return {"write": t1 - t0, "fsync": t2 - t1}
+    t3 = time.perf_counter()
+    return {"write": t1 - t0, "fsync": t2 - t1, "close": t3 - t2}
 
 
 def wl_untar(root: Path, tree: list[TreeEntry]) -> dict[str, float]:
