@@ -216,10 +216,9 @@ def drop_caches() -> None:
 # ------------------------------------------------------------ the workloads
 
 
-def wl_fsync(root: Path, files: int) -> dict[str, float]:
+def wl_fsync(root: Path, files: int, buf: bytes = b"\xa5" * FILE_4K) -> dict[str, float]:
     d = root / "fsync"
     d.mkdir()
-    buf = os.urandom(FILE_4K)
     flags = os.O_CREAT | os.O_WRONLY | os.O_EXCL
     t0 = time.perf_counter()
     for i in range(files):
@@ -241,8 +240,7 @@ def wl_fsync(root: Path, files: int) -> dict[str, float]:
     return {"create_write_fsync": t1 - t0, "unlink_sync": t2 - t1}
 
 
-def wl_seqwrite(root: Path, mb: int) -> dict[str, float]:
-    buf = os.urandom(SEQ_CHUNK)
+def wl_seqwrite(root: Path, mb: int, buf: bytes = b"\x5a" * SEQ_CHUNK) -> dict[str, float]:
     total = mb * 1000 * 1000
     t0 = time.perf_counter()
     fd = os.open(root / "seq.bin", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
@@ -259,8 +257,9 @@ def wl_seqwrite(root: Path, mb: int) -> dict[str, float]:
     return {"write": t1 - t0, "fsync": t2 - t1, "close": t3 - t2}
 
 
-def wl_untar(root: Path, tree: list[TreeEntry]) -> dict[str, float]:
-    data = os.urandom(max((e.size for e in tree), default=0) + FILE_4K)
+def wl_untar(root: Path, tree: list[TreeEntry], data: bytes | None = None) -> dict[str, float]:
+    if data is None:
+        data = b"\x3c" * max((e.size for e in tree), default=0)
     base = root / "tree"
     base.mkdir()
     flags = os.O_CREAT | os.O_WRONLY | os.O_EXCL
@@ -311,13 +310,16 @@ def run(dev: str, mnt: Path, files: int = 10_000, seq_mb: int = 100, tree_n: int
                         tree_files=sum(not e.is_dir for e in tree),
                         tree_dirs=sum(e.is_dir for e in tree),
                         tree_bytes=sum(e.size for e in tree))
+    # the data, made before any timing (getrandom of a MiB takes seconds under TCG)
+    buf4k, buf1m = os.urandom(FILE_4K), os.urandom(SEQ_CHUNK)
+    tree_data = os.urandom(max((e.size for e in tree), default=0))
     specs: dict[str, tuple[str, Callable[[Path], dict[str, float]]]] = {
         "fsync": (f"create + write 4 KiB + fsync of {files} files, unlink all, syncfs",
-                  lambda m: wl_fsync(m, files)),
+                  lambda m: wl_fsync(m, files, buf4k)),
         "seqwrite": (f"{seq_mb} MB sequential write (1 MiB writes) + fsync",
-                     lambda m: wl_seqwrite(m, seq_mb)),
+                     lambda m: wl_seqwrite(m, seq_mb, buf1m)),
         "untar": (f"untar-like tree of {tree_n} entries ({out.tree_dirs} directories, "
-                  f"{out.tree_bytes / 1e6:.0f} MB) + sync", lambda m: wl_untar(m, tree)),
+                  f"{out.tree_bytes / 1e6:.0f} MB) + sync", lambda m: wl_untar(m, tree, tree_data)),
     }
     for name in workloads:
         desc, fn = specs[name]
