@@ -348,6 +348,7 @@ mount -t vexfs $LOOP /mnt/a
 {PY} {THIS} ops /mnt/a ops
 umount /mnt/a
 if .venv/bin/fsck.vexfs -n -f /tmp/a.img; then echo FSCK-RC=0; else echo "FSCK-RC=$?"; fi
+.venv/bin/vexfs image stat /tmp/a.img /ann.vec | grep "ANN index" | sed 's/^/IMAGE-STAT /'
 mount -t vexfs $LOOP /mnt/a
 {PY} {THIS} verify /mnt/a verify
 {PY} {THIS} corrupt /mnt/a corrupt
@@ -388,6 +389,9 @@ def test_ann_index_in_vm():
     assert not failed, f"failed checks: {json.dumps(failed, indent=1)}"
     assert len(phases["ops"]) >= 40
     assert "FSCK-RC=0" in res.output, res.output[-3000:]
+    # the offline reader shows the index
+    assert "IMAGE-STAT   ANN index: IVF, 64 lists, default nprobe 8, 5415 records indexed, " \
+        "0 pending" in res.output, res.output[-3000:]
     # the damaged index is reported by fsck (exit 4: errors left uncorrected)
     assert "FSCK2-RC=4" in res.output, res.output[-3000:]
     assert "FSCK2-INDEX-LINES=0" not in res.output, res.output[-3000:]

@@ -28,6 +28,8 @@ class Collection:
     ids: "np.ndarray[Any, Any]"        # uint64, (count,)
     vectors: "np.ndarray[Any, Any]"    # float32, (count, dim)
     flags: "np.ndarray[Any, Any]"      # uint32, (count,) r_flags
+    #: the ANN index ({nlist, nprobe, indexed, pending}) or None
+    index: dict[str, int] | None = None
 
     @property
     def metric_name(self) -> str:

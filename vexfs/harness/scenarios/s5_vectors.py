@@ -357,7 +357,8 @@ def _ann_step(ctx: ScenarioContext, mounted: bool, mount, umount) -> bool:
     n, nq = ctx.options.ann_n, ctx.options.ann_queries
     ctx.step(f"7b. ANN index: fashion-mnist n={n}, {nq} queries; umount/mount; vexfs bench ann")
     if not mounted:
-        for name in (ANN_BUILD_CHECK, ANN_VERIFY_CHECK, ANN_GOAL):
+        for name in (ANN_BUILD_CHECK, ANN_VERIFY_CHECK) + ((ANN_GOAL,) if
+                                                           ctx.options.ann_others else ()):
             ctx.check(name, False, "not attempted: no mounted VexFS")
         return mounted
     ctx.vm.put_file(ANN_SCRIPT.read_bytes(), ANN_SCRIPT_AT)
@@ -383,6 +384,11 @@ def _ann_step(ctx: ScenarioContext, mounted: bool, mount, umount) -> bool:
     ctx.metric("ann", {k: raw[k] for k in ("dataset", "n", "dim", "points") if k in raw}
                | {"builds": raw.get("builds", {}), "goal": raw.get("goal", {})})
     g = raw.get("goal", {})
+    if not ctx.options.ann_others:
+        # without hnswlib/FAISS points (make test's small run) there is no goal to judge
+        ctx.note(f"vexfs bench ann --no-others: {len(raw['points'])} VexFS points; the goal "
+                 "is judged by `make run` (hnswlib + FAISS, n=60000)")
+        return mounted
 
     def fmt(v) -> str:
         return f"{v:.2f}" if isinstance(v, (int, float)) else "n/a"
