@@ -93,7 +93,12 @@ def search(path: str, queryfile: str, k: int, as_json: bool, npy_prefix: str | N
     try:
         queries = read_vectors(queryfile)
         with Collection.open(path, readonly=True) as coll:
-            dist, ids = coll.search(queries, k, exact=exact, nprobe=nprobe)
+            opts: dict = {}
+            if exact:
+                opts["exact"] = True
+            if nprobe is not None:
+                opts["nprobe"] = nprobe
+            dist, ids = coll.search(queries, k, **opts)
         if npy_prefix:
             np.save(f"{npy_prefix}.D.npy", dist)
             np.save(f"{npy_prefix}.I.npy", ids)

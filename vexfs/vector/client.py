@@ -205,14 +205,14 @@ class Collection:
         """
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= abi.VEXFS_MAX_K:
             raise ValueError(f"k must be an integer in 1..{abi.VEXFS_MAX_K}, got {k!r}")
+        q = as_matrix(queries, self.dim, "queries")
         if not exact:
             st = self.index_stats()
             if st.nlist:
-                return self.search_index(queries, k, nprobe)
+                return self.search_index(q, k, nprobe)
             if nprobe is not None:
                 raise ValueError(f"{self.path} has no index: nprobe needs one "
                                  "(vexfs vec index build)")
-        q = as_matrix(queries, self.dim, "queries")
         nq = q.shape[0]
         dist = np.empty((nq, k), dtype=np.float32)
         ids = np.empty((nq, k), dtype=np.uint64)
