@@ -153,6 +153,8 @@ def _summary(run: Run) -> str:
         ("Run id", run.run_id),
         ("Started (UTC)", run.started_at),
         ("Total time", f"{run.duration_s:.1f} s"),
+        *[(f"Time goal {g.name}", f"{'met' if g.passed else 'MISSED'}: {g.detail}")
+          for g in run.goals],
         ("Scenarios", count_text),
         ("Guest kernel", env.kernel_version),
         ("Accelerator", env.accelerator),
