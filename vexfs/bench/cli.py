@@ -184,3 +184,56 @@ def fs(dev: str, mnt: str, files: int, seq_mb: int, tree: int, rounds: int,
                    f"ratio {w.ratio:5.2f}x ({verdict})  {w.description}", file=out)
     if check and not result.all_goals_met:
         raise SystemExit(1)
+
+
+@bench.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True),
+              required=True, help="A directory on a mounted VexFS.")
+@click.option("-n", "n", type=click.IntRange(1, 60000), default=60000, show_default=True,
+              help="Base vectors (the first n of the 60,000 training images).")
+@click.option("--queries", "nq", type=click.IntRange(1, 10000), default=1000,
+              show_default=True, help="Queries (the first of the 10,000 test images).")
+@click.option("--nlist", type=click.IntRange(1, 16384), default=None,
+              help="Lists of the VexFS and FAISS IVF indexes (default ~4 sqrt(n)).")
+@click.option("--nprobes", default="1,2,4,8,16,32,64", show_default=True)
+@click.option("--efs", default="10,20,40,80,160,320", show_default=True,
+              help="hnswlib ef / FAISS efSearch values.")
+@click.option("--exact-queries", type=click.IntRange(1), default=50, show_default=True,
+              help="Queries timed for VexFS's exact floor.")
+@click.option("--others/--no-others", default=True, show_default=True,
+              help="Also hnswlib and FAISS.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the results as JSON here ('-' for stdout).")
+def ann(directory: str, n: int, nq: int, nlist: int | None, nprobes: str, efs: str,
+        exact_queries: int, others: bool, json_out: str | None) -> None:
+    """Recall@10 vs QPS on fashion-mnist: VexFS IVF, exact, hnswlib, FAISS."""
+    from vexfs.bench.ann import goal, run
+
+    try:
+        npl = tuple(int(s) for s in nprobes.split(",") if s.strip())
+        efl = tuple(int(s) for s in efs.split(",") if s.strip())
+    except ValueError:
+        raise click.BadParameter("not a list of integers", param_hint="--nprobes/--efs")
+    try:
+        res = run(Path(directory), n=n, nq=nq, nlist=nlist, nprobes=npl, efs=efl,
+                  exact_queries=exact_queries, others=others)
+    except (OSError, ValueError) as e:
+        raise click.ClickException(str(e))
+    out = res.to_dict()
+    out["goal"] = goal(res.points)
+    if json_out == "-":
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    if json_out:
+        Path(json_out).write_text(json.dumps(out, indent=2) + "\n")
+    click.echo(f"{res.dataset}: n={res.n} dim={res.dim} queries={res.nq}")
+    for p in res.points:
+        click.echo(f"  {p['system']:<12} knob={str(p['knob']):>5} "
+                   f"recall@10={p['recall_at_10']:.4f} qps={p['qps']:.1f}")
+    for name, b in res.builds.items():
+        click.echo(f"  build {name:<11} {b['build_s']:.1f} s, {b['index_bytes']} bytes")
+    g = out["goal"]
+    click.echo(f"goal (recall@10 >= {g['target_recall']}: vexfs >= hnswlib and >= 10x exact): "
+               f"{'MET' if g['met'] else 'NOT MET'} "
+               f"(vexfs/hnswlib {g['vexfs_over_hnswlib']}, vexfs/exact {g['vexfs_over_exact']})")
