@@ -96,10 +96,39 @@ static int coll_read(struct inode *inode, loff_t pos, void *buf, size_t len)
 }
 
 /*
+ * write(2)'s rules for a vector ioctl that changes the file, checked once
+ * under the inode lock before anything is written (the per-write limits are
+ * in coll_write(), the completion in ioctl.c's end_write()):
+ *  - the LSMs (and IMA) see a write: rw_verify_area() ->
+ *    security_file_permission(MAY_WRITE);
+ *  - S_ISUID/S_ISGID are dropped as on write(2) (file_remove_privs);
+ *  - O_APPEND: a collection only grows at its end (new records, then the
+ *    header's count, which commits them), so INSERT of new ids and CREATE
+ *    are allowed on an O_APPEND descriptor; @overwrite operations (UPSERT,
+ *    which rewrites existing records in place, and DELETE, which moves the
+ *    last record into the hole) are not: EPERM.
+ */
+static int coll_write_begin(struct file *filp, bool overwrite)
+{
+	loff_t pos = 0;
+	int err;
+
+	if (overwrite && (filp->f_flags & O_APPEND))
+		return -EPERM;
+	err = rw_verify_area(WRITE, filp, &pos, VEXFS_DATA_OFFSET);
+	if (err)
+		return err;
+	return file_remove_privs(filp);
+}
+
+/*
  * Write len bytes of buf at pos through the filesystem's own buffered write
  * path (write_begin/write_end allocate blocks and extend i_size). The caller
- * holds the inode lock and mnt_want_write_file(). A short write (ENOSPC,
- * EDQUOT...) is an error; the caller undoes what it appended.
+ * holds the inode lock and mnt_want_write_file(), and passed
+ * coll_write_begin(). generic_write_checks() applies RLIMIT_FSIZE (SIGXFSZ,
+ * EFBIG) and s_maxbytes as for write(2); O_APPEND does not move @pos (see
+ * coll_write_begin). A short write is an error: EINTR when a fatal signal
+ * cut it, else ENOSPC (EDQUOT...); the caller undoes what it appended.
  */
 static int coll_write(struct file *filp, loff_t pos, const void *buf,
 		      size_t len)
@@ -110,18 +139,22 @@ static int coll_write(struct file *filp, loff_t pos, const void *buf,
 	struct kiocb kiocb;
 	ssize_t ret;
 
-	if (pos + (loff_t)len > inode->i_sb->s_maxbytes)
-		return -EFBIG;
 	init_sync_kiocb(&kiocb, filp);
+	kiocb.ki_flags &= ~IOCB_APPEND;
 	kiocb.ki_pos = pos;
 	iov_iter_kvec(&iter, WRITE, &kv, 1, len);
+	ret = generic_write_checks(&kiocb, &iter);
+	if (ret < 0)
+		return ret;
+	if (iov_iter_count(&iter) != len)
+		return -EFBIG;
 	vexfs_set_writer_bdi(inode_to_bdi(inode));
 	ret = generic_perform_write(&kiocb, &iter);
 	vexfs_set_writer_bdi(NULL);
 	if (ret < 0)
 		return ret;
 	if (ret != len)
-		return -ENOSPC;
+		return fatal_signal_pending(current) ? -EINTR : -ENOSPC;
 	return 0;
 }
 
@@ -166,10 +199,17 @@ static int coll_load(struct inode *inode, struct coll *c)
 	    c->rs != coll_rec_size(c->dim) || h.c_flags)
 		goto corrupt;
 	c->dim4 = round_up(c->dim, 4);
-	/* records past c_count (a batch cut short by a crash) are ignored */
+	/*
+	 * Records past c_count (a batch cut short by a crash) are ignored.
+	 * The header is file data anyone with write access can forge: c_count
+	 * must fit in the blocks actually allocated, not just in i_size (a
+	 * sparse file would otherwise make every scan walk ~2^38 holes).
+	 */
 	if (check_mul_overflow(c->count, (u64)c->rs, &need) ||
 	    check_add_overflow(need, (u64)VEXFS_DATA_OFFSET, &need) ||
-	    need > (u64)i_size_read(inode))
+	    need > (u64)i_size_read(inode) ||
+	    DIV_ROUND_UP_ULL(need, VEXFS_BLOCK_SIZE) >
+	    (u64)inode->i_blocks >> (VEXFS_BLOCK_BITS - 9))
 		goto corrupt;
 	return 0;
 corrupt:
@@ -263,8 +303,13 @@ static struct id_ent *ids_load(u64 uptr, u32 count)
 		ents[i].idx = i;
 		ents[i].slot = U64_MAX;
 		ents[i].pad = 0;
-		if (!(i & 4095))
+		if (!(i & 4095)) {
 			cond_resched();
+			if (fatal_signal_pending(current)) {
+				kvfree(ents);
+				return ERR_PTR(-EINTR);
+			}
+		}
 	}
 	sort(ents, count, sizeof(*ents), id_ent_cmp, NULL);
 	return ents;
@@ -273,7 +318,8 @@ static struct id_ent *ids_load(u64 uptr, u32 count)
 /*
  * Scan the ids of records [0, end) and set slot on every batch entry whose
  * id matches (all entries with that id). Ids of the collection are unique,
- * so each id matches at most one slot.
+ * so each id matches at most one slot. @end comes from the header (file
+ * data): the scan yields and a fatal signal ends it (-EINTR) at every page.
  */
 static int coll_match_ids(struct inode *inode, const struct coll *c, u64 end,
 			  struct id_ent *ents, u32 n)
@@ -301,6 +347,10 @@ static int coll_match_ids(struct inode *inode, const struct coll *c, u64 end,
 			}
 			cur = index;
 			cond_resched();
+			if (fatal_signal_pending(current)) {
+				err = -EINTR;
+				break;
+			}
 		}
 		/* 16-byte aligned record headers never straddle a page */
 		memcpy_from_page((char *)&raw, page, offset_in_page(pos),
@@ -353,10 +403,19 @@ int vexfs_coll_create(struct file *filp, u32 dim, u32 metric)
 	u8 *zero;
 	int err;
 
+	/*
+	 * The collection flag is a persistent inode attribute, like the
+	 * chattr flags: only the owner (or CAP_FOWNER) may set it.
+	 */
+	if (!inode_owner_or_capable(vexfs_file_idmap(filp), inode))
+		return -EPERM;
 	zero = kzalloc(VEXFS_DATA_OFFSET, GFP_KERNEL);
 	if (!zero)
 		return -ENOMEM;
 	inode_lock(inode);
+	err = coll_write_begin(filp, false);
+	if (err)
+		goto out;
 	if (vexfs_inode_is_collection(inode)) {
 		err = -EEXIST;
 		goto out;
@@ -423,7 +482,9 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 		return PTR_ERR(ents);
 
 	inode_lock(inode);
-	err = coll_load(inode, &c);
+	err = coll_write_begin(filp, upsert);
+	if (!err)
+		err = coll_load(inode, &c);
 	if (err)
 		goto out_unlock;
 	err = -ENOMEM;
@@ -560,9 +621,10 @@ out_unlock:
  * Returns the ids with the inode locked (the caller unlocks it and frees
  * them with kvfree()), or an ERR_PTR with nothing held.
  */
-static struct id_ent *coll_lock_ids(struct inode *inode, u64 uptr, u32 n,
+static struct id_ent *coll_lock_ids(struct file *filp, u64 uptr, u32 n,
 				    bool excl, struct coll *c)
 {
+	struct inode *inode = file_inode(filp);
 	struct id_ent *ents = ids_load(uptr, n);
 	int err;
 
@@ -572,7 +634,10 @@ static struct id_ent *coll_lock_ids(struct inode *inode, u64 uptr, u32 n,
 		inode_lock(inode);
 	else
 		inode_lock_shared(inode);
-	err = coll_load(inode, c);
+	/* exclusive: DELETE, a write that overwrites records */
+	err = excl ? coll_write_begin(filp, true) : 0;
+	if (!err)
+		err = coll_load(inode, c);
 	if (!err)
 		err = coll_match_ids(inode, c, c->count, ents, n);
 	if (!err)
@@ -601,7 +666,7 @@ int vexfs_coll_get(struct file *filp, struct vexfs_ioc_get *arg)
 	arg->nfound = 0;
 	if (!n)
 		return coll_check(inode);
-	ents = coll_lock_ids(inode, arg->ids_ptr, n, false, &c);
+	ents = coll_lock_ids(filp, arg->ids_ptr, n, false, &c);
 	if (IS_ERR(ents))
 		return PTR_ERR(ents);
 	err = -ENOMEM;
@@ -677,7 +742,7 @@ int vexfs_coll_delete(struct file *filp, struct vexfs_ioc_delete *arg)
 	arg->deleted = 0;
 	if (!n)
 		return coll_check(inode);
-	ents = coll_lock_ids(inode, arg->ids_ptr, n, true, &c);
+	ents = coll_lock_ids(filp, arg->ids_ptr, n, true, &c);
 	if (IS_ERR(ents))
 		return PTR_ERR(ents);
 	err = -ENOMEM;
