@@ -163,7 +163,7 @@ class Img:
 def coll_header(dim: int, count: int) -> bytes:
     """A struct vexfs_collection_header with a valid CRC-32C."""
     import crc32c
-    rs = 16 + 4 * ((dim + 3) // 4)
+    rs = 16 + 4 * ((dim + 3) // 4 * 4)
     h = bytearray(struct.pack("<IIIIQII32sII", 0x4C434556, 1, dim, 0, count, rs, 0,
                               bytes(32), 0, 0))
     struct.pack_into("<I", h, 68, crc32c.crc32c(bytes(h)))
