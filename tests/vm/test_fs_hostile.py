@@ -332,7 +332,10 @@ def guest(work: Path) -> dict:  # noqa: C901 - one list of cases
             return c.get([12345], missing="mask")[1].tolist()
 
     kind, val = in_child(get_alloc, deadline=120)
-    r["forged_header_allocated_scans"] = [kind == "ok" and val == [False], f"{kind}:{val}"]
+    st = os.stat(cpath2)
+    r["forged_header_allocated_scans"] = [kind == "ok" and val == [False],
+                                          f"{kind}:{val} size={st.st_size} "
+                                          f"blocks={st.st_blocks // 8}"]
     kind, val = in_child(get_alloc, deadline=0.3)
     r["forged_header_scan_killable"] = [kind in ("ok", "hang"), f"{kind}:{val}"]
     os.unlink(cpath)        # fsck.vexfs would check every forged record
