@@ -8,8 +8,11 @@
  * Errors (see docs/vector-api.md): ENOTTY unknown command or not a
  * collection; EINVAL bad field; EFAULT bad pointer; EBADF fd lacks the
  * read/write mode the operation needs; EROFS read-only mount; EPERM
- * immutable/append-only file; EEXIST/ENOTEMPTY create on a collection or a
- * non-empty file; EUCLEAN corrupt collection; ENOSPC/EFBIG no room.
+ * immutable/append-only file, CREATE by a non-owner, UPSERT/DELETE on an
+ * O_APPEND fd; EEXIST/ENOTEMPTY create on a collection or a non-empty
+ * file; EUCLEAN corrupt collection; ENOSPC/EFBIG no room (EFBIG also past
+ * RLIMIT_FSIZE); EINTR a fatal signal. Mutations follow write(2)'s rules
+ * (vector.c coll_write_begin(), end_write() below).
  *
  * All structs have the same layout for 32- and 64-bit callers, so
  * .compat_ioctl can be compat_ptr_ioctl().
