@@ -32,6 +32,7 @@
 #include <linux/sort.h>
 #include <linux/uaccess.h>
 #include <linux/uio.h>
+#include <linux/writeback.h>
 
 #include "vexfs.h"
 #include "vector.h"
@@ -158,6 +159,61 @@ static int coll_write(struct file *filp, loff_t pos, const void *buf,
 	return 0;
 }
 
+/* pages one record (16 + 4 * 4096 bytes) can touch at any alignment */
+#define OVERWRITE_PAGES	(DIV_ROUND_UP(REC_HDR + 4 * VEXFS_MAX_DIM, PAGE_SIZE) + 1)
+
+/*
+ * Overwrite len bytes at pos inside i_size (the header, existing records):
+ * straight into the page cache, as a write fault does; the blocks exist,
+ * nothing is allocated. Every page is read first and only then is anything
+ * changed, and the copy cannot fail: a record move or a header update is
+ * whole or not done. (generic_perform_write() stops between pages when a
+ * fatal signal is pending, so a SIGKILL in the middle of DELETE left half a
+ * record, or moved records under an old count: duplicate ids.) The caller
+ * holds the inode lock exclusively and passed coll_write_begin().
+ */
+static int coll_overwrite(struct file *filp, loff_t pos, const void *buf,
+			  size_t len)
+{
+	struct inode *inode = file_inode(filp);
+	struct address_space *mapping = inode->i_mapping;
+	struct page *pages[OVERWRITE_PAGES];
+	pgoff_t first = pos >> PAGE_SHIFT;
+	unsigned int n = DIV_ROUND_UP(offset_in_page(pos) + len, PAGE_SIZE);
+	const char *src = buf;
+	unsigned int i;
+
+	if (!len)
+		return 0;
+	if (n > OVERWRITE_PAGES || pos + (loff_t)len > i_size_read(inode))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		pages[i] = read_mapping_page(mapping, first + i, NULL);
+		if (IS_ERR(pages[i])) {
+			int err = PTR_ERR(pages[i]);
+
+			while (i--)
+				put_page(pages[i]);
+			return err;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		size_t off = i ? 0 : offset_in_page(pos);
+		size_t m = min_t(size_t, len, PAGE_SIZE - off);
+
+		lock_page(pages[i]);
+		folio_wait_stable(page_folio(pages[i]));
+		memcpy_to_page(pages[i], off, src, m);
+		set_page_dirty(pages[i]);
+		unlock_page(pages[i]);
+		put_page(pages[i]);
+		src += m;
+		len -= m;
+	}
+	balance_dirty_pages_ratelimited(mapping);
+	return 0;
+}
+
 /* Shrink (or restore) the file to size bytes, freeing blocks past it. */
 static int coll_truncate(struct file *filp, loff_t size)
 {
@@ -242,7 +298,8 @@ static int coll_store_header(struct file *filp, const struct coll *c)
 	};
 
 	h.c_checksum = cpu_to_le32(hdr_csum(&h));
-	return coll_write(filp, 0, &h, sizeof(h));
+	/* block 0 exists (CREATE writes it first): never cut by a signal */
+	return coll_overwrite(filp, 0, &h, sizeof(h));
 }
 
 /* ---- batches of ids ---- */
@@ -537,10 +594,13 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 		if (!last || ents[i].slot == U64_MAX)
 			continue;
 		err = records_build(&c, kids, uvecs, ents[i].idx, 1, buf);
+		if (!err && !(i & 255)) {
+			cond_resched();
+			if (fatal_signal_pending(current))
+				err = -EINTR;
+		}
 		if (err)
 			goto out_unlock;
-		if (!(i & 255))
-			cond_resched();
 	}
 
 	/* step 1: append new ids, in batch order, a buffer-full at a time */
@@ -588,8 +648,10 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 			continue;
 		err = records_build(&c, kids, uvecs, ents[i].idx, 1, buf);
 		if (!err)
-			err = coll_write(filp, rec_pos(&c, ents[i].slot), buf,
-					 c.rs);
+			err = coll_overwrite(filp, rec_pos(&c, ents[i].slot),
+					     buf, c.rs);
+		if (!err && fatal_signal_pending(current))
+			err = -EINTR;	/* after a whole record: a partial upsert */
 		if (err)
 			break;
 		updated++;
@@ -703,6 +765,8 @@ int vexfs_coll_get(struct file *filp, struct vexfs_ioc_get *arg)
 					 (size_t)m * vbytes))
 			err = -EFAULT;
 		cond_resched();
+		if (!err && fatal_signal_pending(current))
+			err = -EINTR;
 	}
 	if (!err && !ufound && nfound != n)
 		err = -ENOENT;
@@ -766,11 +830,14 @@ int vexfs_coll_delete(struct file *filp, struct vexfs_ioc_delete *arg)
 		if (slots[i] != last) {
 			err = coll_read(inode, rec_pos(&c, last), rec, c.rs);
 			if (!err)
-				err = coll_write(filp, rec_pos(&c, slots[i]),
-						 rec, c.rs);
+				err = coll_overwrite(filp, rec_pos(&c, slots[i]),
+						     rec, c.rs);
 		}
 		if (!err)
 			c.count--;
+		/* between whole moves: the header below commits those done */
+		if (!err && fatal_signal_pending(current))
+			err = -EINTR;
 		cond_resched();
 	}
 	if (c.count != old_count) {
@@ -982,6 +1049,11 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 			.keys = keys, .thresh = thresh, .heaps = heaps, .hn = hn,
 		};
 
+		/* nq comes from the caller: every chunk may be the last */
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			break;
+		}
 		/* copy and check the queries before taking the lock */
 		for (qi = 0; qi < m; qi++) {
 			u8 *row = qbuf + (size_t)qi * c.dim4 * 4;

@@ -38,7 +38,8 @@ def test_ioctl_fuzz_100k_calls() -> None:
     assert ctx["read_only_mount"] > 0 and ctx["forged_header"] > 0, ctx
     assert ctx["unprivileged_child"] > 0 and s["child_status"] == 0, (ctx, s["child_status"])
     kw = s["killwatch"]
-    assert kw["rounds"] >= 20 and kw["slow"] == 0 and kw["max_reap_ms"] < 1000, kw
+    assert kw["rounds"] >= 20 and kw["slow"] == 0, kw
+    assert kw["max_reap_ms"] <= 1000 + kw["baseline_max_reap_ms"] == kw["limit_ms"], kw
     assert set(s["per_ioctl"]) == {"CREATE", "INSERT", "GET", "DELETE", "SEARCH", "STATS",
                                    "other"}
     assert all(v["calls"] > 0 for v in s["per_ioctl"].values()), s["per_ioctl"]

@@ -52,7 +52,8 @@ MIN_CALLS_FOR_ERRNO_COVERAGE = 2000
 MIN_CASES_FOR_REFUSAL = 200
 # about 1 case in 8 gets a structure-aware mutation, of five kinds
 MIN_CASES_FOR_STRUCTURES = 200
-# every SIGKILLed call must be reaped within this (the ioctl fuzz's watchdog)
+# every SIGKILLed call must be reaped within this, on top of the baseline
+# (a victim making no VexFS call) the driver measures in the same run
 KILL_REAP_LIMIT_MS = 1000
 
 
@@ -282,11 +283,15 @@ def ioctl_criteria(fig: dict) -> list[tuple[str, bool, str]]:
     ]
     kw = fig.get("killwatch")
     if kw is not None:
-        out.append((f"Every SIGKILLed call returned within 1 s ({kw.get('rounds')} rounds)",
+        limit = kw.get("limit_ms", KILL_REAP_LIMIT_MS)
+        out.append((f"Every SIGKILLed call returned within 1 s ({kw.get('rounds')} rounds; "
+                    "plus the reap time of a victim making no VexFS call, measured in the "
+                    "same run)",
                     kw.get("rounds", 0) > 0 and not kw.get("slow")
-                    and (kw.get("max_reap_ms") or 0) <= KILL_REAP_LIMIT_MS,
+                    and (kw.get("max_reap_ms") or 0) <= limit,
                     f"{kw.get('slow')} slow of {kw.get('rounds')}, slowest reap "
-                    f"{kw.get('max_reap_ms')} ms"))
+                    f"{kw.get('max_reap_ms')} ms, limit {limit} ms (baseline slowest "
+                    f"{kw.get('baseline_max_reap_ms')} ms + 1000)"))
         ctx = fig.get("contexts") or {}
         needed = ("read_only_mount", "forged_header", "unprivileged_child")
         missing_ctx = [k for k in needed if not (ctx.get(k) or 0) > 0]
