@@ -70,9 +70,11 @@ class RunOptions:
     fuzz_seed: int = 1
     # S5's `vexfs bench vectors --sizes` (the README's figures are 10k and 100k)
     bench_sizes: str = "10000,100000"
-    # C1's VexFS crash-point workload (`vexfs run --crash-episodes`): ~2.2
+    # C1's VexFS crash-point workload (`vexfs run --crash-episodes`): ~3.5
     # replay points per episode, so the default reaches the >= 1,000 goal
-    crash_episodes: int = 480
+    crash_episodes: int = 300
+    # C1's power-cut rounds (`vexfs run --power-cuts`; the goal is >= 20)
+    power_cuts: int = 20
 
 
 class ScenarioContext:
