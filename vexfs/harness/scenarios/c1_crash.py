@@ -70,7 +70,8 @@ def _record(ctx: ScenarioContext, prefix: str, r: dict) -> None:
         ctx.metric(f"{prefix}_s_per_point", round(r["replay_s"] / r["points"], 2))
     if r["violation_list"]:
         ctx.note(f"{prefix}: first violations:\n" + "\n".join(
-            f"  point {v['point']} ({v['kind']}): {v['problem']}" for v in r["violation_list"][:20]))
+            f"  point {v['point']} ({v['kind']}): {v['problem']}"
+            for v in r["violation_list"][:20]))
 
 
 def _power_cuts(ctx: ScenarioContext) -> None:
@@ -84,7 +85,8 @@ def _power_cuts(ctx: ScenarioContext) -> None:
     work = ctx.work_dir / "powercut" if ctx.work_dir else Path(tempfile.mkdtemp(prefix="c1-pc-"))
     module = ctx.options.module_path
     r = powercut.run_rounds("vexfs", rounds, seed=1000, module=module, work_dir=work,
-                            vectors=True, max_delay=10.0, timeout=240 + 150 * rounds)
+                            vectors=True, max_delay=10.0, timeout=300 + 240 * rounds,
+                            fsck_every=5)
     if ctx.work_dir:
         ctx.logs.append(str(Path(r["log"]).resolve()))
     s = powercut.summarize(r)
@@ -103,7 +105,8 @@ def _power_cuts(ctx: ScenarioContext) -> None:
     ctx.check("power_cut_rounds", complete and s["clean"] >= MIN_POWER_CUTS and not bad,
               f"{s['clean']} of {s['rounds']} rounds clean (goal >= {MIN_POWER_CUTS}), "
               f"{s['cuts']} cuts, {s['boots']} boots in one QEMU, {s['needed_recovery']} "
-              f"needed recovery, journal replay max {s['replay_ms_max']} ms "
+              f"needed recovery, {s['fsck_before_mount']} with fsck -n/-y before the mount, "
+              f"journal replay max {s['replay_ms_max']} ms "
               f"(mean {s['replay_ms_mean']} ms), {s['s_per_round']} s per round")
 
 
