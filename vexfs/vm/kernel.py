@@ -129,11 +129,67 @@ def parse_policy_candidate(apt_cache_policy_output: str) -> str:
     return match.group(1)
 
 
+# apt's answers change only when its package lists or dpkg's status do:
+# `apt-cache` answers are kept in .cache/apt-memo/ under the command and that
+# state's fingerprint (each call loads the whole package cache: ~1 s idle,
+# 12 s at load 30, and every VM test process and `vexfs run` asks).
+APT_STATE = (Path("/var/lib/apt/lists"), Path("/var/lib/dpkg/status"))
+
+
+def _apt_fingerprint() -> str:
+    parts = []
+    for path in APT_STATE:
+        try:
+            st = path.stat()
+            parts.append(f"{path}:{st.st_mtime_ns}:{st.st_size}:{st.st_ino}")
+        except OSError:
+            parts.append(f"{path}:-")
+    lists = APT_STATE[0]
+    try:  # apt-get update may rewrite a list in place: its files' times too
+        parts += [f"{f.name}:{f.stat().st_mtime_ns}" for f in sorted(lists.glob("*_Packages*"))]
+    except OSError:
+        pass
+    return "\n".join(parts)
+
+
+def _apt_memo(cmd: list[str]) -> str | None:
+    """apt-cache's output for `cmd`, from the memo or freshly (and kept)."""
+    import hashlib
+
+    key = hashlib.sha256(("\0".join(cmd) + "\0" + _apt_fingerprint()).encode()).hexdigest()
+    memo = cache_dir() / "apt-memo" / key[:32]
+    try:
+        return memo.read_text()
+    except OSError:
+        return None
+
+
+def _apt_store(cmd: list[str], out: str) -> None:
+    import hashlib
+
+    key = hashlib.sha256(("\0".join(cmd) + "\0" + _apt_fingerprint()).encode()).hexdigest()
+    memo = cache_dir() / "apt-memo" / key[:32]
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+        tmp.write_text(out)
+        os.replace(tmp, memo)
+    except OSError as exc:
+        log.debug("cannot keep the apt answer: %s", exc)
+
+
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
+    memo = cmd[0] == "apt-cache" and os.environ.get("VEXFS_APT_MEMO", "1") != "0"
+    if memo:
+        cached = _apt_memo(cmd)
+        if cached is not None:
+            return cached
     log.debug("running %s", " ".join(cmd))
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise KernelError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr.strip()}")
+    if memo:
+        _apt_store(cmd, proc.stdout)
     return proc.stdout
 
 
@@ -411,7 +467,10 @@ def ensure_kernel(version: str | None = None, headers: bool = True) -> GuestKern
             remembered = _default_file().read_text().strip() if _default_file().exists() else ""
             version = remembered if remembered in cached else cached[-1]
             log.warning("apt lookup failed (%s); using cached kernel %s", exc, version)
-    kernel = fetch(version)
-    if headers:
-        ensure_headers(version)
+    from vexfs.vm.paths import file_lock
+
+    with file_lock(f"kernel {version}"):  # parallel test workers fetch once
+        kernel = fetch(version)
+        if headers:
+            ensure_headers(version)
     return kernel
