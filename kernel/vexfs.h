@@ -29,6 +29,9 @@
 #endif
 
 /* errors= mount option: what to do when corruption is detected */
+/* s_journal_flags: the journal's abort was reported (journal.c) */
+#define VEXFS_JF_ABORT_REPORTED	0
+
 enum vexfs_errors_mode {
 	VEXFS_ERRORS_CONTINUE,
 	VEXFS_ERRORS_RO,		/* default, like ext2 errors=remount-ro */
@@ -75,6 +78,7 @@ struct vexfs_sb_info {
 	u32 s_journal_blocks;
 	unsigned int s_commit_secs;	/* commit= mount option */
 	bool s_recovered;		/* the journal was replayed at mount */
+	unsigned long s_journal_flags;	/* VEXFS_JF_* bits */
 	/* blocks freed by transactions not yet committed (journal.c) */
 	spinlock_t s_pending_lock;
 	struct list_head s_pending_list;
@@ -211,6 +215,7 @@ BUFFER_FNS(VexfsVerified, vexfs_verified)
 int vexfs_journal_load(struct super_block *sb, unsigned int commit_secs);
 int vexfs_journal_destroy(struct super_block *sb);
 int vexfs_journal_flush(struct super_block *sb);
+void vexfs_journal_abort_policy(struct super_block *sb);
 handle_t *vexfs_journal_start(struct super_block *sb, int credits, int revokes);
 int vexfs_journal_stop(handle_t *handle);
 int vexfs_journal_end(handle_t *handle, int err);
