@@ -358,9 +358,11 @@ class Image:
         # a forged c_count over a sparse file: refuse it (as the kernel does)
         # instead of building 2^34 records of holes in memory
         mapped = sum(e.length for e in self.extents(ino, inode).extents)
-        if -(-expect // BS) > mapped:
+        # (with an ANN index, i_size covers the sparse index region: count the records)
+        need = -(-(L.VEXFS_DATA_OFFSET + head.c_count * head.c_record_size) // BS)
+        if need > mapped:
             raise ImageError(f"collection inode {ino}: {head.c_count} records need "
-                             f"{-(-expect // BS)} blocks but only {mapped} are allocated")
+                             f"{need} blocks but only {mapped} are allocated")
         body = self.read_data(ino, L.VEXFS_DATA_OFFSET, head.c_count * head.c_record_size,
                               inode=inode)
         import numpy as np
