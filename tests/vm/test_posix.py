@@ -27,6 +27,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import stat
 import struct
 import subprocess
@@ -235,11 +236,11 @@ def posix_phase(m: Path, fs: str) -> dict:
     os.chmod(td, 0o755)
 
     def step(name: str, target: Path, op: Callable[[], object], want: str,
-             follow: bool = True) -> None:
+             follow: bool = True, moved_to: Path | None = None) -> None:
         before = os.stat(target, follow_symlinks=follow)
         time.sleep(0.02)
         op()
-        after = os.stat(target, follow_symlinks=follow)
+        after = os.stat(moved_to or target, follow_symlinks=follow)
         got = _times_changed(before, after)
         c(f"time_{name}", got == want, f"changed {got!r}, want {want!r}")
 
@@ -262,7 +263,8 @@ def posix_phase(m: Path, fs: str) -> dict:
     step("rename_dst_dir", td / "dst", lambda: os.rename(td / "src" / "y", td / "dst" / "y"),
          "mc")
     step("rename_inode", td / "dst" / "y", lambda: os.rename(td / "dst" / "y",
-                                                             td / "dst" / "y2"), "c")
+                                                             td / "dst" / "y2"), "c",
+         moved_to=td / "dst" / "y2")
     Path(td / "dst" / "victim").write_text("v")
     os.link(td / "dst" / "victim", td / "victim-link")
     step("rename_replaced", td / "victim-link", lambda: os.rename(
@@ -667,14 +669,16 @@ def features_phase(m: Path, fs: str, dev: str) -> dict:
     same = True
     _drop_caches()                         # read the device, not stale cached pages
     with open(dev, "rb") as bd:
-        for lo, ph, ln, _fl in ext:
+        for lo, ph, _ln, _fl in ext:
             want = pieces.get(lo)
             bd.seek(ph)
             if want is None or bd.read(len(want)) != want:
                 same = False
     c("fiemap_physical_matches_device", bool(ext) and same, ext)
     r = _run("filefrag", "-v", str(ff))
-    c("filefrag_v", r.returncode == 0 and "3 extents found" in r.stdout, r.stdout[-400:])
+    rows = [ln for ln in r.stdout.splitlines() if re.match(r"^\s+\d+:\s+\d+\.\.", ln)]
+    c("filefrag_v", r.returncode == 0 and len(rows) == 3 and "last" in rows[-1] and
+      "extent" in r.stdout.splitlines()[-1], r.stdout[-400:])
 
     # -- O_TMPFILE -------------------------------------------------------------
     sv0 = os.statvfs(m)
@@ -867,10 +871,11 @@ mount -t ext4 $EL /mnt/ext4
     s += "mount -o remount,rw /mnt/vexfs; mount -o remount,rw /mnt/ext4\n"
     for fs in ("vexfs", "ext4"):
         s += phase("unflag", fs)
-    s += f"""umount /mnt/vexfs; umount /mnt/ext4
+    s += """umount /mnt/vexfs; umount /mnt/ext4
 losetup -d $VL; losetup -d $EL
 if .venv/bin/fsck.vexfs -n -f /tmp/v.img; then echo FSCK-RC=0; else echo "FSCK-RC=$?"; fi
-printf 'OFFLINE-XATTRS: %s\\n' "$(.venv/bin/vexfs image getfattr -d /tmp/v.img /feat/x.txt | tr '\\n' '|')"
+X=$(.venv/bin/vexfs image getfattr -d /tmp/v.img /feat/x.txt | tr '\\n' '|')
+printf 'OFFLINE-XATTRS: %s\\n' "$X"
 e2fsck -fn /tmp/e.img >/dev/null 2>&1; echo "E2FSCK-RC=$?"
 dmesg | grep -i 'vexfs (' || true
 """

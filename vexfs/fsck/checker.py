@@ -29,7 +29,7 @@ from vexfs.fs.errors import ImageError, NoSpace
 from vexfs.fs.extents import MAX_FILE_SIZE, ExtentRec
 from vexfs.fs.filesystem import BS, MAX_SYMLINK_LEN, Image
 from vexfs.fs.writer import FsWriter
-from vexfs.fs.xattr import build_xattr_block, entry_problem, parse_xattr_block, \
+from vexfs.fs.xattr import Xattr, build_xattr_block, entry_problem, parse_xattr_block, \
     set_xattr_block, xattr_block_of
 from vexfs.fsck.problems import PROBLEMS, message
 
@@ -396,12 +396,12 @@ class Checker:
         if bad:
             keep = [x for x in xb.entries if all(x is not b for b, _ in bad)]
 
-            def rewrite(keep: list = keep, blk: int = blk) -> None:
+            def rewrite(keep: list[Xattr] = keep, blk: int = blk) -> None:
                 self.write_block(blk, build_xattr_block(keep, ino))
             for x, why in bad:
                 self._inode_problem(info, "xattr.entry", rewrite, name=x.full_name, why=why)
         elif xb.bad_checksum:
-            def reseal(blk: int = blk, xs: list = xb.entries) -> None:
+            def reseal(blk: int = blk, xs: list[Xattr] = xb.entries) -> None:
                 self.write_block(blk, build_xattr_block(xs, ino))
             self._inode_problem(info, "xattr.checksum", reseal, blk=blk)
         if not sb.s_feature_incompat & L.VEXFS_FEATURE_INCOMPAT_XATTR and \
