@@ -4,7 +4,8 @@
 #   make run    the full scenario suite in a VM, with its report in results/latest/
 #               (KERNEL=6.12 / 6.12-rt / 6.1.0-57-amd64: another Debian guest kernel;
 #               JOBS=N: scenario VMs at once, default one per core)
-#   make test   the whole pytest suite: host unit tests and VM tests
+#   make test   the whole pytest suite: host unit tests and VM tests, one
+#               pytest-xdist worker per core (TEST_JOBS=N)
 #   make deb    dist/vexfs-dkms_<ver>_all.deb and dist/vexfs-tools_<ver>_all.deb
 
 PYTHON ?= python3
@@ -25,8 +26,13 @@ RUN_FLAGS = $(if $(KERNEL),--kernel $(KERNEL)) $(if $(JOBS),-j $(JOBS))
 run: setup
 	$(VEXFS) run $(RUN_FLAGS) $(ARGS)
 
+# pytest-xdist: one worker per core (TEST_JOBS=0: no workers, one process);
+# each test file stays on one worker, the longest files first (tests/conftest.py:
+# xdist groups and weights; --no-loadscope-reorder keeps that order).
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+
 test: setup
-	$(PYTEST) $(ARGS)
+	$(PYTEST) -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 test-host: setup
 	$(PYTEST) tests/host $(ARGS)

@@ -31,6 +31,10 @@ static_assert(sizeof(struct vexfs_ioc_get) == 40);
 static_assert(sizeof(struct vexfs_ioc_delete) == 24);
 static_assert(sizeof(struct vexfs_ioc_search) == 40);
 static_assert(sizeof(struct vexfs_ioc_stats) == 56);
+static_assert(sizeof(struct vexfs_ioc_index_build) == 24);
+static_assert(sizeof(struct vexfs_ioc_index_assign) == 32);
+static_assert(sizeof(struct vexfs_ioc_index_search) == 48);
+static_assert(sizeof(struct vexfs_ioc_index_stats) == 48);
 
 /* a user buffer pointer must be aligned to its element size */
 static bool uptr_ok(u64 ptr, size_t align)
@@ -192,6 +196,92 @@ static long ioc_stats(struct file *filp, void __user *uarg)
 	return copy_to_user(uarg, &a, sizeof(a)) ? -EFAULT : 0;
 }
 
+/* ---- ANN index (index.c) ---- */
+
+static long ioc_index_build(struct file *filp, void __user *uarg)
+{
+	struct vexfs_ioc_index_build a;
+	int err;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || a.reserved || a.nlist < 1 ||
+	    a.nlist > VEXFS_INDEX_MAX_NLIST || a.nprobe < 1 ||
+	    a.nprobe > a.nlist || !uptr_ok(a.centroids_ptr, 4) ||
+	    size_ok(a.nlist, VEXFS_MAX_DIM, 4))
+		return -EINVAL;
+	err = begin_write(filp);
+	if (err)
+		return err;
+	err = vexfs_index_build(filp, &a);
+	mnt_drop_write_file(filp);
+	return err;
+}
+
+static long ioc_index_assign(struct file *filp, void __user *uarg)
+{
+	struct vexfs_ioc_index_assign a;
+	int err, err2 = 0;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || a.count > VEXFS_MAX_BATCH || !uptr_ok(a.ids_ptr, 8) ||
+	    !uptr_ok(a.lists_ptr, 4))
+		return -EINVAL;
+	err = begin_write(filp);
+	if (err)
+		return err;
+	err = vexfs_index_assign(filp, &a);
+	mnt_drop_write_file(filp);
+	if (copy_to_user(uarg, &a, sizeof(a)))
+		err2 = -EFAULT;
+	return err ? err : err2;
+}
+
+static long ioc_index_search(struct file *filp, void __user *uarg)
+{
+	struct vexfs_ioc_index_search a;
+	int err;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || a.k < 1 || a.k > VEXFS_MAX_K || a.nq > VEXFS_MAX_NQ ||
+	    a.nprobe > VEXFS_INDEX_MAX_NLIST || !uptr_ok(a.queries_ptr, 4) ||
+	    !uptr_ok(a.distances_ptr, 4) || !uptr_ok(a.ids_ptr, 8) ||
+	    size_ok(a.nq, VEXFS_MAX_DIM, 4) || size_ok(a.nq, a.k, 8))
+		return -EINVAL;
+	err = need_mode(filp, FMODE_READ);
+	if (err)
+		return err;
+	err = vexfs_index_search(filp, &a);
+	if (err)
+		return err;
+	return copy_to_user(uarg, &a, sizeof(a)) ? -EFAULT : 0;
+}
+
+static long ioc_index_stats(struct file *filp, void __user *uarg)
+{
+	struct vexfs_ioc_index_stats a;
+	int err;
+
+	memset(&a, 0, sizeof(a));
+	err = vexfs_index_stats(filp, &a);
+	if (err)
+		return err;
+	return copy_to_user(uarg, &a, sizeof(a)) ? -EFAULT : 0;
+}
+
+static long ioc_index_drop(struct file *filp)
+{
+	int err = begin_write(filp);
+
+	if (err)
+		return err;
+	err = vexfs_index_drop(filp);
+	mnt_drop_write_file(filp);
+	return err;
+}
+
 long vexfs_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 {
 	void __user *uarg = (void __user *)arg;
@@ -213,6 +303,16 @@ long vexfs_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		return ioc_search(filp, uarg);
 	case VEXFS_IOC_STATS:
 		return ioc_stats(filp, uarg);
+	case VEXFS_IOC_INDEX_BUILD:
+		return ioc_index_build(filp, uarg);
+	case VEXFS_IOC_INDEX_ASSIGN:
+		return ioc_index_assign(filp, uarg);
+	case VEXFS_IOC_INDEX_SEARCH:
+		return ioc_index_search(filp, uarg);
+	case VEXFS_IOC_INDEX_STATS:
+		return ioc_index_stats(filp, uarg);
+	case VEXFS_IOC_INDEX_DROP:
+		return ioc_index_drop(filp);
 	default:
 		return -ENOTTY;
 	}

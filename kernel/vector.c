@@ -48,6 +48,7 @@ struct coll {
 	u32 dim4;
 	u32 metric;
 	u32 rs;			/* record size */
+	u32 flags;		/* c_flags: VEXFS_COLL_FL_* */
 	u64 count;
 };
 
@@ -163,8 +164,10 @@ static int coll_load(struct inode *inode, struct coll *c)
 	c->rs = le32_to_cpu(h.c_record_size);
 	c->count = le64_to_cpu(h.c_count);
 	if (c->dim < 1 || c->dim > VEXFS_MAX_DIM || c->metric > VEXFS_METRIC_IP ||
-	    c->rs != coll_rec_size(c->dim) || h.c_flags)
+	    c->rs != coll_rec_size(c->dim) ||
+	    (le32_to_cpu(h.c_flags) & ~VEXFS_COLL_FLAGS))
 		goto corrupt;
+	c->flags = le32_to_cpu(h.c_flags);
 	c->dim4 = round_up(c->dim, 4);
 	/* records past c_count (a batch cut short by a crash) are ignored */
 	if (check_mul_overflow(c->count, (u64)c->rs, &need) ||
@@ -199,6 +202,7 @@ static int coll_store_header(struct file *filp, const struct coll *c)
 		.c_metric = cpu_to_le32(c->metric),
 		.c_count = cpu_to_le64(c->count),
 		.c_record_size = cpu_to_le32(c->rs),
+		.c_flags = cpu_to_le32(c->flags),
 	};
 
 	h.c_checksum = cpu_to_le32(hdr_csum(&h));
@@ -453,7 +457,9 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 	}
 	/* check for overflow of the final size before writing anything */
 	end = old_count + n;
-	if (end > (u64)(inode->i_sb->s_maxbytes - VEXFS_DATA_OFFSET) / c.rs) {
+	if (end > (u64)(inode->i_sb->s_maxbytes - VEXFS_DATA_OFFSET) / c.rs ||
+	    ((c.flags & VEXFS_COLL_FL_INDEX) &&
+	     end > vexfs_index_max_records(c.rs))) {
 		err = -EFBIG;
 		goto out_unlock;
 	}
@@ -529,6 +535,9 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 		if (!err)
 			err = coll_write(filp, rec_pos(&c, ents[i].slot), buf,
 					 c.rs);
+		/* the record's list may no longer fit: it becomes pending */
+		if (!err && (c.flags & VEXFS_COLL_FL_INDEX))
+			err = vexfs_index_move(filp, ents[i].slot, U64_MAX);
 		if (err)
 			break;
 		updated++;
@@ -539,8 +548,13 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 	goto out_unlock;
 
 undo:
-	/* nothing committed: drop appended records (restores the old size) */
-	if (end != old_count || i_size_read(inode) > rec_pos(&c, old_count))
+	/*
+	 * nothing committed: drop appended records (restores the old size);
+	 * with an index, i_size covers the index: records past c_count are
+	 * ignored (and their assign entries are still 0, pending).
+	 */
+	if (!(c.flags & VEXFS_COLL_FL_INDEX) &&
+	    (end != old_count || i_size_read(inode) > rec_pos(&c, old_count)))
 		coll_truncate(filp, rec_pos(&c, old_count));
 	added = 0;
 out_unlock:
@@ -704,6 +718,9 @@ int vexfs_coll_delete(struct file *filp, struct vexfs_ioc_delete *arg)
 				err = coll_write(filp, rec_pos(&c, slots[i]),
 						 rec, c.rs);
 		}
+		/* the index follows the move: last's entry goes to its new slot */
+		if (!err && (c.flags & VEXFS_COLL_FL_INDEX))
+			err = vexfs_index_move(filp, last, slots[i]);
 		if (!err)
 			c.count--;
 		cond_resched();
@@ -711,7 +728,8 @@ int vexfs_coll_delete(struct file *filp, struct vexfs_ioc_delete *arg)
 	if (c.count != old_count) {
 		int err2 = coll_store_header(filp, &c);
 
-		if (!err2)
+		/* with an index, i_size covers the index region: keep it */
+		if (!err2 && !(c.flags & VEXFS_COLL_FL_INDEX))
 			err2 = coll_truncate(filp, rec_pos(&c, c.count));
 		if (!err)
 			err = err2;
@@ -997,4 +1015,88 @@ int vexfs_coll_stats(struct file *filp, struct vexfs_ioc_stats *arg)
 	}
 	inode_unlock_shared(inode);
 	return err;
+}
+
+/* ---- for the ANN index (index.c); the caller holds i_rwsem ---- */
+
+static void coll_to_info(const struct coll *c, struct vexfs_coll_info *ci)
+{
+	ci->dim = c->dim;
+	ci->dim4 = c->dim4;
+	ci->metric = c->metric;
+	ci->rs = c->rs;
+	ci->flags = c->flags;
+	ci->count = c->count;
+}
+
+int vexfs_coll_info_load(struct inode *inode, struct vexfs_coll_info *ci)
+{
+	struct coll c;
+	int err = coll_load(inode, &c);
+
+	if (!err)
+		coll_to_info(&c, ci);
+	return err;
+}
+
+int vexfs_coll_pread(struct inode *inode, loff_t pos, void *buf, size_t len)
+{
+	return coll_read(inode, pos, buf, len);
+}
+
+int vexfs_coll_pwrite(struct file *filp, loff_t pos, const void *buf,
+		      size_t len)
+{
+	return coll_write(filp, pos, buf, len);
+}
+
+int vexfs_coll_set_size(struct file *filp, loff_t size)
+{
+	return coll_truncate(filp, size);
+}
+
+/* rewrite the header with new c_flags (the rest as loaded) */
+int vexfs_coll_set_flags(struct file *filp, struct vexfs_coll_info *ci,
+			 u32 flags)
+{
+	struct coll c = {
+		.dim = ci->dim, .dim4 = ci->dim4, .metric = ci->metric,
+		.rs = ci->rs, .flags = flags, .count = ci->count,
+	};
+	int err = coll_store_header(filp, &c);
+
+	if (!err)
+		ci->flags = flags;
+	return err;
+}
+
+/*
+ * The slots of n ids copied from user memory, in the caller's order
+ * (U64_MAX: absent). Returns a kvmalloc'd array (n <= VEXFS_MAX_BATCH).
+ */
+u64 *vexfs_coll_slots(struct inode *inode, const struct vexfs_coll_info *ci,
+		      u64 ids_uptr, u32 n)
+{
+	struct coll c = {
+		.dim = ci->dim, .dim4 = ci->dim4, .metric = ci->metric,
+		.rs = ci->rs, .flags = ci->flags, .count = ci->count,
+	};
+	struct id_ent *ents = ids_load(ids_uptr, n);
+	u64 *slots;
+	u32 i;
+	int err;
+
+	if (IS_ERR(ents))
+		return ERR_CAST(ents);
+	slots = kvmalloc_array(n, sizeof(*slots), GFP_KERNEL);
+	err = slots ? coll_match_ids(inode, &c, c.count, ents, n) : -ENOMEM;
+	if (err) {
+		kvfree(slots);
+		kvfree(ents);
+		return ERR_PTR(err);
+	}
+	for (i = 0; i < n; i++)
+		slots[ents[i].idx] = ents[i].slot;
+	kvfree(ents);
+	return slots;
 }

@@ -44,4 +44,33 @@ int vexfs_coll_delete(struct file *filp, struct vexfs_ioc_delete *arg);
 int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg);
 int vexfs_coll_stats(struct file *filp, struct vexfs_ioc_stats *arg);
 
+/* vector.c, for index.c: the caller holds i_rwsem (exclusive to write) */
+struct vexfs_coll_info {
+	u32 dim;
+	u32 dim4;
+	u32 metric;
+	u32 rs;
+	u32 flags;		/* c_flags */
+	u64 count;
+};
+
+int vexfs_coll_info_load(struct inode *inode, struct vexfs_coll_info *ci);
+int vexfs_coll_pread(struct inode *inode, loff_t pos, void *buf, size_t len);
+int vexfs_coll_pwrite(struct file *filp, loff_t pos, const void *buf,
+		      size_t len);
+int vexfs_coll_set_size(struct file *filp, loff_t size);
+int vexfs_coll_set_flags(struct file *filp, struct vexfs_coll_info *ci,
+			 u32 flags);
+u64 *vexfs_coll_slots(struct inode *inode, const struct vexfs_coll_info *ci,
+		      u64 ids_uptr, u32 n);
+
+/* index.c: the ANN (IVF) index of a collection */
+u64 vexfs_index_max_records(u32 rs);
+int vexfs_index_move(struct file *filp, u64 from, u64 to);
+int vexfs_index_build(struct file *filp, struct vexfs_ioc_index_build *arg);
+int vexfs_index_assign(struct file *filp, struct vexfs_ioc_index_assign *arg);
+int vexfs_index_search(struct file *filp, struct vexfs_ioc_index_search *arg);
+int vexfs_index_stats(struct file *filp, struct vexfs_ioc_index_stats *arg);
+int vexfs_index_drop(struct file *filp);
+
 #endif /* _VEXFS_VECTOR_H */

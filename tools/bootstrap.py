@@ -55,6 +55,7 @@ APT_PACKAGES = {
     "python3-click": "vexfs-tools package dependency (installed in a guest by a VM test)",
     "python3-numpy": "vexfs-tools package dependency (installed in a guest by a VM test)",
     "python3-crc32c": "vexfs-tools package dependency (installed in a guest by a VM test)",
+    "dataset-fashion-mnist": "real data for `vexfs bench ann` (ann-benchmarks fashion-mnist-784)",
 }
 
 log = logging.getLogger("bootstrap")

@@ -78,6 +78,28 @@ fi
 exit 0
 """
 
+# vexfs-tools maintainer scripts, as dh_python3 writes them: byte-compile
+# the modules at install time and remove the .pyc files before removal (else
+# `dpkg -r` leaves the __pycache__ directories Python wrote at run time).
+TOOLS_POSTINST = """#!/bin/sh
+set -e
+if [ "$1" = configure ] && command -v py3compile >/dev/null 2>&1; then
+	py3compile -p vexfs-tools
+fi
+exit 0
+"""
+
+TOOLS_PRERM = """#!/bin/sh
+set -e
+if command -v py3clean >/dev/null 2>&1; then
+	py3clean -p vexfs-tools
+else
+	find /usr/lib/python3/dist-packages/vexfs -type d -name __pycache__ \\
+		-exec rm -rf {} + 2>/dev/null || true
+fi
+exit 0
+"""
+
 SCRIPT_TEMPLATE = """#!/usr/bin/python3
 # Installed by vexfs-tools {version}.
 import sys
@@ -219,6 +241,10 @@ def build_tools(out_dir: Path, work: Path, python: str) -> tuple[Path, Path]:
                        " mkfs.vexfs, fsck.vexfs (so mkfs -t vexfs and fsck -t vexfs work),\n"
                        " the offline image reader and the vexfs command (vector client).",
     }))
+    for name, text in (("postinst", TOOLS_POSTINST), ("prerm", TOOLS_PRERM)):
+        script = debian / name
+        script.write_text(text)
+        script.chmod(0o755)
     deb = _dpkg_deb(root, out_dir / f"vexfs-tools_{ver}_all.deb")
     shutil.copyfile(wheel, out_dir / wheel.name)
     return deb, out_dir / wheel.name

@@ -266,6 +266,10 @@ def stat_cmd(image_path: str, path: str) -> None:
             c = im.collection(ino)
             click.echo(f"Collection: dim {c.dim}, metric {c.metric_name}, {c.count} records "
                        f"of {c.record_size} bytes")
+            if c.index:
+                click.echo(f"  ANN index: IVF, {c.index['nlist']} lists, default nprobe "
+                           f"{c.index['nprobe']}, {c.index['indexed']} records indexed, "
+                           f"{c.index['pending']} pending")
             if c.count:
                 ids = ", ".join(str(int(x)) for x in c.ids[:10])
                 click.echo(f"  ids: {ids}{', ...' if c.count > 10 else ''}")

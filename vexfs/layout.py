@@ -71,7 +71,9 @@ VEXFS_FEATURE_INCOMPAT_XATTR = 0x4
 VEXFS_FEATURE_INCOMPAT_SUPP = (VEXFS_FEATURE_INCOMPAT_EXTENTS | VEXFS_FEATURE_INCOMPAT_RECOVER
                                | VEXFS_FEATURE_INCOMPAT_XATTR)
 VEXFS_FEATURE_RO_COMPAT_COLLECTIONS = 0x1
-VEXFS_FEATURE_RO_COMPAT_SUPP = VEXFS_FEATURE_RO_COMPAT_COLLECTIONS
+VEXFS_FEATURE_RO_COMPAT_ANN_INDEX = 0x4
+VEXFS_FEATURE_RO_COMPAT_SUPP = (VEXFS_FEATURE_RO_COMPAT_COLLECTIONS
+                                | VEXFS_FEATURE_RO_COMPAT_ANN_INDEX)
 
 VEXFS_STATE_CLEAN = 0x0001
 VEXFS_STATE_ERROR = 0x0002
@@ -121,6 +123,17 @@ VEXFS_COLLECTION_MAGIC = 0x4C434556
 VEXFS_COLLECTION_VERSION = 1
 VEXFS_DATA_OFFSET = 4096
 VEXFS_MAX_DIM = 4096
+
+# ANN index of a collection (kernel/uapi/vexfs_fs.h, "ANN index")
+VEXFS_COLL_FL_INDEX = 0x1
+VEXFS_COLL_FLAGS = VEXFS_COLL_FL_INDEX
+VEXFS_INDEX_BASE = 1 << 40
+VEXFS_INDEX_ASSIGN_OFF = 4096
+VEXFS_INDEX_CENT_OFF = 1 << 35
+VEXFS_INDEX_MAGIC = 0x46564956
+VEXFS_INDEX_VERSION = 1
+VEXFS_INDEX_MAX_NLIST = 16384
+VEXFS_INDEX_KIND_IVF = 1
 
 VEXFS_METRIC_L2 = 0
 VEXFS_METRIC_COSINE = 1
@@ -370,6 +383,24 @@ class XattrEntry(_Struct):
     FLEX_MEMBER = "e_name"
 
 
+class IndexHeader(_Struct):
+    C_NAME = "vexfs_index_header"
+    _fields_ = [
+        ("x_magic", le32),
+        ("x_version", le32),
+        ("x_kind", le32),
+        ("x_nlist", le32),
+        ("x_dim", le32),
+        ("x_metric", le32),
+        ("x_nprobe", le32),
+        ("x_flags", le32),
+        ("x_alloc", le64),
+        ("x_reserved", le64 * 2),
+        ("x_reserved2", le32),
+        ("x_checksum", le32),
+    ]
+
+
 class VectorRecord(_Struct):
     C_NAME = "vexfs_vector_record"
     _fields_ = [
@@ -383,7 +414,8 @@ class VectorRecord(_Struct):
 STRUCTS: dict[str, type[_Struct]] = {
     cls.C_NAME: cls
     for cls in (SuperBlock, BitmapHeader, Extent, ExtentBlockHeader, Inode, DirEntry,
-                DirTail, CollectionHeader, VectorRecord, XattrHeader, XattrEntry)
+                DirTail, CollectionHeader, IndexHeader, VectorRecord, XattrHeader,
+                XattrEntry)
 }
 
 # Byte offsets used all over the tools.
@@ -395,6 +427,7 @@ DIR_TAIL_OFF = VEXFS_DIR_DATA_BYTES
 DIR_TAIL_CHECKSUM_OFF = DIR_TAIL_OFF + DirTail.dt_checksum.offset
 COLLECTION_HEADER_SIZE = ctypes.sizeof(CollectionHeader)
 COLLECTION_CHECKSUM_OFF = CollectionHeader.c_checksum.offset
+INDEX_HEADER_SIZE = ctypes.sizeof(IndexHeader)
 EXTENT_BLOCK_HEADER_SIZE = ctypes.sizeof(ExtentBlockHeader)
 EXTENT_SIZE = ctypes.sizeof(Extent)
 XATTR_CHECKSUM_OFF = XattrHeader.xh_checksum.offset
@@ -444,6 +477,7 @@ _CSUM_FIELD = {
     SuperBlock: "s_checksum",
     Inode: "i_checksum",
     CollectionHeader: "c_checksum",
+    IndexHeader: "x_checksum",
 }
 
 

@@ -80,7 +80,10 @@
 					 VEXFS_FEATURE_INCOMPAT_RECOVER | \
 					 VEXFS_FEATURE_INCOMPAT_XATTR)
 #define VEXFS_FEATURE_RO_COMPAT_COLLECTIONS 0x1U /* vector collections */
-#define VEXFS_FEATURE_RO_COMPAT_SUPP	VEXFS_FEATURE_RO_COMPAT_COLLECTIONS
+/* some collection has an ANN index (VEXFS_COLL_FL_INDEX, see below) */
+#define VEXFS_FEATURE_RO_COMPAT_ANN_INDEX 0x4U
+#define VEXFS_FEATURE_RO_COMPAT_SUPP	(VEXFS_FEATURE_RO_COMPAT_COLLECTIONS | \
+					 VEXFS_FEATURE_RO_COMPAT_ANN_INDEX)
 
 /* s_state */
 #define VEXFS_STATE_CLEAN	0x0001U	/* cleanly unmounted */
@@ -338,7 +341,7 @@ struct vexfs_collection_header {
 	__le32	c_metric;		/* enum vexfs_metric */
 	__le64	c_count;		/* live records */
 	__le32	c_record_size;		/* bytes per record */
-	__le32	c_flags;		/* reserved, 0 */
+	__le32	c_flags;		/* VEXFS_COLL_FL_* */
 	__le64	c_reserved[4];
 	__le32	c_reserved2;
 	__le32	c_checksum;		/* CRC-32C of this 72-byte struct */
@@ -443,5 +446,101 @@ struct vexfs_ioc_stats {
 #define VEXFS_IOC_DELETE _IOWR(VEXFS_IOC_MAGIC, 4, struct vexfs_ioc_delete)
 #define VEXFS_IOC_SEARCH _IOW(VEXFS_IOC_MAGIC, 5, struct vexfs_ioc_search)
 #define VEXFS_IOC_STATS	 _IOR(VEXFS_IOC_MAGIC, 6, struct vexfs_ioc_stats)
+
+/*
+ * ---- ANN index of a collection (IVF, VEXFS_COLL_FL_INDEX) ----
+ *
+ * A collection whose header has VEXFS_COLL_FL_INDEX in c_flags carries an
+ * inverted-file index in the same file, in a region that starts at the fixed
+ * byte offset VEXFS_INDEX_BASE (the file is sparse in between: records may
+ * grow up to that offset, else EFBIG):
+ *
+ *   INDEX_BASE + 0              struct vexfs_index_header (rest of block 0)
+ *   INDEX_BASE + ASSIGN_OFF     __le32 assign[slot]: the list of the record
+ *                               in that slot, as list + 1; 0 = pending (not
+ *                               yet assigned; searched exactly with every
+ *                               query). Entries >= c_count are 0. Holes read
+ *                               as zero, i.e. pending.
+ *   INDEX_BASE + CENT_OFF       x_nlist centroids, rows of round_up(dim, 4)
+ *                               float32 (zero padded), list l at row l.
+ *
+ * i_size = INDEX_BASE + CENT_OFF + x_nlist * 4 * round_up(dim, 4).
+ * The index is advisory: search results always come from the records
+ * themselves (ids and distances read from the record slots), so a stale or
+ * damaged assignment can only cost recall, never return a deleted id or a
+ * wrong distance. Out-of-range assign values or a bad header give EUCLEAN.
+ */
+#define VEXFS_COLL_FL_INDEX	0x1U
+#define VEXFS_COLL_FLAGS	VEXFS_COLL_FL_INDEX
+
+#define VEXFS_INDEX_BASE	(1ULL << 40)	/* byte offset in the file */
+#define VEXFS_INDEX_ASSIGN_OFF	4096ULL
+#define VEXFS_INDEX_CENT_OFF	(1ULL << 35)	/* room for 2^33 assign entries */
+#define VEXFS_INDEX_MAGIC	0x46564956U	/* "VIVF" */
+#define VEXFS_INDEX_VERSION	1U
+#define VEXFS_INDEX_MAX_NLIST	16384U
+#define VEXFS_INDEX_KIND_IVF	1U
+
+struct vexfs_index_header {
+	__le32	x_magic;		/* VEXFS_INDEX_MAGIC */
+	__le32	x_version;		/* VEXFS_INDEX_VERSION */
+	__le32	x_kind;			/* VEXFS_INDEX_KIND_IVF */
+	__le32	x_nlist;		/* 1..VEXFS_INDEX_MAX_NLIST */
+	__le32	x_dim;			/* == c_dim */
+	__le32	x_metric;		/* == c_metric */
+	__le32	x_nprobe;		/* default nprobe, 1..x_nlist */
+	__le32	x_flags;		/* 0 */
+	__le64	x_alloc;		/* assign entries [0, x_alloc) have blocks */
+	__le64	x_reserved[2];
+	__le32	x_reserved2;
+	__le32	x_checksum;		/* CRC-32C of this 64-byte struct */
+};					/* 64 bytes */
+
+/* VEXFS_IOC_INDEX_BUILD: install centroids (every record becomes pending) */
+struct vexfs_ioc_index_build {
+	__u64	centroids_ptr;		/* in: const float centroids[nlist][dim] */
+	__u32	nlist;			/* in: 1..VEXFS_INDEX_MAX_NLIST */
+	__u32	nprobe;			/* in: default nprobe, 1..nlist */
+	__u32	flags;			/* in: 0 */
+	__u32	reserved;		/* in: 0 */
+};					/* 24 bytes */
+
+/* VEXFS_IOC_INDEX_ASSIGN: put records (by id) on lists */
+struct vexfs_ioc_index_assign {
+	__u64	ids_ptr;		/* in: const __u64 ids[count] */
+	__u64	lists_ptr;		/* in: const __u32 lists[count], < nlist */
+	__u32	count;			/* in: 0..VEXFS_MAX_BATCH */
+	__u32	flags;			/* in: 0 */
+	__u64	assigned;		/* out: ids found and assigned */
+};					/* 32 bytes */
+
+/* VEXFS_IOC_INDEX_SEARCH: approximate top-k, nprobe lists + pending */
+struct vexfs_ioc_index_search {
+	__u64	queries_ptr;		/* in: const float queries[nq][dim] */
+	__u64	distances_ptr;		/* out: float distances[nq][k] */
+	__u64	ids_ptr;		/* out: __u64 ids[nq][k] */
+	__u32	nq;			/* in: 0..VEXFS_MAX_NQ */
+	__u32	k;			/* in: 1..VEXFS_MAX_K */
+	__u32	nprobe;			/* in: 0 = the index's default */
+	__u32	flags;			/* in: 0 */
+	__u64	scanned;		/* out: records whose distance was taken */
+};					/* 48 bytes */
+
+struct vexfs_ioc_index_stats {
+	__u64	count;			/* out: live records */
+	__u64	indexed;		/* out: records on a list */
+	__u64	pending;		/* out: records not on a list */
+	__u64	index_bytes;		/* out: bytes of index blocks allocated */
+	__u32	nlist;			/* out: 0 = no index */
+	__u32	nprobe;			/* out: default nprobe */
+	__u32	kind;			/* out: VEXFS_INDEX_KIND_* or 0 */
+	__u32	reserved;		/* out: 0 */
+};					/* 48 bytes */
+
+#define VEXFS_IOC_INDEX_BUILD  _IOW(VEXFS_IOC_MAGIC, 8, struct vexfs_ioc_index_build)
+#define VEXFS_IOC_INDEX_ASSIGN _IOWR(VEXFS_IOC_MAGIC, 9, struct vexfs_ioc_index_assign)
+#define VEXFS_IOC_INDEX_SEARCH _IOWR(VEXFS_IOC_MAGIC, 10, struct vexfs_ioc_index_search)
+#define VEXFS_IOC_INDEX_STATS  _IOR(VEXFS_IOC_MAGIC, 11, struct vexfs_ioc_index_stats)
+#define VEXFS_IOC_INDEX_DROP   _IO(VEXFS_IOC_MAGIC, 12)
 
 #endif /* _UAPI_LINUX_VEXFS_FS_H */

@@ -906,11 +906,20 @@ def _edit_collection_header(img: Path, reseal: bool = True, **fields) -> None:
     ({"c_dim": 5000}, ["dimension 5000"]),
     ({"c_metric": 7}, ["unknown metric 7"]),
     ({"c_record_size": 40}, ["record size 40 is not 48 for dimension 5"]),
-    ({"c_flags": 1}, ["c_flags"]),
+    ({"c_flags": 2}, ["unknown c_flags 0x2"]),
 ])
 def test_collection_header_fields(img, fields, words):
     _edit_collection_header(img, **fields)
     assert_detected(img, "collection.header", words)
+    assert_not_repairable(img)
+
+
+def test_collection_index_flag_without_index(img):
+    """VEXFS_COLL_FL_INDEX with no index region: the index header is missing
+    (the kernel says EUCLEAN), and the superblock lacks the ANN_INDEX feature."""
+    _edit_collection_header(img, c_flags=1)
+    assert_detected(img, "collection.index_header", ["bad index magic 0x00000000"])
+    assert_detected(img, "collection.index_feature", [])
     assert_not_repairable(img)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from vexfs.harness.scenarios import _s5_guest as G
-from vexfs.harness.scenarios.s5_vectors import SPEED_MIN
+from vexfs.harness.scenarios.s5_vectors import ANN_BUILD_CHECK, ANN_VERIFY_CHECK, SPEED_MIN
 
 pytestmark = pytest.mark.vm
 
@@ -42,7 +42,8 @@ def s3_s5_run(tmp_path_factory: pytest.TempPathFactory):
     # figures); here it is enough that the benchmark runs and agrees with
     # numpy, and 100k costs ~2 minutes of TCG time.
     cfg = RunnerConfig(kernel=kernel, out_dir=out,
-                       options=RunOptions(module_path=VEXFS_KO, bench_sizes="10000"),
+                       options=RunOptions(module_path=VEXFS_KO, bench_sizes="10000",
+                                          ann_n=3000, ann_queries=100, ann_others=False),
                        observer=PlainObserver(), module=info, write_report=True)
     run = run_all(registry.select(["S3", "S4", "S5"]), cfg)
     return run, out
@@ -114,7 +115,8 @@ def test_s5_vectors(s3_s5_run) -> None:
     names = _criteria(s5)
     assert {"Vector files can be created", "Vector data can be stored and retrieved",
             "After umount/mount: the same searches return the same answers",
-            "fsck.vexfs -n clean after the vector workload (no data corruption)"} <= names
+            "fsck.vexfs -n clean after the vector workload (no data corruption)",
+            ANN_BUILD_CHECK, ANN_VERIFY_CHECK} <= names
     for metric in G.METRICS:
         assert f"{G.N} x {G.DIM} random vectors ({metric}): k-NN matches numpy ground truth" in names
     # Every criterion but the speed one must pass here; the speed criterion

@@ -131,3 +131,109 @@ def native(sizes: str, dim: int, k: int, nq: int, single: int, rounds: int, chec
                    f"ids = FAISS's {r.id_agreement_faiss:.4f}", file=out)
     if check and not ok:
         raise SystemExit(1)
+
+
+@bench.command("fs")
+@click.option("--dev", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A scratch block device: mkfs'd afresh (ext4, then VexFS) for every workload.")
+@click.option("--mnt", default="/mnt/vexfs-bench", show_default=True,
+              type=click.Path(file_okay=False), help="Mount point to use.")
+@click.option("--files", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True,
+              help="(a) files created, written (4 KiB), fsynced and unlinked.")
+@click.option("--seq-mb", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="(b) MB written sequentially, then fsync.")
+@click.option("--tree", type=click.IntRange(1, 1_000_000), default=20_000, show_default=True,
+              help="(c) files and directories of the untar-like tree, then sync.")
+@click.option("--rounds", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Alternating ext4/VexFS rounds; the best time of each counts.")
+@click.option("--only", type=click.Choice(["fsync", "seqwrite", "untar"]), multiple=True,
+              help="Run only these workloads (repeatable).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Tree generator seed.")
+@click.option("--check", is_flag=True,
+              help="Exit 1 unless VexFS is >= 1.0x ext4 on every workload.")
+@click.option("--yes", is_flag=True, help="Do not ask before overwriting --dev.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the results as JSON here ('-' for stdout).")
+def fs(dev: str, mnt: str, files: int, seq_mb: int, tree: int, rounds: int,
+       only: tuple[str, ...], seed: int, check: bool, yes: bool, json_out: str | None) -> None:
+    """In the VM, as root: VexFS vs ext4 (data=ordered) on the same device.
+
+    DESTROYS what is on --dev. Prints each workload's seconds and the ratio
+    ext4_time / vexfs_time (>= 1.0: VexFS at least as fast)."""
+    from vexfs.bench import fs as fb
+
+    if not yes and not click.confirm(f"mkfs {dev} (ext4 and VexFS, several times)?"):
+        raise click.Abort()
+    out = sys.stderr if json_out == "-" else sys.stdout
+    try:
+        result = fb.run(dev, Path(mnt), files=files, seq_mb=seq_mb, tree_n=tree, rounds=rounds,
+                        seed=seed, workloads=only or fb.WORKLOADS,
+                        progress=lambda m: click.echo(m, file=out))
+    except (RuntimeError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if json_out == "-":
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif json_out:
+        Path(json_out).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    click.echo(f"device {dev} ({result.device_bytes >> 20} MiB), kernel {result.kernel}, "
+               f"best of {rounds} round(s)", file=out)
+    for w in result.workloads:
+        verdict = "goal met" if w.goal_met else f"BELOW the {fb.GOAL:g}x goal"
+        click.echo(f"{w.name:>8}: ext4 {w.ext4_s:8.2f} s  vexfs {w.vexfs_s:8.2f} s  "
+                   f"ratio {w.ratio:5.2f}x ({verdict})  {w.description}", file=out)
+    if check and not result.all_goals_met:
+        raise SystemExit(1)
+
+
+@bench.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True),
+              required=True, help="A directory on a mounted VexFS.")
+@click.option("-n", "n", type=click.IntRange(1, 60000), default=60000, show_default=True,
+              help="Base vectors (the first n of the 60,000 training images).")
+@click.option("--queries", "nq", type=click.IntRange(1, 10000), default=1000,
+              show_default=True, help="Queries (the first of the 10,000 test images).")
+@click.option("--nlist", type=click.IntRange(1, 16384), default=None,
+              help="Lists of the VexFS and FAISS IVF indexes (default ~4 sqrt(n)).")
+@click.option("--nprobes", default="1,2,4,8,16,32,64", show_default=True)
+@click.option("--efs", default="10,20,40,80,160,320", show_default=True,
+              help="hnswlib ef / FAISS efSearch values.")
+@click.option("--exact-queries", type=click.IntRange(1), default=50, show_default=True,
+              help="Queries timed for VexFS's exact floor.")
+@click.option("--others/--no-others", default=True, show_default=True,
+              help="Also hnswlib and FAISS.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the results as JSON here ('-' for stdout).")
+def ann(directory: str, n: int, nq: int, nlist: int | None, nprobes: str, efs: str,
+        exact_queries: int, others: bool, json_out: str | None) -> None:
+    """Recall@10 vs QPS on fashion-mnist: VexFS IVF, exact, hnswlib, FAISS."""
+    from vexfs.bench.ann import goal, run
+
+    try:
+        npl = tuple(int(s) for s in nprobes.split(",") if s.strip())
+        efl = tuple(int(s) for s in efs.split(",") if s.strip())
+    except ValueError:
+        raise click.BadParameter("not a list of integers", param_hint="--nprobes/--efs")
+    try:
+        res = run(Path(directory), n=n, nq=nq, nlist=nlist, nprobes=npl, efs=efl,
+                  exact_queries=exact_queries, others=others)
+    except (OSError, ValueError) as e:
+        raise click.ClickException(str(e))
+    out = res.to_dict()
+    out["goal"] = goal(res.points)
+    if json_out == "-":
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    if json_out:
+        Path(json_out).write_text(json.dumps(out, indent=2) + "\n")
+    click.echo(f"{res.dataset}: n={res.n} dim={res.dim} queries={res.nq}")
+    for p in res.points:
+        click.echo(f"  {p['system']:<12} knob={str(p['knob']):>5} "
+                   f"recall@10={p['recall_at_10']:.4f} qps={p['qps']:.1f}")
+    for name, b in res.builds.items():
+        click.echo(f"  build {name:<11} {b['build_s']:.1f} s, {b['index_bytes']} bytes")
+    g = out["goal"]
+    click.echo(f"goal (recall@10 >= {g['target_recall']}: vexfs >= hnswlib and >= 10x exact): "
+               f"{'MET' if g['met'] else 'NOT MET'} "
+               f"(vexfs/hnswlib {g['vexfs_over_hnswlib']}, vexfs/exact {g['vexfs_over_exact']})")

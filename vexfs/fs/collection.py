@@ -28,6 +28,8 @@ class Collection:
     ids: "np.ndarray[Any, Any]"        # uint64, (count,)
     vectors: "np.ndarray[Any, Any]"    # float32, (count, dim)
     flags: "np.ndarray[Any, Any]"      # uint32, (count,) r_flags
+    #: the ANN index ({nlist, nprobe, indexed, pending}) or None
+    index: dict[str, int] | None = None
 
     @property
     def metric_name(self) -> str:
@@ -49,8 +51,41 @@ def collection_header_problems(h: L.CollectionHeader) -> list[str]:
             h.c_record_size != L.collection_record_size(h.c_dim):
         p.append(f"record size {h.c_record_size} is not "
                  f"{L.collection_record_size(h.c_dim)} for dimension {h.c_dim}")
-    if h.c_flags:
-        p.append(f"reserved c_flags is 0x{h.c_flags:x}, not 0")
+    if h.c_flags & ~L.VEXFS_COLL_FLAGS:
+        p.append(f"unknown c_flags 0x{h.c_flags & ~L.VEXFS_COLL_FLAGS:x}")
+    return p
+
+
+def index_end(dim: int, nlist: int) -> int:
+    """i_size of a collection with an index of nlist lists."""
+    return L.VEXFS_INDEX_BASE + L.VEXFS_INDEX_CENT_OFF + nlist * 4 * ((dim + 3) & ~3)
+
+
+def index_max_records(record_size: int) -> int:
+    return min((L.VEXFS_INDEX_BASE - L.VEXFS_DATA_OFFSET) // record_size,
+               (L.VEXFS_INDEX_CENT_OFF - L.VEXFS_INDEX_ASSIGN_OFF) // 4)
+
+
+def index_header_problems(x: L.IndexHeader, h: L.CollectionHeader) -> list[str]:
+    """What the kernel's idx_load() would refuse (EUCLEAN) in an index header."""
+    p = []
+    if x.x_magic != L.VEXFS_INDEX_MAGIC:
+        return [f"bad index magic 0x{x.x_magic:08x}"]
+    if x.x_version != L.VEXFS_INDEX_VERSION or x.x_kind != L.VEXFS_INDEX_KIND_IVF:
+        p.append(f"unsupported index version {x.x_version} kind {x.x_kind}")
+    if not L.struct_checksum_ok(x):
+        p.append("index header checksum mismatch")
+    if not 1 <= x.x_nlist <= L.VEXFS_INDEX_MAX_NLIST:
+        p.append(f"nlist {x.x_nlist} is outside 1..{L.VEXFS_INDEX_MAX_NLIST}")
+    elif not 1 <= x.x_nprobe <= x.x_nlist:
+        p.append(f"default nprobe {x.x_nprobe} is outside 1..{x.x_nlist}")
+    if x.x_dim != h.c_dim or x.x_metric != h.c_metric:
+        p.append(f"index dim/metric {x.x_dim}/{x.x_metric} differ from the collection's "
+                 f"{h.c_dim}/{h.c_metric}")
+    if x.x_flags:
+        p.append(f"reserved x_flags is 0x{x.x_flags:x}")
+    if x.x_alloc > index_max_records(h.c_record_size):
+        p.append(f"x_alloc {x.x_alloc} is beyond the record limit")
     return p
 
 

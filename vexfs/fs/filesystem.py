@@ -19,7 +19,13 @@ from types import TracebackType
 
 from vexfs import layout as L
 from vexfs.fs.blockdev import Device
-from vexfs.fs.collection import Collection, collection_header_problems, record_dtype
+from vexfs.fs.collection import (
+    Collection,
+    collection_header_problems,
+    index_end,
+    index_header_problems,
+    record_dtype,
+)
 from vexfs.fs.dirent import parse_dir_block
 from vexfs.fs.errors import ImageError
 from vexfs.fs.extents import ExtentMap, ExtentRec, map_extents
@@ -350,9 +356,23 @@ class Image:
         if problems:
             raise ImageError(f"collection inode {ino}: " + "; ".join(problems))
         expect = L.VEXFS_DATA_OFFSET + head.c_count * head.c_record_size
+        index: dict[str, int] | None = None
+        if head.c_flags & L.VEXFS_COLL_FL_INDEX:
+            xraw = self.read_data(ino, L.VEXFS_INDEX_BASE, L.INDEX_HEADER_SIZE, inode=inode)
+            xh = L.IndexHeader.unpack(xraw.ljust(L.INDEX_HEADER_SIZE, b"\0"))
+            xprob = index_header_problems(xh, head)
+            if xprob:
+                raise ImageError(f"collection inode {ino}: ANN index: " + "; ".join(xprob))
+            expect = index_end(head.c_dim, xh.x_nlist)
+            araw = self.read_data(ino, L.VEXFS_INDEX_BASE + L.VEXFS_INDEX_ASSIGN_OFF,
+                                  head.c_count * 4, inode=inode)
+            indexed = sum(1 for i in range(0, len(araw), 4) if araw[i:i + 4] != b"\0\0\0\0")
+            index = {"nlist": xh.x_nlist, "nprobe": xh.x_nprobe, "indexed": indexed,
+                     "pending": head.c_count - indexed}
         if inode.i_size != expect:
             raise ImageError(f"collection inode {ino}: size {inode.i_size} is not "
-                             f"4096 + {head.c_count} records x {head.c_record_size} = {expect}")
+                             f"{expect} ({head.c_count} records x {head.c_record_size} bytes"
+                             + (", with an ANN index)" if index else ")"))
         body = self.read_data(ino, L.VEXFS_DATA_OFFSET, head.c_count * head.c_record_size,
                               inode=inode)
         import numpy as np
@@ -363,7 +383,7 @@ class Image:
                           ids=recs["id"].astype(np.uint64),
                           vectors=np.ascontiguousarray(recs["vec"], dtype=np.float32)
                           .reshape(head.c_count, head.c_dim),
-                          flags=recs["flags"].astype(np.uint32))
+                          flags=recs["flags"].astype(np.uint32), index=index)
 
 
 def open_image(path: str | os.PathLike[str], writable: bool = False) -> Image:

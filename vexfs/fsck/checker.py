@@ -22,7 +22,11 @@ from vexfs import __version__
 from vexfs import layout as L
 from vexfs.fs.alloc import Allocator
 from vexfs.fs.bitmap import fmt_bits as _fmt_bits, set_bit_range, split_bitmap
-from vexfs.fs.collection import collection_header_problems
+from vexfs.fs.collection import (
+    collection_header_problems,
+    index_end,
+    index_header_problems,
+)
 from vexfs.fs.dirent import DirRecord, make_dir_block, name_problem, \
     parse_dir_block
 from vexfs.fs.errors import ImageError, NoSpace
@@ -440,10 +444,16 @@ class Checker:
         if problems:
             return
         expect = L.VEXFS_DATA_OFFSET + head.c_count * head.c_record_size
+        xhead = None
+        if head.c_flags & L.VEXFS_COLL_FL_INDEX:
+            xhead = self.check_index_header(info, head)
+            if xhead is None:
+                return
+            expect = index_end(head.c_dim, xhead.x_nlist)
         if inode.i_size != expect:
             mapped_end = max(((e.logical + e.length) * BS for e in info.extents), default=0)
             fix = None
-            if L.struct_checksum_ok(head) and mapped_end >= expect:
+            if L.struct_checksum_ok(head) and mapped_end >= expect and xhead is None:
                 # the checksummed header is the better witness: trust its count
                 fix = self.set_inode_field(ino, "i_size", expect)
             self.add("collection.size", fix, ino=ino, size=inode.i_size, count=head.c_count,
@@ -498,6 +508,47 @@ class Checker:
         if bad_first is not None:
             self.add("collection.record_flags", ino=ino, count=bad_count, first=bad_first[0],
                      id=bad_first[1], flags=bad_first[2])
+        if xhead is not None:
+            self.check_index_entries(info, head, xhead)
+
+    def check_index_header(self, info: InodeInfo, head: L.CollectionHeader
+                           ) -> L.IndexHeader | None:
+        """The ANN index header of an indexed collection, or None (problem recorded)."""
+        ino = info.ino
+        if not self.sb.s_feature_ro_compat & L.VEXFS_FEATURE_RO_COMPAT_ANN_INDEX:
+            def set_feature() -> None:
+                self.sb.s_feature_ro_compat |= L.VEXFS_FEATURE_RO_COMPAT_ANN_INDEX
+                self.rewrite_superblock()
+            self.add("collection.index_feature", set_feature, ino=ino)
+        raw = b"".join(self.img.iter_data(ino, L.VEXFS_INDEX_BASE, L.INDEX_HEADER_SIZE,
+                                          inode=info.inode, extents=info.extents))
+        raw = raw.ljust(L.INDEX_HEADER_SIZE, b"\0")
+        xhead = L.IndexHeader.unpack(raw)
+        problems = index_header_problems(xhead, head)
+        for msg in problems:
+            self.add("collection.index_header", ino=ino, why=msg)
+        return None if problems else xhead
+
+    def check_index_entries(self, info: InodeInfo, head: L.CollectionHeader,
+                            xhead: L.IndexHeader) -> None:
+        """Every record slot has one entry naming a list (or pending), none past the end."""
+        import numpy as np
+        ino = info.ino
+        end = max(head.c_count, xhead.x_alloc)
+        raw = b"".join(self.img.iter_data(ino, L.VEXFS_INDEX_BASE + L.VEXFS_INDEX_ASSIGN_OFF,
+                                          end * 4, inode=info.inode, extents=info.extents))
+        ent = np.zeros(end, dtype="<u4")
+        got = np.frombuffer(raw, dtype="<u4")
+        ent[:len(got)] = got
+        live = ent[:head.c_count]
+        bad = np.nonzero(live > xhead.x_nlist)[0]
+        if len(bad):
+            self.add("collection.index_entry", ino=ino, count=len(bad), first=int(bad[0]),
+                     value=int(live[bad[0]]), nlist=xhead.x_nlist)
+        tail = np.nonzero(ent[head.c_count:])[0]
+        if len(tail):
+            self.add("collection.index_dangling", ino=ino, count=len(tail),
+                     first=int(head.c_count + tail[0]))
 
     # pass 3 ---------------------------------------------------------------
     def dotdot_of(self, info: InodeInfo) -> int | None:

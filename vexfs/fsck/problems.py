@@ -153,6 +153,14 @@ _ROWS: list[ProblemDef] = [
                "(stored 0x{stored:08x}, computed 0x{computed:08x})", True, True),
     ProblemDef("collection.duplicate_id", 7, "inode {ino}: collection has {count} duplicate "
                "record ids ({shown})", False, True),
+    ProblemDef("collection.index_header", 7, "inode {ino}: ANN index header: {why}",
+               False, True),
+    ProblemDef("collection.index_entry", 7, "inode {ino}: ANN index: {count} assign entries "
+               "name no list (first: slot {first}, value {value}; nlist {nlist})", False, True),
+    ProblemDef("collection.index_dangling", 7, "inode {ino}: ANN index: {count} assign entries "
+               "past the last record are not 0 (first: slot {first})", False, False),
+    ProblemDef("collection.index_feature", 7, "inode {ino}: has an ANN index but the "
+               "superblock lacks the ANN_INDEX feature; it will be set", True, True),
     ProblemDef("collection.record_flags", 7, "inode {ino}: {count} records have non-zero "
                "reserved r_flags (first: record {first}, id {id}, flags 0x{flags:x})",
                False, False),

@@ -70,6 +70,11 @@ class RunOptions:
     fuzz_seed: int = 1
     # S5's `vexfs bench vectors --sizes` (the README's figures are 10k and 100k)
     bench_sizes: str = "10000,100000"
+    # S5's ANN step (issue 12): base vectors of fashion-mnist (0: skip the
+    # step), queries, and whether `vexfs bench ann` also runs hnswlib/FAISS
+    ann_n: int = 60000
+    ann_queries: int = 1000
+    ann_others: bool = True
     # C1's VexFS crash-point workload (`vexfs run --crash-episodes`): ~2.2
     # replay points per episode, so the default reaches the >= 1,000 goal
     crash_episodes: int = 480

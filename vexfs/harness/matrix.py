@@ -55,6 +55,11 @@ class KernelRow:
     duration_s: float = 0.0
     error: str = ""  # the kernel could not be fetched or the module not built
     cells: dict[str, Cell] = field(default_factory=dict)
+    # The longest kernel_fpu_begin()..end() section the module measured
+    # (S5's fpu_max_ns, from /sys/module/vexfs/parameters): what PREEMPT_RT
+    # cares about, since preemption is off inside it. None: S5 did not run.
+    fpu_max_ns: int | None = None
+    fpu_sections: int | None = None
 
 
 @dataclass
@@ -109,7 +114,20 @@ def row_from_run(spec: str, run: Run, run_dir: str, package_version: str = "") -
                     passed=run.passed, duration_s=round(run.duration_s, 1))
     for scenario in run.scenarios:
         row.cells[scenario.id] = cell_for(scenario, run_dir)
+        fpu = scenario.metrics.get("fpu_max_ns")
+        if isinstance(fpu, int) and (row.fpu_max_ns is None or fpu > row.fpu_max_ns):
+            row.fpu_max_ns = fpu
+            sections = scenario.metrics.get("fpu_sections")
+            row.fpu_sections = sections if isinstance(sections, int) else None
     return row
+
+
+def fpu_text(row: KernelRow) -> str:
+    """"longest FPU section 412.3 us (1,204 sections)", or "" without S5."""
+    if row.fpu_max_ns is None:
+        return ""
+    sections = f" ({row.fpu_sections:,} sections)" if row.fpu_sections is not None else ""
+    return f"longest FPU section {row.fpu_max_ns / 1000:.1f} us{sections}"
 
 
 _STATUS_COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#8b0000", "skipped": "#888"}
@@ -124,7 +142,9 @@ def render_html(matrix: Matrix) -> str:
                  if row.run_dir else e(row.release or row.spec))
         sub = f"<div class=sub>--kernel {e(row.spec)}"
         sub += f" · {e(row.package_version)}" if row.package_version else ""
-        sub += f" · {row.duration_s:.0f} s</div>"
+        sub += f" · {row.duration_s:.0f} s"
+        sub += f"<br>{e(fpu_text(row))}" if row.fpu_max_ns is not None else ""
+        sub += "</div>"
         cells = []
         for sid in matrix.scenarios:
             cell = row.cells.get(sid)
@@ -157,8 +177,9 @@ a.st {{ color: #fff; padding: 1px 6px; border-radius: 3px; text-decoration: none
 td.missing {{ color: #999; }}
 </style></head><body>
 <h1>VexFS kernel matrix {e(matrix.matrix_id)}: {verdict}</h1>
-<p>Started {e(matrix.started_at)}, {matrix.duration_s:.0f} s wall. Rows: guest kernels;
-columns: scenarios. A cell links to the scenario in that kernel's report; "log" is its
+<p>Started {e(matrix.started_at)}, {matrix.duration_s:.0f} s wall. Rows: guest kernels
+(with the longest kernel_fpu_begin()..end() section the module measured during S5, which
+PREEMPT_RT kernels must keep short); columns: scenarios. A cell links to the scenario in that kernel's report; "log" is its
 transcript. Machine-readable: <a href="matrix.json">matrix.json</a>.</p>
 <table><tr><th>kernel</th>{head}</tr>
 {''.join(rows)}

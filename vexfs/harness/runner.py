@@ -22,11 +22,11 @@ from pathlib import Path
 
 from vexfs.harness.framework import GUEST_MODULE, RunOptions, Scenario, ScenarioContext
 from vexfs.report.events import RunObserver
-from vexfs.report.model import Crash, Environment, Run, ScenarioResult, Status
+from vexfs.report.model import Crash, Criterion, Environment, Run, ScenarioResult, Status
 from vexfs.vm.build import ModuleInfo
 from vexfs.vm.kernel import GuestKernel
 from vexfs.vm.qemu import CPU_MODEL, qemu_version
-from vexfs.vm.session import GuestCrashed, GuestDied, GuestVM, VMError
+from vexfs.vm.session import BootInfo, GuestCrashed, GuestDied, GuestVM, VMError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,40 @@ class RunnerConfig:
     boot_times: list[float] = field(default_factory=list)
     accel: str = ""
     jobs: int = 1  # scenario VMs at once; 0 = one per host core
+    # Scenarios started only once all the others have finished, and timed
+    # apart (C1, the crash-consistency scenario, is outside the default
+    # run's time goal): their VMs never share the cores with the goal's.
+    run_last: tuple[str, ...] = ()
+    time_goal: "TimeGoal | None" = None
+
+
+@dataclass(frozen=True)
+class TimeGoal:
+    """A run-level criterion: the scenarios `ids` (all run before any
+    run_last one) are all done within `limit_s` of the run's start."""
+
+    ids: tuple[str, ...]
+    limit_s: float
+
+    @property
+    def label(self) -> str:
+        return _id_range(self.ids)
+
+
+def _id_range(ids: tuple[str, ...] | list[str]) -> str:
+    """"S1-S6+R1" for S1..S6 and R1: consecutive numbers of one letter as a range."""
+    groups: list[list[tuple[str, int]]] = []
+    for sid in ids:
+        letter, num = sid[:1], sid[1:]
+        if not num.isdigit():
+            groups.append([(sid, -1)])
+            continue
+        last = groups[-1][-1] if groups else None
+        if last and last[1] >= 0 and last[0][:1] == letter and int(num) == last[1] + 1:
+            groups[-1].append((sid, int(num)))
+        else:
+            groups.append([(sid, int(num))])
+    return "+".join(g[0][0] if len(g) == 1 else f"{g[0][0]}-{g[-1][0]}" for g in groups)
 
 
 def new_run_id() -> str:
@@ -73,7 +107,7 @@ BOOT_ATTEMPTS = 2
 
 
 def _boot(scenario: Scenario, cfg: RunnerConfig, index: int, on_crash, transcript,
-          failed_logs: list[Path]) -> tuple[GuestVM, object]:
+          failed_logs: list[Path]) -> tuple[GuestVM, BootInfo]:
     """A booted VM for the scenario. A boot that fails before the scenario
     has done anything (the module is not even copied yet) says nothing about
     the code under test, so it is retried once on a new VM; its console log
@@ -178,7 +212,8 @@ def run_scenario(scenario: Scenario, cfg: RunnerConfig, index: int) -> ScenarioR
             else:
                 failed = [c.name for c in ctx.criteria if not c.passed]
                 status = Status.FAILED
-                message = f"{len(failed)} of {len(ctx.criteria)} criteria failed: " + "; ".join(failed)
+                message = (f"{len(failed)} of {len(ctx.criteria)} criteria failed: "
+                           + "; ".join(failed))
         except GuestCrashed as exc:
             status = Status.ERROR
             message = str(exc)
@@ -294,24 +329,75 @@ def run_all(scenarios: list[Scenario], cfg: RunnerConfig) -> Run:
             if cfg.write_report:
                 _write(run, out, final=False)
 
-    if jobs == 1:
-        for index, scenario in enumerate(scenarios, 1):
-            finished(index, run_scenario(scenario, cfg, index))
-    else:
-        # One fresh VM per scenario as ever, `jobs` of them at a time: each
-        # has its own name, console log, transcript, sockets and crash
-        # watcher, so nothing but the host's cores is shared.
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scenario") as pool:
-            futures = {pool.submit(run_scenario, scenario, cfg, index): index
-                       for index, scenario in enumerate(scenarios, 1)}
-            for future in as_completed(futures):
-                finished(futures[future], future.result())
+    indexed = list(enumerate(scenarios, 1))
+    phases = [[(i, s) for i, s in indexed if s.id not in cfg.run_last],
+              [(i, s) for i, s in indexed if s.id in cfg.run_last]]
+    timing: list[dict] = []
+    env.extra["timing"] = timing
+    for phase in phases:
+        if not phase:
+            continue
+        phase_started = time.monotonic()
+        _run_phase(phase, cfg, min(jobs, len(phase)), finished)
+        timing.append({"scenarios": [s.id for _, s in phase],
+                       "label": _id_range([s.id for _, s in phase]),
+                       "started_s": round(phase_started - started, 1),
+                       "wall_s": round(time.monotonic() - phase_started, 1),
+                       "done_s": round(time.monotonic() - started, 1)})
     run.duration_s = time.monotonic() - started
     env.extra["scenario_s_total"] = round(sum(r.duration_s for r in run.scenarios), 1)
+    env.extra["wall_s"] = round(run.duration_s, 1)
+    if cfg.time_goal is not None:
+        run.goals.append(judge_time_goal(cfg.time_goal, run, timing))
     run.finished = True
     if cfg.write_report:
         _write(run, out)
     return run
+
+
+def _run_phase(phase: list[tuple[int, Scenario]], cfg: RunnerConfig, jobs: int,
+               finished) -> None:
+    if jobs <= 1:
+        for index, scenario in phase:
+            finished(index, run_scenario(scenario, cfg, index))
+        return
+    # One fresh VM per scenario as ever, `jobs` of them at a time: each
+    # has its own name, console log, transcript, sockets and crash
+    # watcher, so nothing but the host's cores is shared.
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scenario") as pool:
+        futures = {pool.submit(run_scenario, scenario, cfg, index): index
+                   for index, scenario in phase}
+        for future in as_completed(futures):
+            finished(futures[future], future.result())
+
+
+def judge_time_goal(goal: TimeGoal, run: Run, timing: list[dict]) -> Criterion:
+    """The goal as a criterion: met iff every one of its scenarios ran in
+    the first phase and that phase was done within the limit. The detail
+    names the measured wall time and the per-scenario times."""
+    name = f"{goal.label} wall time <= {goal.limit_s:.0f} s"
+    by_id = {s.id: s for s in run.scenarios}
+    missing = [sid for sid in goal.ids if sid not in by_id]
+    first = timing[0] if timing else {}
+    outside = [sid for sid in goal.ids if sid not in first.get("scenarios", [])]
+    if missing or outside:
+        return Criterion(name=name, passed=False,
+                         detail=f"not measurable: {', '.join(missing + outside)} did not run "
+                                "in the timed phase")
+    wall = float(first["done_s"])
+    per = ", ".join(f"{sid} {by_id[sid].duration_s:.1f} s" for sid in goal.ids)
+    jobs = run.environment.extra.get("jobs", 1)
+    verdict = "met" if wall <= goal.limit_s else "MISSED"
+    return Criterion(name=name, passed=wall <= goal.limit_s,
+                     detail=f"{verdict}: {goal.label} done {wall:.1f} s after the start "
+                            f"(-j {jobs}, host load {_loadavg()}); {per}")
+
+
+def _loadavg() -> str:
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
 
 
 def default_jobs() -> int:

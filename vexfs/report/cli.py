@@ -90,6 +90,20 @@ def times_table(old: Run, new: Run) -> Table:
         return f" (-j {run.environment.extra.get('jobs', 1)})"
 
     table.add_row("wall", f"{old.duration_s:.1f} s{jobs(old)}", f"{new.duration_s:.1f} s{jobs(new)}")
+    from vexfs.report.timing import phases
+
+    old_ph = {p.get("label"): p for p in phases(old)}
+    new_ph = {p.get("label"): p for p in phases(new)}
+    for label in [lb for lb in {**old_ph, **new_ph} if lb != "all"]:
+        table.add_row(f"{label} wall",
+                      f"{float(old_ph[label]['wall_s']):.1f} s" if label in old_ph else "—",
+                      f"{float(new_ph[label]['wall_s']):.1f} s" if label in new_ph else "—")
+    old_goals = {g.name: g for g in old.goals}
+    new_goals = {g.name: g for g in new.goals}
+    for name in {**old_goals, **new_goals}:
+        table.add_row(f"goal {name}",
+                      ("met" if old_goals[name].passed else "MISSED") if name in old_goals else "—",
+                      ("met" if new_goals[name].passed else "MISSED") if name in new_goals else "—")
     olds = {s.id: s for s in old.scenarios}
     news = {s.id: s for s in new.scenarios}
     for sid in sorted(set(olds) | set(news)):
@@ -119,6 +133,10 @@ def show(run: Path | None, results_root: Path) -> None:
     from vexfs.report.robustness import summary_lines
 
     for line in summary_lines(loaded):  # R1: cases tried, failures found
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    from vexfs.report.timing import time_lines
+
+    for line in time_lines(loaded):  # wall, phases, per scenario, the time goal
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     style = {"PASSED": "bold green", "RUNNING": "bold yellow"}.get(loaded.verdict, "bold red")
     extra = ""

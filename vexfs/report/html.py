@@ -153,6 +153,8 @@ def _summary(run: Run) -> str:
         ("Run id", run.run_id),
         ("Started (UTC)", run.started_at),
         ("Total time", f"{run.duration_s:.1f} s"),
+        *[(f"Time goal {g.name}", f"{'met' if g.passed else 'MISSED'}: {g.detail}")
+          for g in run.goals],
         ("Scenarios", count_text),
         ("Guest kernel", env.kernel_version),
         ("Accelerator", env.accelerator),
@@ -274,6 +276,12 @@ def _plots(run: Run) -> str:
             bench = s.metrics["bench"]
             figs.append(_figure(f"{s.id} vector benchmark", lambda b=bench: plots.bench_bars(b),
                                 f"{s.id}: figures recorded in metrics.bench."))
+    for s in run.scenarios:
+        ann = s.metrics.get("ann")
+        if isinstance(ann, dict) and ann.get("points"):
+            figs.append(_figure(f"{s.id} ANN: recall@10 vs QPS", lambda a=ann: plots.ann_curve(a),
+                                f"{s.id}: metrics.ann (vexfs bench ann in the VM); dotted: "
+                                "recall 0.95, the goal's threshold."))
     figs = [f for f in figs if f]
     if not figs:
         return '<p class="muted">No plottable metrics in this run.</p>'

@@ -98,6 +98,9 @@ class Run:
     planned: list[str] = field(default_factory=list)
     #: "host:pid" of the harness writing the report (tells RUNNING from INCOMPLETE)
     writer: str = ""
+    #: run-level criteria, judged like a scenario's: the time goal of the
+    #: default run ("S1-S6+R1 wall time <= 360 s"); a failed one fails the run
+    goals: list[Criterion] = field(default_factory=list)
 
     def writer_alive(self) -> bool:
         """The process that writes this report still runs (on this host)."""
@@ -123,14 +126,16 @@ class Run:
         """RUNNING / INCOMPLETE (not finished, writer alive / gone, or planned
         scenarios missing), EMPTY (nothing passed or failed: no scenario, or all
         skipped), PASSED or FAILED. Only a finished run that ran something and
-        where every scenario passed or was skipped is PASSED."""
+        where every scenario passed or was skipped, and every run-level goal
+        (the time goal) was met, is PASSED."""
         if not self.finished:
             return "RUNNING" if self.writer_alive() else "INCOMPLETE"
         if self.missing:
             return "INCOMPLETE"
         if not any(s.status != Status.SKIPPED for s in self.scenarios):
             return "EMPTY"
-        if all(s.status in (Status.PASSED, Status.SKIPPED) for s in self.scenarios):
+        if (all(s.status in (Status.PASSED, Status.SKIPPED) for s in self.scenarios)
+                and all(g.passed for g in self.goals)):
             return "PASSED"
         return "FAILED"
 
@@ -172,4 +177,5 @@ class Run:
             finished=bool(data.get("finished", True)),
             planned=[str(x) for x in data.get("planned", [])],
             writer=str(data.get("writer", "")),
+            goals=[Criterion(**_known(Criterion, g)) for g in data.get("goals", [])],
         )

@@ -212,3 +212,43 @@ def bench_bars(bench: Any) -> str | None:
             warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
             fig.tight_layout()
         return _to_svg(fig)
+
+
+ANN_COLORS = {"vexfs": BLUE, "vexfs-exact": "#0550ae", "hnswlib": ORANGE,
+              "faiss-ivf": "#1a7f37", "faiss-hnsw": "#8250df"}
+
+
+def ann_curve(ann: Any) -> str | None:
+    """The ann-benchmarks view of S5's `ann` metric: recall@10 on x, QPS on a log y,
+    one line per system (points ordered by recall); vexfs-exact as a marker."""
+    if not isinstance(ann, dict) or not isinstance(ann.get("points"), list):
+        return None
+    series: dict[str, list[tuple[float, float]]] = {}
+    for p in ann["points"]:
+        if not isinstance(p, dict):
+            continue
+        r, qps = p.get("recall_at_10"), p.get("qps")
+        if is_number(r) and is_number(qps) and 0 <= float(r) <= 1 and 0 < float(qps) < PLOT_MAX:
+            series.setdefault(label(p.get("system", "?"), 16), []).append((float(r), float(qps)))
+    if not series:
+        return None
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(6.4, 4.0))
+        ax = fig.subplots()
+        for name, pts in sorted(series.items()):
+            pts.sort()
+            color = ANN_COLORS.get(name, GREY)
+            style = "s" if name == "vexfs-exact" else "o-"
+            ax.plot([r for r, _ in pts], [q for _, q in pts], style, color=color, label=name,
+                    markersize=4, linewidth=1.4)
+        ax.axvline(0.95, color=GREY, linestyle=":", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("recall@10")
+        ax.set_ylabel("queries per second (log)")
+        ax.set_title(f"{label(ann.get('dataset', ''), 40)}: n={ann.get('n')} dim={ann.get('dim')}",
+                     fontsize=9)
+        ax.legend(fontsize=8, loc="lower left")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+            fig.tight_layout()
+        return _to_svg(fig)

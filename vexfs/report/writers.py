@@ -160,6 +160,15 @@ def scenario_testcase(scenario: ScenarioResult) -> TestCase:
     return case
 
 
+def _goal_testcase(goal) -> TestCase:
+    """A run-level goal (the time goal) as its own test case: a missed goal
+    is a failure CI dashboards see."""
+    case = TestCase(name=goal.name, classname="vexfs.goals", stdout=goal.detail or None)
+    if not goal.passed:
+        case.add_failure_info(message=goal.detail or "goal missed", failure_type="goal")
+    return case
+
+
 def run_to_junit(run: Run) -> str:
     env = run.environment
     properties = {
@@ -184,7 +193,8 @@ def run_to_junit(run: Run) -> str:
         properties[f"extra.{key}"] = json.dumps(jsonable(value)) if not isinstance(value, str) else value
     suite = TestSuite(
         name="vexfs.scenarios",
-        test_cases=[scenario_testcase(s) for s in run.scenarios],
+        test_cases=[scenario_testcase(s) for s in run.scenarios] + [_goal_testcase(g)
+                                                                  for g in run.goals],
         hostname=env.host or None,
         id=run.run_id,
         timestamp=run.started_at or None,

@@ -107,9 +107,34 @@ class IocStats(_Struct):
                 ("record_size", u32), ("simd", u32), ("reserved", u64 * 2)]
 
 
+class IocIndexBuild(_Struct):
+    C_NAME = "vexfs_ioc_index_build"
+    _fields_ = [("centroids_ptr", u64), ("nlist", u32), ("nprobe", u32), ("flags", u32),
+                ("reserved", u32)]
+
+
+class IocIndexAssign(_Struct):
+    C_NAME = "vexfs_ioc_index_assign"
+    _fields_ = [("ids_ptr", u64), ("lists_ptr", u64), ("count", u32), ("flags", u32),
+                ("assigned", u64)]
+
+
+class IocIndexSearch(_Struct):
+    C_NAME = "vexfs_ioc_index_search"
+    _fields_ = [("queries_ptr", u64), ("distances_ptr", u64), ("ids_ptr", u64), ("nq", u32),
+                ("k", u32), ("nprobe", u32), ("flags", u32), ("scanned", u64)]
+
+
+class IocIndexStats(_Struct):
+    C_NAME = "vexfs_ioc_index_stats"
+    _fields_ = [("count", u64), ("indexed", u64), ("pending", u64), ("index_bytes", u64),
+                ("nlist", u32), ("nprobe", u32), ("kind", u32), ("reserved", u32)]
+
+
 #: Every ioctl struct, by C name (test_layout.py picks these up).
 STRUCTS: dict[str, type[_Struct]] = {
-    cls.C_NAME: cls for cls in (IocCreate, IocInsert, IocGet, IocDelete, IocSearch, IocStats)
+    cls.C_NAME: cls for cls in (IocCreate, IocInsert, IocGet, IocDelete, IocSearch, IocStats,
+                                IocIndexBuild, IocIndexAssign, IocIndexSearch, IocIndexStats)
 }
 
 VEXFS_IOC_CREATE = _IOW(VEXFS_IOC_MAGIC, 1, IocCreate)
@@ -118,6 +143,11 @@ VEXFS_IOC_GET = _IOWR(VEXFS_IOC_MAGIC, 3, IocGet)
 VEXFS_IOC_DELETE = _IOWR(VEXFS_IOC_MAGIC, 4, IocDelete)
 VEXFS_IOC_SEARCH = _IOW(VEXFS_IOC_MAGIC, 5, IocSearch)
 VEXFS_IOC_STATS = _IOR(VEXFS_IOC_MAGIC, 6, IocStats)
+VEXFS_IOC_INDEX_BUILD = _IOW(VEXFS_IOC_MAGIC, 8, IocIndexBuild)
+VEXFS_IOC_INDEX_ASSIGN = _IOWR(VEXFS_IOC_MAGIC, 9, IocIndexAssign)
+VEXFS_IOC_INDEX_SEARCH = _IOWR(VEXFS_IOC_MAGIC, 10, IocIndexSearch)
+VEXFS_IOC_INDEX_STATS = _IOR(VEXFS_IOC_MAGIC, 11, IocIndexStats)
+VEXFS_IOC_INDEX_DROP = _IOC(0, VEXFS_IOC_MAGIC, 12, 0)
 
 IOCTLS: dict[str, int] = {
     "VEXFS_IOC_CREATE": VEXFS_IOC_CREATE,
@@ -126,6 +156,11 @@ IOCTLS: dict[str, int] = {
     "VEXFS_IOC_DELETE": VEXFS_IOC_DELETE,
     "VEXFS_IOC_SEARCH": VEXFS_IOC_SEARCH,
     "VEXFS_IOC_STATS": VEXFS_IOC_STATS,
+    "VEXFS_IOC_INDEX_BUILD": VEXFS_IOC_INDEX_BUILD,
+    "VEXFS_IOC_INDEX_ASSIGN": VEXFS_IOC_INDEX_ASSIGN,
+    "VEXFS_IOC_INDEX_SEARCH": VEXFS_IOC_INDEX_SEARCH,
+    "VEXFS_IOC_INDEX_STATS": VEXFS_IOC_INDEX_STATS,
+    "VEXFS_IOC_INDEX_DROP": VEXFS_IOC_INDEX_DROP,
 }
 
 METRICS_BY_NAME = {name: value for value, name in METRIC_NAMES.items()}

@@ -9,6 +9,7 @@ import sys
 import click
 import numpy as np
 
+from vexfs import layout as L
 from vexfs.vector import abi
 from vexfs.vector.client import Collection
 from vexfs.vector.vecio import VectorFileError, parse_id_list, read_vectors
@@ -82,12 +83,22 @@ def insert(path: str, file: str, ids_opt: tuple[str, ...], start: int | None,
               help="Also write PREFIX.D.npy (distances, float32, queries x k) and "
                    "PREFIX.I.npy (ids, int64, -1 where fewer than k exist), as FAISS "
                    "returns D and I.")
-def search(path: str, queryfile: str, k: int, as_json: bool, npy_prefix: str | None) -> None:
-    """The k nearest stored vectors of each vector in QUERYFILE."""
+@click.option("--nprobe", type=click.IntRange(1, L.VEXFS_INDEX_MAX_NLIST), default=None,
+              help="Lists of the ANN index to visit per query (default: the index's own). "
+                   "Needs an index (vexfs vec index build).")
+@click.option("--exact", is_flag=True, help="Exact search even if the collection has an index.")
+def search(path: str, queryfile: str, k: int, as_json: bool, npy_prefix: str | None,
+           nprobe: int | None, exact: bool) -> None:
+    """The k nearest stored vectors of each vector in QUERYFILE (approximate with an index)."""
     try:
         queries = read_vectors(queryfile)
         with Collection.open(path, readonly=True) as coll:
-            dist, ids = coll.search(queries, k)
+            opts: dict = {}
+            if exact:
+                opts["exact"] = True
+            if nprobe is not None:
+                opts["nprobe"] = nprobe
+            dist, ids = coll.search(queries, k, **opts)
         if npy_prefix:
             np.save(f"{npy_prefix}.D.npy", dist)
             np.save(f"{npy_prefix}.I.npy", ids)
@@ -173,3 +184,90 @@ def get(path: str, ids: tuple[str, ...], npy_out: str | None, missing: str) -> N
                                    if ok else "not found"))
     if not found.all():
         sys.exit(1)
+
+
+@vec.group()
+def index() -> None:
+    """The ANN (IVF) index of a collection: build, stats, compact, drop."""
+
+
+def _progress_bar(label: str):
+    bars: dict[str, object] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = click.progressbar(length=total, label=f"{label}: {stage}", file=sys.stderr)
+            bar.__enter__()
+            bars[stage] = bar
+        bar.update(done - bar.pos)        # type: ignore[attr-defined]
+        if done >= total:
+            bar.__exit__(None, None, None)  # type: ignore[attr-defined]
+    return progress
+
+
+@index.command("build")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--nlist", type=click.IntRange(1, L.VEXFS_INDEX_MAX_NLIST), default=None,
+              help="Number of lists (default: about 4 sqrt(count)).")
+@click.option("--nprobe", type=click.IntRange(1, L.VEXFS_INDEX_MAX_NLIST), default=None,
+              help="Default lists visited per query (default: nlist / 16).")
+@click.option("--sample", type=click.IntRange(1), default=20000, show_default=True,
+              help="Records the k-means trains on.")
+@click.option("--niter", type=click.IntRange(1), default=10, show_default=True,
+              help="k-means iterations.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def index_build(path: str, nlist: int | None, nprobe: int | None, sample: int, niter: int,
+                seed: int) -> None:
+    """Train centroids on a sample (numpy k-means), install them, assign every record."""
+    try:
+        with Collection.open(path) as coll:
+            info = coll.build_index(nlist=nlist, nprobe=nprobe, sample=sample, niter=niter,
+                                    seed=seed, progress=_progress_bar(path))
+    except (OSError, ValueError) as e:
+        _fail(e)
+    click.echo(f"{path}: index built: nlist={info['nlist']} nprobe={info['nprobe']} "
+               f"assigned={info['assigned']} train={info['train_s']:.1f}s "
+               f"assign={info['assign_s']:.1f}s")
+
+
+@index.command("stats")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def index_stats(path: str, as_json: bool) -> None:
+    """Indexed and pending records, nlist, default nprobe, index bytes."""
+    try:
+        with Collection.open(path, readonly=True) as coll:
+            st = coll.index_stats()
+    except OSError as e:
+        _fail(e)
+    if as_json:
+        click.echo(json.dumps(st.to_dict()))
+        return
+    for key, value in st.to_dict().items():
+        click.echo(f"{key:12} {value}")
+
+
+@index.command("compact")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def index_compact(path: str) -> None:
+    """Put every pending record (inserted or upserted since the build) on its list."""
+    try:
+        with Collection.open(path) as coll:
+            n = coll.compact_index(progress=_progress_bar(path))
+            st = coll.index_stats()
+    except (OSError, ValueError) as e:
+        _fail(e)
+    click.echo(f"{path}: assigned {n}; indexed {st.indexed}, pending {st.pending}")
+
+
+@index.command("drop")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def index_drop(path: str) -> None:
+    """Remove the index (searches become exact)."""
+    try:
+        with Collection.open(path) as coll:
+            coll.drop_index()
+    except OSError as e:
+        _fail(e)
+    click.echo(f"{path}: index dropped")

@@ -23,11 +23,15 @@ import fcntl
 import logging
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from vexfs import layout as L
 from vexfs.vector import abi
+
+if TYPE_CHECKING:
+    from vexfs.vector.index import IndexStats
 
 log = logging.getLogger(__name__)
 
@@ -191,11 +195,24 @@ class Collection:
     def __len__(self) -> int:
         return self.stats().count
 
-    def search(self, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k: (distances float32 (nq, k), ids int64 (nq, k)), FAISS order."""
+    def search(self, queries, k: int, exact: bool = False,
+               nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k: (distances float32 (nq, k), ids int64 (nq, k)), FAISS order.
+
+        With an index and exact=False: approximate (IVF, ``nprobe`` lists per
+        query, None = the index's default, plus every pending record);
+        otherwise exact. nprobe without an index is an error.
+        """
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= abi.VEXFS_MAX_K:
             raise ValueError(f"k must be an integer in 1..{abi.VEXFS_MAX_K}, got {k!r}")
         q = as_matrix(queries, self.dim, "queries")
+        if not exact:
+            st = self.index_stats()
+            if st.nlist:
+                return self.search_index(q, k, nprobe)
+            if nprobe is not None:
+                raise ValueError(f"{self.path} has no index: nprobe needs one "
+                                 "(vexfs vec index build)")
         nq = q.shape[0]
         dist = np.empty((nq, k), dtype=np.float32)
         ids = np.empty((nq, k), dtype=np.uint64)
@@ -205,6 +222,73 @@ class Collection:
                                 nq=qs.shape[0], k=int(k))
             _ioctl(self.fileno(), abi.VEXFS_IOC_SEARCH, arg, self.path)
         return dist, ids.view(np.int64)
+
+    def search_index(self, queries, k: int, nprobe: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate top-k through the index (VEXFS_IOC_INDEX_SEARCH)."""
+        if nprobe is not None and (not isinstance(nprobe, (int, np.integer)) or
+                                   not 1 <= nprobe <= L.VEXFS_INDEX_MAX_NLIST):
+            raise ValueError(f"nprobe must be an integer in 1..{L.VEXFS_INDEX_MAX_NLIST}")
+        q = as_matrix(queries, self.dim, "queries")
+        nq = q.shape[0]
+        dist = np.empty((nq, k), dtype=np.float32)
+        ids = np.empty((nq, k), dtype=np.uint64)
+        self.last_scanned = 0
+        for sl in _chunks(nq, abi.VEXFS_MAX_NQ):
+            qs, ds, is_ = q[sl], dist[sl], ids[sl]
+            arg = abi.IocIndexSearch(queries_ptr=_ptr(qs), distances_ptr=_ptr(ds),
+                                     ids_ptr=_ptr(is_), nq=qs.shape[0], k=int(k),
+                                     nprobe=int(nprobe or 0))
+            _ioctl(self.fileno(), abi.VEXFS_IOC_INDEX_SEARCH, arg, self.path)
+            self.last_scanned += arg.scanned
+        return dist, ids.view(np.int64)
+
+    # ---- ANN index (vexfs/vector/index.py trains it) ----
+
+    def index_stats(self) -> "IndexStats":
+        from vexfs.vector.index import IndexStats
+        st = abi.IocIndexStats()
+        _ioctl(self.fileno(), abi.VEXFS_IOC_INDEX_STATS, st, self.path)
+        return IndexStats(count=st.count, indexed=st.indexed, pending=st.pending,
+                          nlist=st.nlist, nprobe=st.nprobe, index_bytes=st.index_bytes,
+                          kind="ivf" if st.kind == L.VEXFS_INDEX_KIND_IVF else "none")
+
+    def index_install(self, centroids, nprobe: int) -> None:
+        """Install centroids (nlist, dim): every record becomes pending."""
+        cent = as_matrix(centroids, self.dim, "centroids")
+        arg = abi.IocIndexBuild(centroids_ptr=_ptr(cent), nlist=cent.shape[0],
+                                nprobe=int(nprobe))
+        _ioctl(self.fileno(), abi.VEXFS_IOC_INDEX_BUILD, arg, self.path)
+
+    def index_assign(self, ids, lists) -> int:
+        """Put records (by id) on lists; absent ids are skipped. Returns how many."""
+        idv = as_ids(ids)
+        lv = np.ascontiguousarray(lists, dtype=np.uint32)
+        if lv.shape != idv.shape:
+            raise ValueError(f"{idv.shape[0]} ids for {lv.shape[0]} lists")
+        got = 0
+        for sl in _chunks(idv.shape[0], abi.VEXFS_MAX_BATCH):
+            arg = abi.IocIndexAssign(ids_ptr=_ptr(idv[sl]), lists_ptr=_ptr(lv[sl]),
+                                     count=sl.stop - sl.start)
+            _ioctl(self.fileno(), abi.VEXFS_IOC_INDEX_ASSIGN, arg, self.path)
+            got += arg.assigned
+        return got
+
+    def build_index(self, nlist: int | None = None, nprobe: int | None = None,
+                    sample: int = 20000, niter: int = 10, seed: int = 0,
+                    progress=None) -> dict:
+        """Train (k-means on a sample), install and fill the index."""
+        from vexfs.vector import index
+        return index.build(self, nlist=nlist, nprobe=nprobe, sample=sample, niter=niter,
+                           seed=seed, progress=progress)
+
+    def compact_index(self, progress=None) -> int:
+        """Assign every pending record to its nearest list."""
+        from vexfs.vector import index
+        return index.compact(self, progress=progress)
+
+    def drop_index(self) -> None:
+        fcntl.ioctl(self.fileno(), abi.VEXFS_IOC_INDEX_DROP, 0)
 
     def get(self, ids, missing: str = "raise") -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Vectors of ids, (n, dim) float32, in the order asked.

@@ -62,7 +62,8 @@ def build(sanitize: bool = False) -> Path:
 
 @lru_cache(maxsize=1)
 def library() -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(build()))
+    # VEXFS_VECLIB: another build of the library (the ASan/UBSan test)
+    lib = ctypes.CDLL(os.environ.get("VEXFS_VECLIB") or str(build()))
     lib.vexfs_host_search.restype = ctypes.c_int
     lib.vexfs_host_search.argtypes = [
         ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32,
@@ -101,3 +102,36 @@ def search(x: np.ndarray, q: np.ndarray, k: int, metric: str | int = "l2",
     if rc:
         raise OSError(-rc, f"vexfs_host_search: {os.strerror(-rc)}")
     return dist, ids
+
+
+def ivf_search(x: np.ndarray, cent: np.ndarray, assign: np.ndarray, q: np.ndarray, k: int,
+               nprobe: int, metric: str | int = "l2", simd: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray, int]:
+    """IVF top-k with the kernel's code (vec_ivf.c + the scan loop), as
+    VEXFS_IOC_INDEX_SEARCH runs it: (distances, ids = row numbers, rows scanned).
+    assign[i] is row i's list + 1, or 0 for pending."""
+    lib = library()
+    fn = lib.vexfs_host_ivf_search
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p,
+                   ctypes.c_uint32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32,
+                   ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int,
+                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    cent = np.ascontiguousarray(cent, dtype=np.float32)
+    assign = np.ascontiguousarray(assign, dtype=np.uint32)
+    q = np.ascontiguousarray(q, dtype=np.float32)
+    if assign.shape != (x.shape[0],) or cent.shape[1:] != x.shape[1:] or \
+            q.shape[1:] != x.shape[1:]:
+        raise ValueError("shapes of x, cent, assign and q do not agree")
+    mode = -1 if simd is None else SIMD_BY_NAME[simd]
+    nq = q.shape[0]
+    dist = np.empty((nq, k), dtype=np.float32)
+    ids = np.empty((nq, k), dtype=np.int64)
+    scanned = ctypes.c_uint64(0)
+    rc = fn(x.ctypes.data, x.shape[0], x.shape[1], cent.ctypes.data, cent.shape[0],
+            assign.ctypes.data, q.ctypes.data, nq, k, nprobe, metric_value(metric), mode,
+            dist.ctypes.data, ids.ctypes.data, ctypes.byref(scanned))
+    if rc:
+        raise OSError(-rc, f"vexfs_host_ivf_search: {os.strerror(-rc)}")
+    return dist, ids, int(scanned.value)

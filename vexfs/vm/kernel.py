@@ -129,11 +129,67 @@ def parse_policy_candidate(apt_cache_policy_output: str) -> str:
     return match.group(1)
 
 
+# apt's answers change only when its package lists or dpkg's status do:
+# `apt-cache` answers are kept in .cache/apt-memo/ under the command and that
+# state's fingerprint (each call loads the whole package cache: ~1 s idle,
+# 12 s at load 30, and every VM test process and `vexfs run` asks).
+APT_STATE = (Path("/var/lib/apt/lists"), Path("/var/lib/dpkg/status"))
+
+
+def _apt_fingerprint() -> str:
+    parts = []
+    for path in APT_STATE:
+        try:
+            st = path.stat()
+            parts.append(f"{path}:{st.st_mtime_ns}:{st.st_size}:{st.st_ino}")
+        except OSError:
+            parts.append(f"{path}:-")
+    lists = APT_STATE[0]
+    try:  # apt-get update may rewrite a list in place: its files' times too
+        parts += [f"{f.name}:{f.stat().st_mtime_ns}" for f in sorted(lists.glob("*_Packages*"))]
+    except OSError:
+        pass
+    return "\n".join(parts)
+
+
+def _apt_memo(cmd: list[str]) -> str | None:
+    """apt-cache's output for `cmd`, from the memo or freshly (and kept)."""
+    import hashlib
+
+    key = hashlib.sha256(("\0".join(cmd) + "\0" + _apt_fingerprint()).encode()).hexdigest()
+    memo = cache_dir() / "apt-memo" / key[:32]
+    try:
+        return memo.read_text()
+    except OSError:
+        return None
+
+
+def _apt_store(cmd: list[str], out: str) -> None:
+    import hashlib
+
+    key = hashlib.sha256(("\0".join(cmd) + "\0" + _apt_fingerprint()).encode()).hexdigest()
+    memo = cache_dir() / "apt-memo" / key[:32]
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+        tmp.write_text(out)
+        os.replace(tmp, memo)
+    except OSError as exc:
+        log.debug("cannot keep the apt answer: %s", exc)
+
+
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
+    memo = cmd[0] == "apt-cache" and os.environ.get("VEXFS_APT_MEMO", "1") != "0"
+    if memo:
+        cached = _apt_memo(cmd)
+        if cached is not None:
+            return cached
     log.debug("running %s", " ".join(cmd))
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise KernelError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr.strip()}")
+    if memo:
+        _apt_store(cmd, proc.stdout)
     return proc.stdout
 
 
@@ -196,7 +252,7 @@ def resolve_version(spec: str | None) -> str:
 
 
 def _default_file() -> Path:
-    return cache_dir() / "kernel" / "default-version"
+    return kernels_base() / "default-version"
 
 
 def _remember_default(version: str) -> None:
@@ -208,11 +264,35 @@ def _remember_default(version: str) -> None:
         log.debug("cannot record the default kernel: %s", exc)
 
 
+def kernels_base() -> Path:
+    """.cache/kernel. A checkout that has none (a fresh clone, CI's) gets a
+    link to the machine's shared kernel cache (shared_cache_dir()/kernel), so
+    a kernel is downloaded, unpacked and depmod'ed once per machine, not once
+    per clone; an existing .cache/kernel (a directory, or a worktree's link)
+    and a VEXFS_CACHE location are used as they are."""
+    from vexfs.vm.paths import shared_cache_dir
+
+    base = cache_dir() / "kernel"
+    if base.exists() or base.is_symlink() or os.environ.get("VEXFS_CACHE"):
+        return base
+    shared = shared_cache_dir() / "kernel"
+    try:
+        shared.mkdir(parents=True, exist_ok=True)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        base.symlink_to(shared, target_is_directory=True)
+        log.info("kernel cache: %s -> %s (shared by this machine's checkouts)", base, shared)
+    except FileExistsError:
+        pass  # another process linked it meanwhile
+    except OSError as exc:
+        log.debug("no shared kernel cache (%s): using %s", exc, base)
+    return base
+
+
 def kernel_dir(version: str) -> Path:
     # resolved: a worktree's .cache/kernel may be a symlink to a shared copy,
     # and the guest's initramfs cannot follow a host symlink when it binds
     # the modules directory
-    return (cache_dir() / "kernel").resolve() / version
+    return kernels_base().resolve() / version
 
 
 def _image_debs(base: Path, pkg: str) -> list[Path]:
@@ -383,7 +463,7 @@ def ensure_headers(version: str) -> Path:
 
 
 def cached_versions() -> list[str]:
-    base = cache_dir() / "kernel"
+    base = kernels_base()
     if not base.is_dir():
         return []
     return sorted((p.name for p in base.iterdir() if (p / "unpacked.ok").exists()),
@@ -411,7 +491,17 @@ def ensure_kernel(version: str | None = None, headers: bool = True) -> GuestKern
             remembered = _default_file().read_text().strip() if _default_file().exists() else ""
             version = remembered if remembered in cached else cached[-1]
             log.warning("apt lookup failed (%s); using cached kernel %s", exc, version)
-    kernel = fetch(version)
-    if headers:
-        ensure_headers(version)
+    from vexfs.vm.paths import file_lock
+
+    import fcntl
+
+    # Parallel test workers fetch once: a lock per checkout, and one beside
+    # the (possibly machine-wide) kernel cache for other checkouts.
+    shared_lock = kernels_base().resolve() / f".{version}.lock"
+    shared_lock.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(f"kernel {version}"), open(shared_lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        kernel = fetch(version)
+        if headers:
+            ensure_headers(version)
     return kernel

@@ -134,7 +134,11 @@ class GuestVM:
             self.log_paths.append(Path(log_dir) / f"{name}-{stamp}.log")
         if spec_log:
             # The spec's `tail -f logs/test-kernel-vm_*.log` follows every boot.
-            self.log_paths.append(logs_dir() / f"test-kernel-vm_{stamp}_{name}.log")
+            # Parallel test workers may boot VMs of one name in one second:
+            # the worker id keeps their logs apart.
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+            self.log_paths.append(logs_dir() / f"test-kernel-vm_{stamp}_{name}"
+                                  f"{'-' + worker if worker else ''}.log")
         self.watch = CrashWatch(on_crash)
         self.proc: QemuProcess | None = None
         self.boot: BootInfo | None = None

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "vec_scan.h"
+#include "vec_ivf.h"
 #include "vec_host.h"
 
 #define FPU_WORK	(1U << 20)	/* multiply-adds per job, as in the kernel */
@@ -164,6 +165,165 @@ out:
 	free(s.ids);
 	free(s.vecs);
 	free(qbuf);
+	if (xp != x)
+		free(xp);
+	return err;
+}
+
+/* ---- IVF (vec_ivf.c), the same flow as kernel/index.c ---- */
+
+struct host_cand {
+	const float *x;		/* rows of dim4 floats */
+	const u64 *slots;	/* visited slots, in order */
+	uint32_t dim4;
+	int simd;
+};
+
+static int cand_map(void *ctx, u64 slot, u32 nr, const void **vecs, u64 *ids)
+{
+	struct host_cand *h = ctx;
+	u32 r;
+
+	for (r = 0; r < nr; r++) {
+		u64 s = h->slots[slot + r];
+
+		vecs[r] = h->x + (size_t)s * h->dim4;
+		ids[r] = s;
+	}
+	return 0;
+}
+
+static int cand_run(void *ctx, const struct vexfs_dist_job *job)
+{
+	struct host_cand *h = ctx;
+	struct host_src src = { .simd = h->simd };
+
+	return host_run(&src, job);
+}
+
+static const struct vexfs_scan_ops cand_ops = {
+	.map = cand_map, .unmap = host_unmap, .run = cand_run,
+	.pause = host_pause,
+};
+
+int vexfs_host_ivf_search(const float *x, uint64_t n, uint32_t dim,
+			  const float *cent, uint32_t nlist, const uint32_t *assign,
+			  const float *q, uint32_t nq, uint32_t k, uint32_t nprobe,
+			  uint32_t metric, int simd, float *dist, int64_t *ids,
+			  uint64_t *scanned)
+{
+	uint32_t dim4 = (dim + 3) & ~3U, rper, qi, j, hn = 0, thresh = 0;
+	struct host_src csrc = { .dim4 = dim4 };
+	struct host_cand rsrc = { .dim4 = dim4 };
+	struct vexfs_scan cs = { 0 }, rs;
+	float *xp = NULL, *cp = NULL, *qbuf = NULL;
+	struct vexfs_topk_ent *cheap = NULL, *rheap = NULL;
+	u64 *plist = NULL, *slots = NULL, *sids = NULL;
+	const void **vecs = NULL;
+	u32 *keys = NULL, *obits = NULL;
+	u8 *probe = NULL;
+	int err = -ENOMEM;
+
+	if (!dim || dim > VEXFS_MAX_DIM || !k || k > VEXFS_MAX_K || !nlist ||
+	    nlist > VEXFS_INDEX_MAX_NLIST || !nprobe || nprobe > nlist ||
+	    metric > VEXFS_METRIC_IP || n > UINT32_MAX ||
+	    (simd >= 0 && !vexfs_host_simd_ok(simd)))
+		return -EINVAL;
+	simd = simd < 0 ? vexfs_host_simd_default() : simd;
+	csrc.simd = simd;
+	rsrc.simd = simd;
+	rper = FPU_WORK / dim4;
+	rper = rper > 64 ? 64 : (rper < 1 ? 1 : rper);
+	*scanned = 0;
+
+	xp = pad_rows(x, n, dim, dim4);
+	cp = pad_rows(cent, nlist, dim, dim4);
+	qbuf = calloc(dim4, sizeof(float));
+	cheap = malloc(nprobe * sizeof(*cheap));
+	rheap = malloc(k * sizeof(*rheap));
+	plist = malloc(nprobe * sizeof(*plist));
+	slots = malloc((n ? n : 1) * sizeof(*slots));
+	sids = malloc(rper * sizeof(*sids));
+	vecs = malloc(rper * sizeof(*vecs));
+	keys = malloc(rper * sizeof(*keys));
+	obits = malloc(k * sizeof(*obits));
+	probe = malloc(nlist);
+	if (!xp || !cp || !qbuf || !cheap || !rheap || !plist || !slots ||
+	    !sids || !vecs || !keys || !obits || !probe)
+		goto out;
+	csrc.x = cp;
+	rsrc.x = xp;
+	rsrc.slots = slots;
+	cs.ops = &host_ops;
+	cs.ctx = &csrc;
+	cs.queries = qbuf;
+	cs.nq = 1;
+	cs.k = nprobe;
+	cs.dim4 = dim4;
+	cs.metric = metric;
+	cs.screen = metric == VEXFS_METRIC_L2 && simd != VEXFS_SIMD_SCALAR;
+	cs.count = nlist;
+	cs.rper = rper;
+	cs.vecs = vecs;
+	cs.ids = sids;
+	cs.keys = keys;
+	cs.thresh = &thresh;
+	cs.hn = &hn;
+	cs.heaps = cheap;
+	rs = cs;
+	rs.ops = &cand_ops;
+	rs.ctx = &rsrc;
+	rs.k = k;
+	rs.heaps = rheap;
+
+	err = 0;
+	for (qi = 0; qi < nq && !err; qi++) {
+		u32 from = 0;
+		s64 cnt;
+		int got;
+
+		memcpy(qbuf, q + (size_t)qi * dim, (size_t)dim * sizeof(float));
+		err = vexfs_scan_run(&cs);
+		if (err)
+			break;
+		for (j = 0; j < hn; j++)
+			plist[j] = cheap[j].id;
+		err = vexfs_ivf_probe_set(probe, nlist, plist, hn);
+		if (err)
+			break;
+		cnt = vexfs_ivf_count(assign, (u32)n, probe, nlist);
+		if (cnt < 0) {
+			err = (int)cnt;
+			break;
+		}
+		got = vexfs_ivf_gather(assign, (u32)n, &from, probe, nlist, 0,
+				       slots, (u32)n);
+		if (got != cnt) {
+			err = got < 0 ? got : -EIO;
+			break;
+		}
+		rs.count = (u64)cnt;
+		*scanned += (u64)cnt;
+		err = vexfs_scan_run(&rs);
+		if (err)
+			break;
+		vexfs_scan_result(&rs, 0, obits, (u64 *)(ids + (size_t)qi * k));
+		for (j = 0; j < k; j++)
+			memcpy(dist + (size_t)qi * k + j, &obits[j], sizeof(float));
+	}
+out:
+	free(probe);
+	free(obits);
+	free(keys);
+	free(vecs);
+	free(sids);
+	free(slots);
+	free(plist);
+	free(rheap);
+	free(cheap);
+	free(qbuf);
+	if (cp != cent)
+		free(cp);
 	if (xp != x)
 		free(xp);
 	return err;

@@ -26,4 +26,17 @@ int vexfs_host_search(const float *x, uint64_t n, uint32_t dim,
 		      const float *q, uint32_t nq, uint32_t k, uint32_t metric,
 		      int simd, float *dist, int64_t *ids);
 
+/*
+ * IVF top-k, the flow of the kernel's VEXFS_IOC_INDEX_SEARCH: per query the
+ * nprobe nearest of nlist centroids (rows of dim floats), then the exact
+ * top-k over the rows i of x with assign[i] == 0 (pending) or assign[i] - 1
+ * among those lists. ids are row numbers; *scanned counts the rows visited.
+ * -EUCLEAN if an assign entry is > nlist.
+ */
+int vexfs_host_ivf_search(const float *x, uint64_t n, uint32_t dim,
+			  const float *cent, uint32_t nlist, const uint32_t *assign,
+			  const float *q, uint32_t nq, uint32_t k, uint32_t nprobe,
+			  uint32_t metric, int simd, float *dist, int64_t *ids,
+			  uint64_t *scanned);
+
 #endif /* _VEXFS_VEC_HOST_H */

@@ -149,6 +149,7 @@ static int documented(int e)
 	case ENOTTY: case EINVAL: case EFAULT: case EBADF: case EROFS: case EPERM:
 	case EEXIST: case ENOTEMPTY: case EUCLEAN: case ENOSPC: case EFBIG: case ENOENT:
 	case EDQUOT: case ENOMEM: case EINTR: case EIO:
+	case ENODATA:	/* an index ioctl on a collection without an index */
 		return 1;
 	}
 	return 0;
@@ -164,6 +165,22 @@ static int is_generic_vfs(unsigned int cmd)
 		return 1;
 	}
 	return 0;
+}
+
+static int is_ours(unsigned int cmd)
+{
+	return cmd == VEXFS_IOC_CREATE || cmd == VEXFS_IOC_INSERT || cmd == VEXFS_IOC_GET ||
+	       cmd == VEXFS_IOC_DELETE || cmd == VEXFS_IOC_SEARCH || cmd == VEXFS_IOC_STATS ||
+	       cmd == VEXFS_IOC_INDEX_BUILD || cmd == VEXFS_IOC_INDEX_ASSIGN ||
+	       cmd == VEXFS_IOC_INDEX_SEARCH || cmd == VEXFS_IOC_INDEX_STATS ||
+	       cmd == VEXFS_IOC_INDEX_DROP;
+}
+
+/* no input struct: a bad pointer is not necessarily EFAULT */
+static int no_input(unsigned int cmd)
+{
+	return cmd == VEXFS_IOC_STATS || cmd == VEXFS_IOC_INDEX_STATS ||
+	       cmd == VEXFS_IOC_INDEX_DROP;
 }
 
 static void report_bad(const char *why, int fdk, unsigned int cmd, int ptrk, long rc, int e)
@@ -198,6 +215,9 @@ static void one_call(uint64_t *s, struct stats *st)
 		struct vexfs_ioc_delete d;
 		struct vexfs_ioc_search q;
 		struct vexfs_ioc_stats t;
+		struct vexfs_ioc_index_build xb;
+		struct vexfs_ioc_index_assign xa;
+		struct vexfs_ioc_index_search xs;
 		unsigned char raw[256];
 	} a;
 	int fdk = rnd(s) % 100;
@@ -217,21 +237,21 @@ static void one_call(uint64_t *s, struct stats *st)
 	if (r < 85) {
 		static const unsigned int cmds[] = { VEXFS_IOC_CREATE, VEXFS_IOC_INSERT,
 			VEXFS_IOC_INSERT, VEXFS_IOC_GET, VEXFS_IOC_DELETE, VEXFS_IOC_SEARCH,
-			VEXFS_IOC_SEARCH, VEXFS_IOC_STATS };
-		cmd = cmds[rnd(s) % 8];
+			VEXFS_IOC_SEARCH, VEXFS_IOC_STATS, VEXFS_IOC_INDEX_BUILD,
+			VEXFS_IOC_INDEX_ASSIGN, VEXFS_IOC_INDEX_SEARCH, VEXFS_IOC_INDEX_SEARCH,
+			VEXFS_IOC_INDEX_STATS, VEXFS_IOC_INDEX_DROP };
+		cmd = cmds[rnd(s) % 14];
 		ours = 1;
 	} else if (r < 92) {	/* 'V' range, other numbers or sizes */
 		nr = rnd(s) % 256;
 		cmd = _IOC(rnd(s) % 4, 'V', nr, rnd(s) % 128);
-		ours = cmd == VEXFS_IOC_CREATE || cmd == VEXFS_IOC_INSERT || cmd == VEXFS_IOC_GET ||
-		       cmd == VEXFS_IOC_DELETE || cmd == VEXFS_IOC_SEARCH || cmd == VEXFS_IOC_STATS;
+		ours = is_ours(cmd);
 		not_ours = !ours;
 	} else {
 		do
 			cmd = rnd(s);
 		while (is_generic_vfs(cmd));
-		ours = cmd == VEXFS_IOC_CREATE || cmd == VEXFS_IOC_INSERT || cmd == VEXFS_IOC_GET ||
-		       cmd == VEXFS_IOC_DELETE || cmd == VEXFS_IOC_SEARCH || cmd == VEXFS_IOC_STATS;
+		ours = is_ours(cmd);
 		not_ours = !ours && _IOC_TYPE(cmd) == 'V';
 	}
 
@@ -296,6 +316,52 @@ static void one_call(uint64_t *s, struct stats *st)
 			fill_floats(s, (float *)(uintptr_t)a.q.queries_ptr, 64 * cap);
 	}
 
+	else if (cmd == VEXFS_IOC_INDEX_BUILD) {
+		uint32_t nl = rnd(s) % 8 ? 1 + rnd(s) % 8 : pick(s, counts, 14);
+
+		a.xb.nlist = nl;
+		a.xb.nprobe = rnd(s) % 4 ? 1 + rnd(s) % (nl ? nl : 1) : pick(s, counts, 14);
+		a.xb.flags = rnd(s) % 4 ? 0 : pick(s, smalls, 9);
+		a.xb.reserved = rnd(s) % 4 ? 0 : pick(s, smalls, 9);
+		a.xb.centroids_ptr = mkptr(s, (size_t)4 * 64 * (nl > 64 ? 64 : nl), NULL);
+		if (a.xb.centroids_ptr >= (uintptr_t)buf &&
+		    a.xb.centroids_ptr < (uintptr_t)buf + BUFSZ - 4 * 64 * 64)
+			fill_floats(s, (float *)(uintptr_t)a.xb.centroids_ptr,
+				    64 * (nl < 64 ? nl : 64));
+		is_mut = 1;
+	} else if (cmd == VEXFS_IOC_INDEX_ASSIGN) {
+		uint32_t n = rnd(s) % 12 ? rnd(s) % 64 : pick(s, counts, 14);
+
+		a.xa.count = n;
+		a.xa.flags = rnd(s) % 4 ? 0 : pick(s, smalls, 9);
+		a.xa.ids_ptr = mkptr(s, (size_t)8 * (n > 4096 ? 4096 : n), NULL);
+		a.xa.lists_ptr = mkptr(s, (size_t)4 * (n > 4096 ? 4096 : n), NULL);
+		if (a.xa.ids_ptr >= (uintptr_t)buf && a.xa.ids_ptr < (uintptr_t)buf + BUFSZ - 8 * 64)
+			for (uint32_t k = 0; k < 64 && k < n; k++)
+				((uint64_t *)(uintptr_t)a.xa.ids_ptr)[k] = rnd(s) % 500;
+		if (a.xa.lists_ptr >= (uintptr_t)buf && a.xa.lists_ptr < (uintptr_t)buf + BUFSZ - 4 * 64)
+			for (uint32_t k = 0; k < 64 && k < n; k++)
+				((uint32_t *)(uintptr_t)a.xa.lists_ptr)[k] = rnd(s) % 10;
+		is_mut = 1;
+	} else if (cmd == VEXFS_IOC_INDEX_SEARCH) {
+		uint32_t nq = rnd(s) % 12 ? 1 + rnd(s) % 4 : pick(s, counts, 14);
+		uint32_t k = rnd(s) % 6 ? 1 + rnd(s) % 20 : pick(s, ks, 8);
+		size_t cap = nq > 16 ? 16 : nq;
+
+		a.xs.nq = nq;
+		a.xs.k = k;
+		a.xs.nprobe = rnd(s) % 4 ? rnd(s) % 10 : pick(s, counts, 14);
+		a.xs.flags = rnd(s) % 4 ? 0 : pick(s, smalls, 9);
+		a.xs.queries_ptr = mkptr(s, 4 * 64 * cap, NULL);
+		a.xs.distances_ptr = mkptr(s, 4 * cap * (k > 1024 ? 1024 : k), NULL);
+		a.xs.ids_ptr = mkptr(s, 8 * cap * (k > 1024 ? 1024 : k), NULL);
+		if (a.xs.queries_ptr >= (uintptr_t)buf &&
+		    a.xs.queries_ptr < (uintptr_t)buf + BUFSZ - 4 * 64 * 16)
+			fill_floats(s, (float *)(uintptr_t)a.xs.queries_ptr, 64 * cap);
+	} else if (cmd == VEXFS_IOC_INDEX_DROP) {
+		is_mut = 1;
+	}
+
 	/* where the struct itself lives */
 	{
 		unsigned int w = rnd(s) % 100;
@@ -354,9 +420,9 @@ static void one_call(uint64_t *s, struct stats *st)
 	if (rc == 0) {
 		if (is_mut && fdk == FD_COLL_RO)
 			report_bad("mutation succeeded on an O_RDONLY fd", fdk, cmd, ptrk, rc, e);
-		if (!is_mut && cmd != VEXFS_IOC_STATS && fdk == FD_COLL_WO)
+		if (!is_mut && !no_input(cmd) && fdk == FD_COLL_WO)
 			report_bad("read succeeded on an O_WRONLY fd", fdk, cmd, ptrk, rc, e);
-		if (strict_fault)
+		if (strict_fault && cmd != VEXFS_IOC_INDEX_DROP)
 			report_bad("call with an invalid struct pointer succeeded", fdk, cmd, ptrk, rc, e);
 		return;
 	}
@@ -364,7 +430,7 @@ static void one_call(uint64_t *s, struct stats *st)
 		report_bad("errno not documented", fdk, cmd, ptrk, rc, e);
 		return;
 	}
-	if (strict_fault && cmd != VEXFS_IOC_STATS && e != EFAULT)
+	if (strict_fault && !no_input(cmd) && e != EFAULT)
 		report_bad("invalid struct pointer must give EFAULT", fdk, cmd, ptrk, rc, e);
 }
 
