@@ -552,7 +552,7 @@ static int vexfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_xattr = vexfs_xattr_handlers;
 	sb->s_export_op = &vexfs_export_ops;
 	sb->s_flags |= SB_POSIXACL;
-	sb->s_maxbytes = MAX_LFS_FILESIZE;
+	sb->s_maxbytes = VEXFS_MAX_BYTES;
 	sb->s_max_links = 65000;
 	sb->s_time_gran = 1;
 	sb->s_time_min = S64_MIN;
