@@ -151,3 +151,24 @@ def test_apt_answers_are_kept_until_apt_state_changes(tmp_path: Path,
     monkeypatch.setenv("VEXFS_APT_MEMO", "0")
     k._run(cmd)
     assert len(calls) == 7
+
+
+def test_a_fresh_checkout_links_the_shared_kernel_cache(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from vexfs.vm import kernel as k
+    from vexfs.vm import paths
+
+    monkeypatch.delenv("VEXFS_CACHE", raising=False)
+    monkeypatch.setenv("VEXFS_SHARED_CACHE", str(tmp_path / "shared"))
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path / "clone")
+    monkeypatch.setattr(k, "cache_dir", lambda: tmp_path / "clone" / ".cache")
+    base = k.kernels_base()
+    assert base.is_symlink() and base.resolve() == (tmp_path / "shared" / "kernel").resolve()
+    assert k.kernel_dir("6.1.0-57-amd64") == (tmp_path / "shared" / "kernel" / "6.1.0-57-amd64")
+    k._remember_default("6.1.0-57-amd64")
+    assert (tmp_path / "shared" / "kernel" / "default-version").read_text() == "6.1.0-57-amd64\n"
+    # a checkout with its own .cache/kernel directory keeps it
+    own = tmp_path / "own" / ".cache"
+    (own / "kernel").mkdir(parents=True)
+    monkeypatch.setattr(k, "cache_dir", lambda: own)
+    assert k.kernels_base() == own / "kernel" and not (own / "kernel").is_symlink()

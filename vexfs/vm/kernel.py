@@ -252,7 +252,7 @@ def resolve_version(spec: str | None) -> str:
 
 
 def _default_file() -> Path:
-    return cache_dir() / "kernel" / "default-version"
+    return kernels_base() / "default-version"
 
 
 def _remember_default(version: str) -> None:
@@ -264,11 +264,35 @@ def _remember_default(version: str) -> None:
         log.debug("cannot record the default kernel: %s", exc)
 
 
+def kernels_base() -> Path:
+    """.cache/kernel. A checkout that has none (a fresh clone, CI's) gets a
+    link to the machine's shared kernel cache (shared_cache_dir()/kernel), so
+    a kernel is downloaded, unpacked and depmod'ed once per machine, not once
+    per clone; an existing .cache/kernel (a directory, or a worktree's link)
+    and a VEXFS_CACHE location are used as they are."""
+    from vexfs.vm.paths import shared_cache_dir
+
+    base = cache_dir() / "kernel"
+    if base.exists() or base.is_symlink() or os.environ.get("VEXFS_CACHE"):
+        return base
+    shared = shared_cache_dir() / "kernel"
+    try:
+        shared.mkdir(parents=True, exist_ok=True)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        base.symlink_to(shared, target_is_directory=True)
+        log.info("kernel cache: %s -> %s (shared by this machine's checkouts)", base, shared)
+    except FileExistsError:
+        pass  # another process linked it meanwhile
+    except OSError as exc:
+        log.debug("no shared kernel cache (%s): using %s", exc, base)
+    return base
+
+
 def kernel_dir(version: str) -> Path:
     # resolved: a worktree's .cache/kernel may be a symlink to a shared copy,
     # and the guest's initramfs cannot follow a host symlink when it binds
     # the modules directory
-    return (cache_dir() / "kernel").resolve() / version
+    return kernels_base().resolve() / version
 
 
 def _image_debs(base: Path, pkg: str) -> list[Path]:
@@ -439,7 +463,7 @@ def ensure_headers(version: str) -> Path:
 
 
 def cached_versions() -> list[str]:
-    base = cache_dir() / "kernel"
+    base = kernels_base()
     if not base.is_dir():
         return []
     return sorted((p.name for p in base.iterdir() if (p / "unpacked.ok").exists()),
@@ -469,7 +493,14 @@ def ensure_kernel(version: str | None = None, headers: bool = True) -> GuestKern
             log.warning("apt lookup failed (%s); using cached kernel %s", exc, version)
     from vexfs.vm.paths import file_lock
 
-    with file_lock(f"kernel {version}"):  # parallel test workers fetch once
+    import fcntl
+
+    # Parallel test workers fetch once: a lock per checkout, and one beside
+    # the (possibly machine-wide) kernel cache for other checkouts.
+    shared_lock = kernels_base().resolve() / f".{version}.lock"
+    shared_lock.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(f"kernel {version}"), open(shared_lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
         kernel = fetch(version)
         if headers:
             ensure_headers(version)
