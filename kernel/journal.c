@@ -240,6 +240,34 @@ static void vexfs_pending_destroy(struct vexfs_sb_info *sbi)
 /* ---- handles ---- */
 
 /*
+ * The journal was aborted (a journal write failed, or a checkpoint write of
+ * metadata, or jbd2 found a bug): no transaction can start any more, so
+ * whatever errors= says the filesystem cannot stay writable. As ext4 does
+ * for an aborted journal (__ext4_abort), report it once as an error (which
+ * records the ERROR state, and panics with errors=panic) and make the
+ * mount read-only, saying so. What the journal had committed is on disk
+ * or in the log: the next mount or fsck.vexfs replays it, and jbd2's errno
+ * in the journal superblock makes the kernel refuse to mount until
+ * fsck.vexfs has checked the filesystem and cleared it.
+ */
+void vexfs_journal_abort_policy(struct super_block *sb)
+{
+	struct vexfs_sb_info *sbi = VEXFS_SB(sb);
+	journal_t *journal = sbi->s_journal;
+
+	if (!journal || !is_journal_aborted(journal) ||
+	    test_and_set_bit(VEXFS_JF_ABORT_REPORTED, &sbi->s_journal_flags))
+		return;
+	vexfs_error(sb, "the journal was aborted (%d): a journal or metadata write failed",
+		    jbd2_journal_errno(journal));
+	if (!sb_rdonly(sb)) {
+		vexfs_msg(sb, KERN_CRIT,
+			  "error: remounting filesystem read-only: an aborted journal takes no transactions, whatever errors= says");
+		sb->s_flags |= SB_RDONLY;
+	}
+}
+
+/*
  * Start a handle for @credits metadata blocks and @revokes revoke records.
  * Nested calls (a handle is already running in this task) join it. Returns
  * NULL without a journal, an ERR_PTR on failure (-EROFS after an abort).
@@ -253,8 +281,10 @@ handle_t *vexfs_journal_start(struct super_block *sb, int credits, int revokes)
 		return NULL;
 	if (sb_rdonly(sb))
 		return ERR_PTR(-EROFS);
-	if (is_journal_aborted(journal))
+	if (is_journal_aborted(journal)) {
+		vexfs_journal_abort_policy(sb);
 		return ERR_PTR(-EROFS);
+	}
 	credits = min(credits, journal->j_max_transaction_buffers);
 	/*
 	 * Any allocation may free an extent block (neighbouring extents
@@ -385,7 +415,7 @@ void vexfs_journal_forget(struct super_block *sb, u64 blk)
 	}
 	bh = sb_find_get_block(sb, blk);
 	if (bh)
-		clear_buffer_vexfs_verified(bh);
+		vexfs_clear_verified(bh);
 	err = jbd2_journal_revoke(handle, blk, bh);
 	if (err) {
 		vexfs_error(sb, "journal: revoke of block %llu failed (%d)", blk, err);
@@ -440,8 +470,10 @@ int vexfs_journal_sync_inode(struct inode *inode)
 
 	if (!journal)
 		return 0;
-	if (is_journal_aborted(journal))
+	if (is_journal_aborted(journal)) {
+		vexfs_journal_abort_policy(inode->i_sb);
 		return -EROFS;
+	}
 	/* jbd2 flushes the device cache with the commit when it has to */
 	if (jbd2_trans_will_send_data_barrier(journal, tid))
 		return jbd2_complete_transaction(journal, tid);
@@ -462,8 +494,10 @@ int vexfs_journal_commit(struct super_block *sb, int wait)
 		return 0;
 	if (jbd2_journal_start_commit(journal, &target) && wait)
 		err = jbd2_log_wait_commit(journal, target);
-	if (is_journal_aborted(journal))
+	if (is_journal_aborted(journal)) {
+		vexfs_journal_abort_policy(sb);
 		return -EROFS;
+	}
 	return err;
 }
 
@@ -612,5 +646,6 @@ int vexfs_journal_flush(struct super_block *sb)
 	jbd2_journal_lock_updates(journal);
 	err = jbd2_journal_flush(journal, 0);
 	jbd2_journal_unlock_updates(journal);
+	vexfs_journal_abort_policy(sb);
 	return err;
 }

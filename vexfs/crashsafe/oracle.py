@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vexfs.crashsafe.workload import (
-    BLOCK, Absent, Coll, Dir, Episode, File, Partial, State, vector)
+    BLOCK, Absent, Coll, Dir, Episode, File, Partial, Special, State, Symlink, vector)
 
 # names a filesystem itself keeps at its root (ext4's lost+found)
 IGNORED = {"lost+found"}
@@ -45,7 +45,8 @@ def expectation(episodes: list[Episode], last_mark: str | None, at_mark: bool) -
 
 
 def scan(root: Path) -> dict[str, tuple[str, os.stat_result]]:
-    """Every path under root: (kind, stat), kind 'd' or 'f' (or 'o')."""
+    """Every path under root: (kind, stat), kind 'd', 'f', 'l' (symlink), 'p'
+    (fifo), 'c' (char device) or 'o'."""
     out: dict[str, tuple[str, os.stat_result]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
@@ -55,7 +56,10 @@ def scan(root: Path) -> dict[str, tuple[str, os.stat_result]]:
         for name in dirnames + filenames:
             rel = name if rel_dir == "." else os.path.join(rel_dir, name)
             st = os.lstat(os.path.join(dirpath, name))
-            kind = "d" if stat.S_ISDIR(st.st_mode) else "f" if stat.S_ISREG(st.st_mode) else "o"
+            m = st.st_mode
+            kind = "d" if stat.S_ISDIR(m) else "f" if stat.S_ISREG(m) else \
+                "l" if stat.S_ISLNK(m) else "p" if stat.S_ISFIFO(m) else \
+                "c" if stat.S_ISCHR(m) else "o"
             out[rel] = (kind, st)
     return out
 
@@ -105,9 +109,20 @@ def _state_ok(root: Path, rel: str, want: State, seen: dict) -> str | None:
         return None if have is None else "exists, should not"
     if have is None:
         return "missing"
-    kind, _ = have
+    kind, st = have
     if isinstance(want, Dir):
         return None if kind == "d" else f"is {kind}, want a directory"
+    if isinstance(want, Special):
+        return None if kind == want.kind else f"is {kind}, want a {want.kind} node"
+    if isinstance(want, Symlink):
+        if kind != "l":
+            return f"is {kind}, want a symlink"
+        try:
+            got_target = os.readlink(root / rel)
+        except OSError as e:
+            return f"readlink: {e}"
+        return None if got_target == want.target else \
+            f"symlink to {got_target[:40]!r}, want {want.target[:40]!r}"
     if kind != "f":
         return f"is {kind}, want a file"
     if isinstance(want, Coll):
@@ -119,6 +134,8 @@ def _state_ok(root: Path, rel: str, want: State, seen: dict) -> str | None:
     if isinstance(want, File):
         if got != want.content:
             return f"content differs ({len(got)} bytes, want {len(want.content)})"
+        if want.mode is not None and stat.S_IMODE(st.st_mode) != want.mode:
+            return f"mode {stat.S_IMODE(st.st_mode):o}, want {want.mode:o}"
         return None
     assert isinstance(want, Partial)
     return _partial_ok(got, want)

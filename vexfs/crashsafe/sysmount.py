@@ -68,3 +68,25 @@ class Loop:
             fcntl.ioctl(self._fd, LOOP_CLR_FD, 0)
             os.close(self._fd)
             self._fd = -1
+
+
+class Kmsg:
+    """New kernel log records since the last call (/dev/kmsg, no exec of dmesg)."""
+
+    def __init__(self) -> None:
+        self._fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+        os.lseek(self._fd, 0, os.SEEK_END)
+
+    def new(self) -> list[str]:
+        out: list[str] = []
+        while True:
+            try:
+                rec = os.read(self._fd, 8192)
+            except BlockingIOError:
+                return out
+            except BrokenPipeError:  # records were overwritten before we read them
+                continue
+            out.append(rec.decode(errors="replace").split(";", 1)[-1].rstrip("\n"))
+
+    def close(self) -> None:
+        os.close(self._fd)

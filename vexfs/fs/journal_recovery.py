@@ -433,37 +433,61 @@ def replayed_view(dev: Device, sb: L_.SuperBlock) -> tuple[object, RecoveryResul
     return ReplayedDevice(dev, res.blocks, geom.block_size), res
 
 
-def fsck_replay(path: str, sb: L_.SuperBlock, mode: str, out: TextIO) -> int | None:
+@dataclass
+class FsckReplay:
+    """What fsck's journal step did (fsck_replay)."""
+
+    stop: int | None = None  # an exit code to stop with, or None to go on checking
+    replayed: int = 0  # transactions written onto the device (-y/-p)
+    aborted_errno: int = 0  # the jbd2 errno of a journal aborted on an earlier mount
+    cleared: bool = False  # ... and -y/-p cleared it
+
+
+def fsck_replay(path: str, sb: L_.SuperBlock, mode: str, out: TextIO) -> FsckReplay:
     """fsck's journal step, before anything else reads the filesystem (e2fsck's
     order). -y/-p: replay onto the device and clear RECOVER. -n: say the
     journal needs recovery; the check then reads the replayed view in memory
-    (vexfs.fs.filesystem.Image) and nothing is written. Returns an exit code
-    to stop with, or None to go on."""
+    (vexfs.fs.filesystem.Image) and nothing is written. A journal that the
+    kernel aborted (jbd2's s_errno set: a journal or metadata write failed)
+    is reported; -y/-p clear the errno after replaying, as e2fsck does, and
+    mark the filesystem ERROR so that the check that follows is a full one."""
     from vexfs import layout as L
     from vexfs.fs.blockdev import Device
 
+    outcome = FsckReplay()
     geom = _geometry_of(sb)
     if geom is None:
-        return None
-    with Device(path, writable=mode in ("y", "p")) as dev:
+        return outcome
+    writable = mode in ("y", "p")
+    with Device(path, writable=writable) as dev:
         problems = check_journal(dev, geom)
         for p in problems:
             print(f"fsck.vexfs: {path}: journal: {p}", file=out)
         try:
             dirty = needs_recovery(dev, geom)
+            outcome.aborted_errno = int(_open(dev, geom).sb.s_errno)
         except JournalError:
             print(f"fsck.vexfs: {path}: the journal superblock is unusable; not checking a "
                   "filesystem whose journal cannot be replayed", file=out)
-            return 4
-        if not dirty:
-            return 4 if problems else None
-        if mode == "n":
-            res = recover(dev, geom, write=False)
-            print(f"fsck.vexfs: {path}: the journal needs recovery ({res.transactions} "
-                  f"transactions, {len(res.blocks)} blocks); -n does not replay it: checking "
-                  "the replayed view in memory", file=out)
-            return 4 if problems else None
+            outcome.stop = 4
+            return outcome
+        if outcome.aborted_errno:
+            print(f"fsck.vexfs: {path}: the journal was aborted (errno {outcome.aborted_errno}) "
+                  "on an earlier mount: a journal or metadata write failed", file=out)
+        if not dirty or mode == "n":
+            if dirty:
+                res = recover(dev, geom, write=False)
+                print(f"fsck.vexfs: {path}: the journal needs recovery ({res.transactions} "
+                      f"transactions, {len(res.blocks)} blocks); -n does not replay it: "
+                      "checking the replayed view in memory", file=out)
+            if problems:
+                outcome.stop = 4
+            elif outcome.aborted_errno and writable:
+                _clear_errno(dev, geom, path, out)
+                outcome.cleared = True
+            return outcome
         res = recover(dev, geom, write=True)
+        outcome.replayed = res.transactions
         raw = bytearray(dev.read_block(0))
         nsb = L.SuperBlock.unpack(bytes(raw))
         if nsb.s_feature_incompat & L.VEXFS_FEATURE_INCOMPAT_RECOVER:
@@ -474,4 +498,32 @@ def fsck_replay(path: str, sb: L_.SuperBlock, mode: str, out: TextIO) -> int | N
         dev.flush()
         print(f"fsck.vexfs: {path}: recovering journal: {res.transactions} transactions, "
               f"{len(res.blocks)} blocks replayed", file=out)
-    return None
+        if outcome.aborted_errno:
+            _clear_errno(dev, geom, path, out)
+            outcome.cleared = True
+    return outcome
+
+
+def _clear_errno(dev: Any, geom: J.JournalGeometry, path: str, out: TextIO) -> None:
+    """Clear jbd2's s_errno (the kernel refuses to mount while it is set) and
+    set the filesystem's ERROR state in its place, so the check that follows
+    treats it as one with errors and clears that only when it finds the
+    filesystem sound."""
+    from vexfs import layout as L
+    from vexfs.fs.alloc import write_superblock
+
+    j = _open(dev, geom)
+    jsb = j.sb
+    jsb.s_errno = 0
+    if jsb.s_feature_incompat & (J.JBD2_FEATURE_INCOMPAT_CSUM_V2 | J.JBD2_FEATURE_INCOMPAT_CSUM_V3):
+        jsb.s_checksum = J.superblock_checksum(jsb)
+    bs = geom.block_size
+    raw = bytearray(j.read(geom.start_block - j.offset))
+    raw[:len(bytes(jsb))] = bytes(jsb)
+    J._write(dev, geom.start_block * bs, bytes(raw))
+    nsb = L.SuperBlock.unpack(dev.read_block(0))
+    nsb.s_state |= L.VEXFS_STATE_ERROR
+    write_superblock(dev, nsb)
+    dev.flush()
+    print(f"fsck.vexfs: {path}: cleared the journal's error (the filesystem is marked as having "
+          "errors until this check finds none)", file=out)

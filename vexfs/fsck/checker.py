@@ -407,6 +407,16 @@ class Checker:
                      record_size=head.c_record_size, expect=expect,
                      action="; i_size will be set from the header" if fix else "")
             return
+        # the header is file data anyone with write access can forge: its
+        # records must be in allocated blocks (as the kernel's coll_load
+        # requires), else a c_count of ~2^34 over a sparse file would have
+        # this pass read 2^34 holes
+        mapped = sum(e.length for e in info.extents)
+        need = -(-expect // BS)
+        if need > mapped:
+            self.add("collection.sparse", ino=ino, count=head.c_count, need=need,
+                     mapped=mapped)
+            return
         if not L.struct_checksum_ok(head) and first is not None:
             hblk = first.start
 
@@ -887,12 +897,24 @@ class Checker:
         free_i = ninodes - used_inodes
         self.stats = {"inodes_used": used_inodes, "inodes": ninodes,
                       "blocks_used": used_b, "blocks": nblocks}
+        # On a journaled filesystem the free counts are not journaled: they
+        # hold only once it was unmounted cleanly, and the kernel counts them
+        # from the bitmaps when it mounts one that was not (kernel/super.c).
+        # So after a crash or an aborted journal a stale count is no
+        # inconsistency (e2fsck's "free blocks count wrong" is PR_NO_OK for
+        # the same reason); a repair run still writes the counted values.
+        summary_only = bool(sb.s_feature_compat & L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL) and \
+            not sb.s_state & L.VEXFS_STATE_CLEAN
         for what, have_n, want_n, attr in (("blocks", sb.s_free_blocks, free_b, "s_free_blocks"),
                                            ("inodes", sb.s_free_inodes, free_i, "s_free_inodes")):
             if have_n != want_n:
                 def fix_count(attr: str = attr, want_n: int = want_n) -> None:
                     setattr(self.sb, attr, want_n)
                     self.rewrite_superblock()
+                if summary_only:
+                    if self.img.dev.writable:
+                        fix_count()
+                    continue
                 self.add(f"sb.free_{what}", fix_count, have=have_n, want=want_n)
 
     def rebuild_bitmaps_fix(self) -> Callable[[], None]:

@@ -98,14 +98,15 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
         print(f"fsck.vexfs: {path}: " + message("sb.device_short", blocks=sb.s_blocks_count,
                                                 device_blocks=size // BS), file=out)
         return EXIT_OPERATIONAL
+    journal = None
     if not superblock_problems(sb, size // BS):
         # the journal first, as e2fsck (vexfs/fs/journal_recovery.py)
         from vexfs.fs.journal_recovery import fsck_replay
         if verbose and sb.s_feature_compat & L.VEXFS_FEATURE_COMPAT_HAS_JOURNAL:
             print(PASSES[0], file=out, flush=True)
-        stop = fsck_replay(path, sb, mode, out)
-        if stop is not None:
-            return stop
+        journal = fsck_replay(path, sb, mode, out)
+        if journal.stop is not None:
+            return journal.stop
         with Device(path) as dev:
             sb = L.SuperBlock.unpack(dev.read(0, min(BS, size)))
     sb_issues = superblock_problems(sb, size // BS)
@@ -157,7 +158,7 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
         used_b = sb.s_blocks_count - sb.s_free_blocks
         print(f"{path}: clean, {used_i}/{sb.s_inodes_count} files, "
               f"{used_b}/{sb.s_blocks_count} blocks", file=out)
-        return EXIT_OK
+        return EXIT_CORRECTED if journal is not None and journal.replayed else EXIT_OK
 
     fixed_any = False
     error_acked = False
@@ -289,6 +290,11 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
     if stats:
         print(f"{path}: {stats['inodes_used']}/{stats['inodes']} files, "
               f"{stats['blocks_used']}/{stats['blocks']} blocks", file=out)
+    if journal is not None and journal.aborted_errno and not journal.cleared:
+        # -n: the kernel refuses to mount until a repair run clears it
+        print(f"{path}: the journal was aborted (errno {journal.aborted_errno}) on an earlier "
+              "mount; run fsck.vexfs -y to clear it", file=out)
+        return EXIT_UNCORRECTED
     if remaining:
         if mode == "p":
             print(f"{path}: UNEXPECTED INCONSISTENCY; RUN fsck.vexfs MANUALLY "
@@ -299,7 +305,9 @@ def run_fsck(path: str, mode: str, force: bool = False, verbose: bool = False,
         else:
             print(f"{path}: errors remain that fsck.vexfs cannot repair", file=out)
         return EXIT_UNCORRECTED
-    if fixed_any:
+    # e2fsck: a run that only replayed the journal (or cleared its error)
+    # modified the filesystem too, and says so with exit 1
+    if fixed_any or (journal is not None and (journal.replayed or journal.cleared)):
         print(f"{path}: ***** FILE SYSTEM WAS MODIFIED *****", file=out)
         return EXIT_CORRECTED
     return EXIT_OK

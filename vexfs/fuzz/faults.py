@@ -69,13 +69,23 @@ setup_dm() {{ # $1 name, $2 size MB [, $3 mount options] -> /dev/mapper/$1 over 
 swap_table() {{ dmsetup load $1 --table "$2" && dmsetup suspend --noudevsync --nolockfs $1 && dmsetup resume --noudevsync $1; }}
 linear() {{ echo "0 $S linear $L 0"; }}
 cold_remount() {{ umount /mnt/$1 && mount -t vexfs /dev/mapper/$1 /mnt/$1; }}  # empty caches
-finish_dm() {{ # $1 name, $2 result prefix [, $3 umount_first: unmount before the fault is removed]: fault removed, umount, fsck -n, teardown
+finish_dm_keep() {{ # $1 name, $2 result prefix [, $3 umount_first: unmount before the fault is removed]: fault removed, umount, fsck -n
   [ -n "$3" ] || swap_table $1 "$(linear)"
   R $2_umount "$(errno_of umount /mnt/$1)"
   [ -z "$3" ] || swap_table $1 "$(linear)"
   R $2_fsck "$(fsck_rc /dev/mapper/$1 | tail -1)"
-  R $2_fsck_problems "$(grep -v -e 'files, ' -e 'problems found' -e 'is clean' /tmp/fsck.out | sed 's/^[^:]*: //' | tr '\n' '|')"
-  dmsetup remove --noudevsync $1; losetup -d $L
+  R $2_fsck_problems "$(grep -v -e 'files, ' -e 'problems found' -e 'is clean' -e 'run fsck.vexfs -y' /tmp/fsck.out | sed 's/^fsck.vexfs: //; s/^[^:]*: //' | tr '\n' '|')"
+}}
+teardown_dm() {{ dmsetup remove --noudevsync $1; losetup -d $L; }}
+finish_dm() {{ finish_dm_keep "$@"; teardown_dm $1; }}
+repair_dm() {{ # $1 name, $2 result prefix: after finish_dm_keep, fsck -y, fsck -n, mount and read the old file
+  $FSCK -y /dev/mapper/$1 > /tmp/fsck_y.out 2>&1; R $2_fsck_y $?
+  sed 's/^/  fsck -y: /' /tmp/fsck_y.out | tail -8 >&2
+  R $2_fsck_after "$(fsck_rc /dev/mapper/$1 | tail -1)"
+  R $2_remount "$(errno_of mount -t vexfs /dev/mapper/$1 /mnt/$1)"
+  R $2_old_after "$(cat /mnt/$1/d/old 2>&1)"
+  umount /mnt/$1 2>/dev/null
+  teardown_dm $1
 }}
 start_write_errors() {{ # $1 name: an old file, then every write fails; M marks dmesg
   mkdir /mnt/$1/d; echo before > /mnt/$1/d/old; sync
@@ -87,18 +97,23 @@ meta_dmesg() {{ # $1 name, $2 result prefix: the kernel's lines since M, counted
   R $2_lost_lines "$(grep -c 'vexfs (dm-[0-9]*): error: lost write of metadata block' /tmp/$1.dmesg)"
   R $2_ro_line "$(grep -c 'vexfs (dm-[0-9]*): error: remounting filesystem read-only' /tmp/$1.dmesg)"
   R $2_twice "$(grep -c -e 'allocated twice' -e 'free in the bitmap but in use' -e 'already free' /tmp/$1.dmesg)"
+  R $2_abort_line "$(grep -c 'vexfs (dm-[0-9]*): error: [a-z_]*: the journal was aborted' /tmp/$1.dmesg)"
+  R $2_abort_ro_line "$(grep -c 'an aborted journal takes no transactions' /tmp/$1.dmesg)"
 }}
 """
 
 
 def _dm_section(dev: str, prefix: str, body: str, mount_opts: str = "",
-                umount_first: bool = False) -> str:
+                umount_first: bool = False, repair: bool = False) -> str:
     """A fault section on /dev/mapper/<dev> (16 MiB, formatted, mounted with
     `mount_opts`): `body`, then the fault removed (after the unmount with
     `umount_first`), fsck -n and teardown, recorded as <prefix>_umount,
-    <prefix>_fsck and <prefix>_fsck_problems."""
-    return (f"setup_dm {dev} 16 {mount_opts}\n{body.strip()}\n"
-            f"finish_dm {dev} {prefix}{' umount_first' if umount_first else ''}\n")
+    <prefix>_fsck and <prefix>_fsck_problems. With `repair`, before the
+    teardown: fsck -y (<prefix>_fsck_y), fsck -n again (<prefix>_fsck_after),
+    a mount (<prefix>_remount) and the old file read back (<prefix>_old_after)."""
+    end = (f"finish_dm_keep {dev} {prefix}\nrepair_dm {dev} {prefix}\n" if repair else
+           f"finish_dm {dev} {prefix}{' umount_first' if umount_first else ''}\n")
+    return f"setup_dm {dev} 16 {mount_opts}\n{body.strip()}\n{end}"
 
 
 FLAKEY_ERROR_WRITES = _dm_section("few", "ew", body="""
@@ -140,7 +155,7 @@ R et_write "$(errno_of sh -ec 'echo y > /mnt/ferr/g; sync -f /mnt/ferr')"
 # file's bitmaps, inode and directory block are dirty in memory when the
 # device starts failing writes; the syncfs that writes them must report EIO
 # and leave the mount read-only, with one dmesg line per lost block.
-FLAKEY_META_WRITE = _dm_section("fmw", "mw", body="""
+FLAKEY_META_WRITE = _dm_section("fmw", "mw", repair=True, body="""
 start_write_errors fmw
 R mw_create "$(errno_of sh -ec 'echo new > /mnt/fmw/d/n1')"
 R mw_sync "$(errno_of sync -f /mnt/fmw)"
@@ -159,11 +174,13 @@ R mw_first_vexfs_error "$(grep -m1 'vexfs (dm-[0-9]*): error:' /tmp/fmw.dmesg | 
 # allocation goes on from the bitmaps in memory (the newest copy); once a
 # changed bitmap has been dropped from memory after failing to write, it is
 # refused (EIO) instead of being read back stale from the disk.
-FLAKEY_META_CONTINUE = _dm_section("fmc", "mc", mount_opts="errors=continue", body="""
+FLAKEY_META_CONTINUE = _dm_section("fmc", "mc", mount_opts="errors=continue", repair=True,
+                                   body="""
 start_write_errors fmc
 R mc_create "$(errno_of sh -ec 'echo a > /mnt/fmc/d/c1')"
 R mc_sync "$(errno_of sync -f /mnt/fmc)"
 R mc_rw "$(grep -q ' /mnt/fmc vexfs rw' /proc/mounts && echo yes || echo no)"
+R mc_ro "$(grep -q ' /mnt/fmc vexfs ro' /proc/mounts && echo yes || echo no)"
 R mc_create_after "$(errno_of sh -ec 'echo b > /mnt/fmc/d/c2')"
 R mc_ls_after "$(ls /mnt/fmc/d | tr '\\n' ' ')"
 # The syncfs left the failed buffers restored (dirty). Let the flusher

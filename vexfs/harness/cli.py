@@ -146,9 +146,11 @@ def prepare_kernel_and_module(kernel_spec: str | None, module_path: Path | None)
 @click.option("--bench-sizes", default="10000,100000", show_default=True,
               callback=lambda ctx, param, value: _sizes(value),
               help="S5: collection sizes of the vector benchmark (comma-separated).")
-@click.option("--crash-episodes", type=click.IntRange(1), default=480, show_default=True,
+@click.option("--crash-episodes", type=click.IntRange(1), default=300, show_default=True,
               help="C1: episodes of the VexFS crash-point workload (each ends in a mark; "
-                   "about 2 replay points each).")
+                   "about 3.5 replay points each).")
+@click.option("--power-cuts", type=click.IntRange(0), default=20, show_default=True,
+              help="C1: power-cut rounds (sysrq-b in a VM, checked on the next boot).")
 @click.option("--kernel", "kernel_spec", default=None, metavar="VERSION",
               help="Guest kernel: any linux-image-<VERSION>-amd64 apt offers, e.g. 6.1, 6.12, "
                    "6.12-rt, 6.1.0-57-amd64, 6.12.117+deb12-rt-amd64 (default: $VEXFS_KERNEL, "
@@ -162,7 +164,8 @@ def prepare_kernel_and_module(kernel_spec: str | None, module_path: Path | None)
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path | None,
         seed_timing: bool, fuzz_cases: int, ioctl_calls: int, leak_cycles: int,
-        fuzz_seed: int, bench_sizes: str, crash_episodes: int, kernel_spec: str | None,
+        fuzz_seed: int, bench_sizes: str, crash_episodes: int, power_cuts: int,
+        kernel_spec: str | None,
         jobs: int, symbols: bool, list_only: bool) -> None:
     """Run the VM test scenarios (default: S1..S6, C1 crash consistency, R1 fuzzing).
 
@@ -215,7 +218,8 @@ def run(scenario_ids: tuple[str, ...], module_path: Path | None, out_dir: Path |
                                           fuzz_cases=fuzz_cases, ioctl_calls=ioctl_calls,
                                           leak_cycles=leak_cycles, fuzz_seed=fuzz_seed,
                                           bench_sizes=bench_sizes,
-                                          crash_episodes=crash_episodes),
+                                          crash_episodes=crash_episodes,
+                                          power_cuts=power_cuts),
                        observer=_observer(), module=info, jobs=jobs,
                        run_last=DEFAULT_CRASH,
                        time_goal=default_time_goal(chosen, fuzz_cases, ioctl_calls, leak_cycles,

@@ -75,9 +75,11 @@ class RunOptions:
     ann_n: int = 60000
     ann_queries: int = 1000
     ann_others: bool = True
-    # C1's VexFS crash-point workload (`vexfs run --crash-episodes`): ~2.2
+    # C1's VexFS crash-point workload (`vexfs run --crash-episodes`): ~3.5
     # replay points per episode, so the default reaches the >= 1,000 goal
-    crash_episodes: int = 480
+    crash_episodes: int = 300
+    # C1's power-cut rounds (`vexfs run --power-cuts`; the goal is >= 20)
+    power_cuts: int = 20
 
 
 class ScenarioContext:

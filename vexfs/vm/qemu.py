@@ -68,6 +68,10 @@ class VMConfig:
     # flushes them, so a disk outlives the boot: the next VM sees what this
     # one wrote, which is how persistence across a reboot is tested.
     disks: list[Path] = field(default_factory=list)
+    # Let a guest reboot (sysrq-b, a panic) restart the machine in this QEMU
+    # process instead of ending it (-no-reboot): the power-cut rounds reuse
+    # one process for many boots. Off by default: a reboot ends the VM.
+    allow_reboot: bool = False
 
     def cmdline(self) -> str:
         args = [
@@ -93,7 +97,8 @@ class VMConfig:
 
     def argv(self) -> list[str]:
         argv = [
-            qemu_binary(), "-nodefaults", "-no-user-config", "-no-reboot",
+            qemu_binary(), "-nodefaults", "-no-user-config",
+            *([] if self.allow_reboot else ["-no-reboot"]),
             "-machine", "q35", "-accel", self.accel, "-cpu", CPU_MODEL,
             "-m", self.memory, "-smp", str(self.cpus),
             "-display", "none", "-vga", "none",

@@ -60,12 +60,15 @@ class QuickResult:
 
 def run_script(script: str, modules: list[Path] | None = None, timeout: float = 300,
                echo: bool = False, memory: str = "2G", cpus: int = 2,
-               disks: list[Path] | None = None) -> QuickResult:
+               disks: list[Path] | None = None, allow_reboot: bool = False) -> QuickResult:
     """Boot a fresh VM, run `script` as root under /bin/sh, power off.
 
     Each of `disks` (raw files on the host) is a virtio-blk disk in the guest,
     /dev/vda first (after `modprobe virtio_blk`); what the guest writes
-    stays in the file for the next boot."""
+    stays in the file for the next boot. With `allow_reboot` a guest reboot
+    (sysrq-b) restarts the machine in the same QEMU process and the script
+    runs again on the new boot (its state must live on a disk); the
+    console then holds every boot."""
     modules = [Path(m) for m in (modules or [])]
     disks = [Path(d) for d in (disks or [])]
     for disk in disks:
@@ -89,7 +92,7 @@ def run_script(script: str, modules: list[Path] | None = None, timeout: float = 
         (job / "script.sh").write_text(script if script.endswith("\n") else script + "\n")
         (job / "job.sh").write_text(JOB_SH.format())
         config = VMConfig(kernel=kernel, initramfs=initrd, job_dir=job, accel=accel,
-                          memory=memory, cpus=cpus, disks=disks)
+                          memory=memory, cpus=cpus, disks=disks, allow_reboot=allow_reboot)
         watch = CrashWatch()
         ready: list[float] = []
 
