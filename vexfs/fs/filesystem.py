@@ -30,6 +30,7 @@ from vexfs.fs.dirent import parse_dir_block
 from vexfs.fs.errors import ImageError
 from vexfs.fs.extents import ExtentMap, ExtentRec, map_extents
 from vexfs.fs.geometry import superblock_problems
+from vexfs.fs.xattr import Xattr, parse_xattr_block, xattr_block_of
 
 BS = L.VEXFS_BLOCK_SIZE
 MAX_SYMLINK_HOPS = 40
@@ -156,6 +157,23 @@ class Image:
         if not L.mode_valid(inode.i_mode):
             raise ImageError(f"inode {ino}: invalid mode 0o{inode.i_mode:o}")
         return inode
+
+    # -- extended attributes ----------------------------------------------
+    def xattrs(self, ino: int, inode: L.Inode | None = None) -> list[Xattr]:
+        """The inode's extended attributes (ACLs included), checked as the
+        kernel checks them; ImageError if its xattr block is damaged."""
+        inode = inode if inode is not None else self.iget(ino)
+        blk = xattr_block_of(inode)
+        if not blk:
+            return []
+        if not self.sb.s_data_start <= blk < self.sb.s_blocks_count:
+            raise ImageError(f"inode {ino}: xattr block {blk} outside the data area")
+        xb = parse_xattr_block(self.read_block(blk), ino)
+        if xb.problems:
+            raise ImageError(f"inode {ino}: xattr block {blk}: {xb.problems[0]}")
+        if xb.bad_checksum:
+            raise ImageError(f"inode {ino}: xattr block {blk}: checksum mismatch")
+        return xb.entries
 
     # -- extents ----------------------------------------------------------
     def extent_map(self, inode: L.Inode, ino: int) -> ExtentMap:
