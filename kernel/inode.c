@@ -602,6 +602,7 @@ void vexfs_evict_inode(struct inode *inode)
 	clear_inode(inode);
 	vexfs_journal_release_inode(inode);
 	vexfs_ext_release(inode);
+	vexfs_dindex_free(inode);
 }
 
 static int vexfs_setsize(struct inode *inode, loff_t newsize)

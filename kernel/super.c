@@ -201,6 +201,7 @@ static struct inode *vexfs_alloc_inode(struct super_block *sb)
 	ei->i_vflags = 0;
 	ei->i_xattr_blk = 0;
 	ei->i_sync_tid = 0;
+	ei->i_dindex = NULL;
 	jbd2_journal_init_jbd_inode(&ei->i_jinode, &ei->vfs_inode);
 	atomic_long_inc(&vexfs_nr_inodes);
 	return &ei->vfs_inode;

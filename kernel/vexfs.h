@@ -129,6 +129,7 @@ struct vexfs_inode_info {
 	struct jbd2_inode i_jinode;	/* ordered data (journal.c) */
 	tid_t i_sync_tid;		/* last transaction changing it */
 	struct timespec64 i_crtime;
+	struct vexfs_dindex *i_dindex;	/* big directories' lookup index (dir.c) */
 	struct inode vfs_inode;
 };
 
@@ -373,6 +374,7 @@ int vexfs_set_dotdot(struct inode *dir, struct vexfs_dir_entry *de,
 		     struct buffer_head *bh, struct inode *parent);
 int vexfs_make_empty(struct inode *inode, struct inode *parent);
 int vexfs_empty_dir(struct inode *inode);
+void vexfs_dindex_free(struct inode *inode);
 unsigned char vexfs_ft(umode_t mode);
 
 /* namei.c */
