@@ -53,6 +53,60 @@ static unsigned char vexfs_dt(u8 ft)
 	return ft < ARRAY_SIZE(map) ? map[ft] : DT_UNKNOWN;
 }
 
+/*
+ * What is wrong with the entry at @off of a directory block, or NULL: the
+ * header inside the block, a rec_len that advances and stays in the block, a
+ * name inside its record, an inode number in range.
+ */
+static const char *vexfs_de_bad(struct super_block *sb, struct buffer_head *bh,
+				u32 off)
+{
+	struct vexfs_dir_entry *de;
+	u32 rec_len, ino;
+
+	if (off + VEXFS_DE_HDR > VEXFS_DIR_DATA_BYTES)
+		return "entry header crosses the block end";
+	de = vexfs_de(bh, off);
+	rec_len = le16_to_cpu(de->d_rec_len);
+	ino = le32_to_cpu(de->d_inode);
+	if (rec_len < VEXFS_DE_HDR || rec_len % 4 ||
+	    rec_len > VEXFS_DIR_DATA_BYTES - off)
+		return "bad rec_len";
+	if (ino && (!de->d_name_len ||
+		    VEXFS_DIR_REC_LEN(de->d_name_len) > rec_len))
+		return "bad name length";
+	if (ino > VEXFS_SB(sb)->s_inodes_count)
+		return "inode number out of range";
+	return NULL;
+}
+
+/*
+ * The second line of defence inside every walk of a block that
+ * vexfs_dir_check() accepted: the entry at @off is checked again before it
+ * is used, so a block changed behind the check (a bug, a cross-linked
+ * buffer) is reported, never walked forever or past its end.
+ */
+static bool vexfs_de_ok(struct inode *dir, struct buffer_head *bh, u32 off)
+{
+	const char *why = vexfs_de_bad(dir->i_sb, bh, off);
+
+	if (likely(!why))
+		return true;
+	vexfs_error(dir->i_sb, "directory inode %lu (disk block %llu) offset %u: %s",
+		    dir->i_ino, (u64)bh->b_blocknr, off, why);
+	return false;
+}
+
+/*
+ * Between two blocks of a directory walk: the walk's length comes from the
+ * disk (i_size), so it yields and a fatal signal ends it.
+ */
+static int vexfs_dir_next_block(void)
+{
+	cond_resched();
+	return fatal_signal_pending(current) ? -EINTR : 0;
+}
+
 static bool vexfs_dir_check(struct inode *dir, struct buffer_head *bh, u64 n)
 {
 	struct super_block *sb = dir->i_sb;
@@ -70,28 +124,12 @@ static bool vexfs_dir_check(struct inode *dir, struct buffer_head *bh, u64 n)
 	}
 	while (off < VEXFS_DIR_DATA_BYTES) {
 		struct vexfs_dir_entry *de = vexfs_de(bh, off);
-		u32 rec_len, ino;
+		u32 ino;
 
-		if (off + VEXFS_DE_HDR > VEXFS_DIR_DATA_BYTES) {
-			why = "entry header crosses the block end";
+		why = vexfs_de_bad(sb, bh, off);
+		if (why)
 			goto bad;
-		}
-		rec_len = le16_to_cpu(de->d_rec_len);
 		ino = le32_to_cpu(de->d_inode);
-		if (rec_len < VEXFS_DE_HDR || rec_len % 4 ||
-		    rec_len > VEXFS_DIR_DATA_BYTES - off) {
-			why = "bad rec_len";
-			goto bad;
-		}
-		if (ino && (!de->d_name_len ||
-			    VEXFS_DIR_REC_LEN(de->d_name_len) > rec_len)) {
-			why = "bad name length";
-			goto bad;
-		}
-		if (ino > VEXFS_SB(sb)->s_inodes_count) {
-			why = "inode number out of range";
-			goto bad;
-		}
 		if (n == 0 && idx < 2) {
 			bool dot = idx == 0;
 
@@ -103,7 +141,7 @@ static bool vexfs_dir_check(struct inode *dir, struct buffer_head *bh, u64 n)
 				goto bad;
 			}
 		}
-		off += rec_len;
+		off += le16_to_cpu(de->d_rec_len);
 		idx++;
 	}
 	if (n == 0 && idx < 2) {
@@ -117,7 +155,11 @@ bad:
 	return false;
 }
 
-/* Read and verify directory block @n of @dir. */
+/*
+ * Read and verify directory block @n of @dir. The check is skipped only for
+ * a buffer verified as a directory block (not as an extent or bitmap
+ * block: a cross-linked block is checked again as what it is used for).
+ */
 static struct buffer_head *vexfs_dir_bread(struct inode *dir, u64 n)
 {
 	struct vexfs_inode_info *ei = VEXFS_I(dir);
@@ -139,12 +181,12 @@ static struct buffer_head *vexfs_dir_bread(struct inode *dir, u64 n)
 			    dir->i_ino, pblk);
 		return ERR_PTR(-EIO);
 	}
-	if (!buffer_vexfs_verified(bh)) {
+	if (!vexfs_verified(bh, VEXFS_META_DIR)) {
 		if (!vexfs_dir_check(dir, bh, n)) {
 			vexfs_brelse(bh);
 			return ERR_PTR(-EUCLEAN);
 		}
-		set_buffer_vexfs_verified(bh);
+		vexfs_set_verified(bh, VEXFS_META_DIR);
 	}
 	return bh;
 }
@@ -211,14 +253,22 @@ struct vexfs_dir_entry *vexfs_find_entry(struct inode *dir,
 	u64 n, nblocks = vexfs_dir_blocks(dir);
 
 	for (n = 0; n < nblocks; n++) {
-		struct buffer_head *bh = vexfs_dir_bread(dir, n);
+		struct buffer_head *bh;
 		u32 off = 0;
+		int err = n ? vexfs_dir_next_block() : 0;
 
+		if (err)
+			return ERR_PTR(err);
+		bh = vexfs_dir_bread(dir, n);
 		if (IS_ERR(bh))
 			return ERR_CAST(bh);
 		while (off < VEXFS_DIR_DATA_BYTES) {
 			struct vexfs_dir_entry *de = vexfs_de(bh, off);
 
+			if (!vexfs_de_ok(dir, bh, off)) {
+				vexfs_brelse(bh);
+				return ERR_PTR(-EUCLEAN);
+			}
 			if (vexfs_match(name, de)) {
 				*bhp = bh;
 				return de;
@@ -238,6 +288,11 @@ struct vexfs_dir_entry *vexfs_dotdot(struct inode *dir, struct buffer_head **bhp
 	if (IS_ERR(bh))
 		return ERR_CAST(bh);
 	de = vexfs_de(bh, 0);
+	if (!vexfs_de_ok(dir, bh, 0) ||
+	    !vexfs_de_ok(dir, bh, le16_to_cpu(de->d_rec_len))) {
+		vexfs_brelse(bh);
+		return ERR_PTR(-EUCLEAN);
+	}
 	de = vexfs_de(bh, le16_to_cpu(de->d_rec_len));
 	*bhp = bh;
 	return de;
@@ -287,7 +342,7 @@ static struct buffer_head *vexfs_dir_grow(struct inode *dir, u64 n)
 	lock_buffer(bh);
 	vexfs_init_dir_block(bh);
 	set_buffer_uptodate(bh);
-	set_buffer_vexfs_verified(bh);
+	vexfs_set_verified(bh, VEXFS_META_DIR);
 	unlock_buffer(bh);
 	i_size_write(dir, (n + 1) << VEXFS_BLOCK_BITS);
 	mark_inode_dirty(dir);
@@ -309,12 +364,19 @@ int vexfs_add_link(struct dentry *dentry, struct inode *inode)
 	for (n = 0; n < nblocks; n++) {
 		u32 off = 0;
 
+		err = n ? vexfs_dir_next_block() : 0;
+		if (err)
+			return err;
 		bh = vexfs_dir_bread(dir, n);
 		if (IS_ERR(bh))
 			return PTR_ERR(bh);
 		while (off < VEXFS_DIR_DATA_BYTES) {
 			u32 rec_len, used;
 
+			if (!vexfs_de_ok(dir, bh, off)) {
+				vexfs_brelse(bh);
+				return -EUCLEAN;
+			}
 			de = vexfs_de(bh, off);
 			rec_len = le16_to_cpu(de->d_rec_len);
 			if (vexfs_match(name, de)) {
@@ -357,8 +419,18 @@ int vexfs_delete_entry(struct inode *dir, struct vexfs_dir_entry *de,
 	int err;
 
 	while (off < target) {
+		if (!vexfs_de_ok(dir, bh, off)) {
+			vexfs_brelse(bh);
+			return -EUCLEAN;
+		}
 		prev = vexfs_de(bh, off);
 		off += le16_to_cpu(prev->d_rec_len);
+	}
+	if (off != target) {
+		vexfs_error(dir->i_sb, "directory inode %lu: entry to delete at offset %u is not on the rec_len chain",
+			    dir->i_ino, target);
+		vexfs_brelse(bh);
+		return -EUCLEAN;
 	}
 	err = vexfs_dir_lock(dir, bh);
 	if (err)
@@ -382,6 +454,23 @@ int vexfs_set_link(struct inode *dir, struct vexfs_dir_entry *de,
 	de->d_inode = cpu_to_le32(inode->i_ino);
 	de->d_file_type = vexfs_ft(inode->i_mode);
 	return vexfs_dir_changed(dir, bh);
+}
+
+/*
+ * Point the ".." entry @de (in @bh, which this releases) of directory @dir
+ * at @parent. Moving a directory changes its parent's times, not its own
+ * (as ext2/ext4): the entry is rewritten without touching @dir's mtime.
+ */
+int vexfs_set_dotdot(struct inode *dir, struct vexfs_dir_entry *de,
+		     struct buffer_head *bh, struct inode *parent)
+{
+	int err = vexfs_dir_lock(dir, bh);
+
+	if (err)
+		return err;
+	de->d_inode = cpu_to_le32(parent->i_ino);
+	de->d_file_type = vexfs_ft(parent->i_mode);
+	return vexfs_dir_release(dir, bh);
 }
 
 /* First block of a new directory: "." and "..". */
@@ -411,14 +500,22 @@ int vexfs_empty_dir(struct inode *inode)
 	u64 n, nblocks = vexfs_dir_blocks(inode);
 
 	for (n = 0; n < nblocks; n++) {
-		struct buffer_head *bh = vexfs_dir_bread(inode, n);
+		struct buffer_head *bh;
 		u32 off = 0, idx = 0;
+		int err = n ? vexfs_dir_next_block() : 0;
 
+		if (err)
+			return err;
+		bh = vexfs_dir_bread(inode, n);
 		if (IS_ERR(bh))
 			return PTR_ERR(bh);
 		while (off < VEXFS_DIR_DATA_BYTES) {
 			struct vexfs_dir_entry *de = vexfs_de(bh, off);
 
+			if (!vexfs_de_ok(inode, bh, off)) {
+				vexfs_brelse(bh);
+				return -EUCLEAN;
+			}
 			if (de->d_inode && !(n == 0 && idx < 2)) {
 				vexfs_brelse(bh);
 				return 0;
@@ -444,14 +541,22 @@ static int vexfs_readdir(struct file *file, struct dir_context *ctx)
 	u32 skip = ctx->pos & (VEXFS_BLOCK_SIZE - 1);
 
 	for (; n < nblocks; n++, skip = 0) {
-		struct buffer_head *bh = vexfs_dir_bread(dir, n);
+		struct buffer_head *bh;
 		u32 off = 0;
+		int err = vexfs_dir_next_block();
 
+		if (err)
+			return err;
+		bh = vexfs_dir_bread(dir, n);
 		if (IS_ERR(bh))
 			return PTR_ERR(bh);
 		while (off < VEXFS_DIR_DATA_BYTES) {
 			struct vexfs_dir_entry *de = vexfs_de(bh, off);
 
+			if (!vexfs_de_ok(dir, bh, off)) {
+				vexfs_brelse(bh);
+				return -EUCLEAN;
+			}
 			if (off >= skip && de->d_inode) {
 				ctx->pos = (n << VEXFS_BLOCK_BITS) + off;
 				if (!dir_emit(ctx, de->d_name, de->d_name_len,

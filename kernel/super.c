@@ -548,7 +548,7 @@ static int vexfs_fill_super(struct super_block *sb, struct fs_context *fc)
 
 	sb->s_magic = VEXFS_MAGIC;
 	sb->s_op = &vexfs_sops;
-	sb->s_maxbytes = MAX_LFS_FILESIZE;
+	sb->s_maxbytes = VEXFS_MAX_BYTES;
 	sb->s_max_links = 65000;
 	sb->s_time_gran = 1;
 	sb->s_time_min = S64_MIN;

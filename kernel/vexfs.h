@@ -90,6 +90,14 @@ struct vexfs_sb_info {
 	bool s_kobj_added;
 };
 
+/*
+ * File blocks [0, VEXFS_MAX_LBLK) can be mapped; s_maxbytes is the byte
+ * offset of the first unmappable block, so the VFS refuses (EFBIG) what the
+ * extent code would.
+ */
+#define VEXFS_MAX_LBLK	((u64)MAX_LFS_FILESIZE >> VEXFS_BLOCK_BITS)
+#define VEXFS_MAX_BYTES	((loff_t)(VEXFS_MAX_LBLK << VEXFS_BLOCK_BITS))
+
 /* One extent in memory, CPU byte order. */
 struct vexfs_mext {
 	u64 lblk;
@@ -193,12 +201,47 @@ static inline void vexfs_brelse(struct buffer_head *bh)
 	}
 }
 
-/* BH_VexfsVerified: the checksum and structure of this metadata buffer were
- * checked since it was last read from disk. jbd2 owns the state bits from
- * BH_PrivateStart on; filesystems start at BH_JBDPrivateStart (as ext4).
+/*
+ * Verified bits: the checksum and structure of this metadata buffer were
+ * checked, as one metadata type, since it was last read from disk. One bit
+ * per type: a block cross-linked between two types (a crafted image, a stale
+ * bitmap) that was checked or written as one type is checked again before it
+ * is used as another. jbd2 owns the state bits from BH_PrivateStart on;
+ * filesystems start at BH_JBDPrivateStart (as ext4).
  */
-enum { BH_VexfsVerified = BH_JBDPrivateStart };
-BUFFER_FNS(VexfsVerified, vexfs_verified)
+enum vexfs_meta_type {
+	VEXFS_META_DIR,		/* directory block (dir.c) */
+	VEXFS_META_EXTENT,	/* extent chain block (extent.c) */
+	VEXFS_META_BITMAP,	/* inode or block bitmap block (alloc.c) */
+	VEXFS_META_TYPES
+};
+enum { BH_VexfsVerified = BH_JBDPrivateStart };	/* + enum vexfs_meta_type */
+
+static inline bool vexfs_verified(struct buffer_head *bh,
+				  enum vexfs_meta_type t)
+{
+	return test_bit(BH_VexfsVerified + t, &bh->b_state);
+}
+
+/* Mark @bh checked as type @t, and as no other type. */
+static inline void vexfs_set_verified(struct buffer_head *bh,
+				      enum vexfs_meta_type t)
+{
+	unsigned int i;
+
+	for (i = 0; i < VEXFS_META_TYPES; i++)
+		if (i != t)
+			clear_bit(BH_VexfsVerified + i, &bh->b_state);
+	set_bit(BH_VexfsVerified + t, &bh->b_state);
+}
+
+static inline void vexfs_clear_verified(struct buffer_head *bh)
+{
+	unsigned int i;
+
+	for (i = 0; i < VEXFS_META_TYPES; i++)
+		clear_bit(BH_VexfsVerified + i, &bh->b_state);
+}
 
 /* journal.c: jbd2 handles and buffers; all no-ops without a journal */
 #define VEXFS_DEFAULT_COMMIT_SECS 5
@@ -318,6 +361,8 @@ int vexfs_delete_entry(struct inode *dir, struct vexfs_dir_entry *de,
 		       struct buffer_head *bh);
 int vexfs_set_link(struct inode *dir, struct vexfs_dir_entry *de,
 		   struct buffer_head *bh, struct inode *inode);
+int vexfs_set_dotdot(struct inode *dir, struct vexfs_dir_entry *de,
+		     struct buffer_head *bh, struct inode *parent);
 int vexfs_make_empty(struct inode *inode, struct inode *parent);
 int vexfs_empty_dir(struct inode *inode);
 unsigned char vexfs_ft(umode_t mode);

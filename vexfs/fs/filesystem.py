@@ -355,6 +355,12 @@ class Image:
             raise ImageError(f"collection inode {ino}: size {inode.i_size} is not "
                              f"{expect} ({head.c_count} records x {head.c_record_size} bytes"
                              + (", with an ANN index)" if index else ")"))
+        # a forged c_count over a sparse file: refuse it (as the kernel does)
+        # instead of building 2^34 records of holes in memory
+        mapped = sum(e.length for e in self.extents(ino, inode).extents)
+        if -(-expect // BS) > mapped:
+            raise ImageError(f"collection inode {ino}: {head.c_count} records need "
+                             f"{-(-expect // BS)} blocks but only {mapped} are allocated")
         body = self.read_data(ino, L.VEXFS_DATA_OFFSET, head.c_count * head.c_record_size,
                               inode=inode)
         import numpy as np

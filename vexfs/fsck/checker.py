@@ -407,6 +407,16 @@ class Checker:
                      record_size=head.c_record_size, expect=expect,
                      action="; i_size will be set from the header" if fix else "")
             return
+        # the header is file data anyone with write access can forge: its
+        # records must be in allocated blocks (as the kernel's coll_load
+        # requires), else a c_count of ~2^34 over a sparse file would have
+        # this pass read 2^34 holes
+        mapped = sum(e.length for e in info.extents)
+        need = -(-expect // BS)
+        if need > mapped:
+            self.add("collection.sparse", ino=ino, count=head.c_count, need=need,
+                     mapped=mapped)
+            return
         if not L.struct_checksum_ok(head) and first is not None:
             hblk = first.start
 

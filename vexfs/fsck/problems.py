@@ -141,6 +141,9 @@ _ROWS: list[ProblemDef] = [
     ProblemDef("collection.header", 7, "inode {ino}: collection header: {why}", False, True),
     ProblemDef("collection.size", 7, "inode {ino}: collection size {size} is not 4096 + "
                "{count} records x {record_size} bytes = {expect}{action}", False, True),
+    ProblemDef("collection.sparse", 7, "inode {ino}: collection header counts {count} "
+               "records, which need {need} blocks, but only {mapped} blocks are allocated",
+               False, True),
     ProblemDef("collection.checksum", 7, "inode {ino}: collection header checksum mismatch "
                "(stored 0x{stored:08x}, computed 0x{computed:08x})", True, True),
     ProblemDef("collection.duplicate_id", 7, "inode {ino}: collection has {count} duplicate "
