@@ -12,7 +12,10 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/hash.h>
 #include <linux/pagemap.h>
+#include <linux/sched/signal.h>
+#include <linux/stringhash.h>
 #include "vexfs.h"
 
 #define VEXFS_DE_HDR	VEXFS_DIR_ENTRY_HEADER
@@ -243,6 +246,216 @@ static bool vexfs_match(const struct qstr *name, struct vexfs_dir_entry *de)
 }
 
 /*
+ * Lookup index of a big directory, in memory only (nothing on disk changes):
+ * per directory block, a 2048-bit Bloom filter of the names in it and its
+ * biggest free gap. Without it every lookup of a name that is not there
+ * (each create) and every insertion reads and walks every block: a
+ * directory of 10,000 entries cost ~50 block reads per create. Built by the
+ * first lookup once the directory has VEXFS_DINDEX_MIN_BLOCKS blocks, kept
+ * up to date by every change (all under the directory's exclusive i_rwsem,
+ * so no lookup, which holds it shared, sees a change half made), freed with
+ * the inode. A stale Bloom bit only costs a block read; a name is never
+ * missed: every entry's bits are set before it is written. Allocation
+ * failures just drop the index (back to walking every block).
+ */
+#define VEXFS_DINDEX_MIN_BLOCKS	4
+#define VEXFS_DINDEX_MAX_BLOCKS	65536	/* 16 MiB of index for a 256 MiB directory */
+#define VEXFS_DINDEX_BITS	2048
+
+struct vexfs_dindex_blk {
+	unsigned long bloom[VEXFS_DINDEX_BITS / BITS_PER_LONG];
+	u32 free;			/* biggest rec_len - used in the block */
+};
+
+struct vexfs_dindex {
+	u32 nblocks;
+	u32 cap;
+	struct vexfs_dindex_blk blk[];
+};
+
+static void vexfs_dindex_hash(const char *name, u32 len, u32 *a, u32 *b)
+{
+	u32 h = full_name_hash(NULL, name, len);
+
+	*a = hash_32(h, ilog2(VEXFS_DINDEX_BITS));
+	*b = hash_32(h ^ 0x9e3779b9, ilog2(VEXFS_DINDEX_BITS));
+}
+
+static void vexfs_dindex_add_name(struct vexfs_dindex_blk *blk, const char *name, u32 len)
+{
+	u32 a, b;
+
+	vexfs_dindex_hash(name, len, &a, &b);
+	__set_bit(a, blk->bloom);
+	__set_bit(b, blk->bloom);
+}
+
+static bool vexfs_dindex_may_hold(struct vexfs_dindex_blk *blk, u32 a, u32 b)
+{
+	return test_bit(a, blk->bloom) && test_bit(b, blk->bloom);
+}
+
+/*
+ * The biggest gap of verified directory block @bh; 0 (never chosen for an
+ * insertion, whose own walk reports the damage) if an entry is bad.
+ */
+static u32 vexfs_dir_blk_free(struct inode *dir, struct buffer_head *bh)
+{
+	u32 off = 0, best = 0;
+
+	while (off < VEXFS_DIR_DATA_BYTES) {
+		struct vexfs_dir_entry *de = vexfs_de(bh, off);
+		u32 rec_len, used;
+
+		if (vexfs_de_bad(dir->i_sb, bh, off))
+			return 0;
+		rec_len = le16_to_cpu(de->d_rec_len);
+		used = de->d_inode ? VEXFS_DIR_REC_LEN(de->d_name_len) : 0;
+		if (rec_len - used > best)
+			best = rec_len - used;
+		off += rec_len;
+	}
+	return best;
+}
+
+static struct vexfs_dindex *vexfs_dindex_alloc(u32 cap)
+{
+	/* cap <= VEXFS_DINDEX_MAX_BLOCKS: at most 17 MiB */
+	return kvzalloc(sizeof(struct vexfs_dindex) +
+			(size_t)cap * sizeof(struct vexfs_dindex_blk),
+			GFP_KERNEL | __GFP_NOWARN);
+}
+
+void vexfs_dindex_free(struct inode *inode)
+{
+	struct vexfs_inode_info *ei = VEXFS_I(inode);
+
+	kvfree(ei->i_dindex);
+	ei->i_dindex = NULL;
+}
+
+/*
+ * The index of @dir, built now if it has none yet and is big enough; NULL:
+ * walk every block. Called with i_rwsem held, shared or exclusive: two
+ * lookups may build at once, the first to install wins.
+ */
+static struct vexfs_dindex *vexfs_dindex_get(struct inode *dir)
+{
+	struct vexfs_inode_info *ei = VEXFS_I(dir);
+	/* pairs with the cmpxchg() that installs a fully built index */
+	struct vexfs_dindex *di = smp_load_acquire(&ei->i_dindex);
+	u64 n, nblocks = vexfs_dir_blocks(dir);
+	u32 cap;
+
+	if (di)
+		return di->nblocks == nblocks ? di : NULL;
+	if (nblocks < VEXFS_DINDEX_MIN_BLOCKS || nblocks > VEXFS_DINDEX_MAX_BLOCKS)
+		return NULL;
+	cap = roundup_pow_of_two(nblocks + 1);
+	di = vexfs_dindex_alloc(min_t(u32, cap, VEXFS_DINDEX_MAX_BLOCKS));
+	if (!di)
+		return NULL;
+	di->cap = min_t(u32, cap, VEXFS_DINDEX_MAX_BLOCKS);
+	di->nblocks = nblocks;
+	for (n = 0; n < nblocks; n++) {
+		struct buffer_head *bh = vexfs_dir_bread(dir, n);
+		u32 off = 0;
+
+		if (IS_ERR(bh) || fatal_signal_pending(current)) {
+			/* the caller's walk meets (and reports) the bad block */
+			if (!IS_ERR(bh))
+				vexfs_brelse(bh);
+			kvfree(di);
+			return NULL;
+		}
+		while (off < VEXFS_DIR_DATA_BYTES) {
+			struct vexfs_dir_entry *de = vexfs_de(bh, off);
+
+			if (vexfs_de_bad(dir->i_sb, bh, off)) {
+				/* no index: the caller's walk reports it */
+				vexfs_brelse(bh);
+				kvfree(di);
+				return NULL;
+			}
+			if (de->d_inode)
+				vexfs_dindex_add_name(&di->blk[n], de->d_name, de->d_name_len);
+			off += le16_to_cpu(de->d_rec_len);
+		}
+		di->blk[n].free = vexfs_dir_blk_free(dir, bh);
+		vexfs_brelse(bh);
+		cond_resched();
+	}
+	if (cmpxchg(&ei->i_dindex, NULL, di)) {
+		kvfree(di);
+		/* another lookup installed its index first (cmpxchg above) */
+		di = smp_load_acquire(&ei->i_dindex);
+		return di && di->nblocks == nblocks ? di : NULL;
+	}
+	return di;
+}
+
+/* Directory block @n was just added (i_rwsem exclusive): index it. */
+static void vexfs_dindex_grow(struct inode *dir, u64 n)
+{
+	struct vexfs_inode_info *ei = VEXFS_I(dir);
+	struct vexfs_dindex *di = ei->i_dindex, *nd;
+
+	if (!di)
+		return;
+	if (di->nblocks != n || n >= VEXFS_DINDEX_MAX_BLOCKS) {
+		vexfs_dindex_free(dir);
+		return;
+	}
+	if (n >= di->cap) {
+		u32 cap = min_t(u32, di->cap * 2, VEXFS_DINDEX_MAX_BLOCKS);
+
+		nd = vexfs_dindex_alloc(cap);
+		if (!nd) {
+			vexfs_dindex_free(dir);
+			return;
+		}
+		memcpy(nd->blk, di->blk, sizeof(di->blk[0]) * di->nblocks);
+		nd->cap = cap;
+		nd->nblocks = di->nblocks;
+		kvfree(di);
+		ei->i_dindex = nd;
+		di = nd;
+	}
+	memset(&di->blk[n], 0, sizeof(di->blk[n]));
+	di->blk[n].free = VEXFS_DIR_DATA_BYTES;
+	di->nblocks = n + 1;
+}
+
+/* Block @n of @dir (@bh) changed (i_rwsem exclusive): refresh its gap. */
+static void vexfs_dindex_update(struct inode *dir, u64 n, struct buffer_head *bh)
+{
+	struct vexfs_dindex *di = VEXFS_I(dir)->i_dindex;
+
+	if (di && n < di->nblocks)
+		di->blk[n].free = vexfs_dir_blk_free(dir, bh);
+}
+
+/* The logical block of directory block @bh, or U64_MAX. */
+static u64 vexfs_dir_lblk(struct inode *dir, struct buffer_head *bh)
+{
+	struct vexfs_inode_info *ei = VEXFS_I(dir);
+	u64 pblk = bh->b_blocknr, lblk = U64_MAX;
+	u32 i;
+
+	down_read(&ei->i_ext_sem);
+	for (i = 0; i < ei->i_nr_ext; i++) {
+		struct vexfs_mext *e = &ei->i_ext[i];
+
+		if (pblk >= e->pblk && pblk < e->pblk + e->len) {
+			lblk = e->lblk + (pblk - e->pblk);
+			break;
+		}
+	}
+	up_read(&ei->i_ext_sem);
+	return lblk;
+}
+
+/*
  * Find @name in @dir. Returns the entry with *bhp holding its block, NULL
  * if absent, or an ERR_PTR.
  */
@@ -251,7 +464,11 @@ struct vexfs_dir_entry *vexfs_find_entry(struct inode *dir,
 					 struct buffer_head **bhp)
 {
 	u64 n, nblocks = vexfs_dir_blocks(dir);
+	struct vexfs_dindex *di = vexfs_dindex_get(dir);
+	u32 a = 0, b = 0;
 
+	if (di)
+		vexfs_dindex_hash(name->name, name->len, &a, &b);
 	for (n = 0; n < nblocks; n++) {
 		struct buffer_head *bh;
 		u32 off = 0;
@@ -259,6 +476,8 @@ struct vexfs_dir_entry *vexfs_find_entry(struct inode *dir,
 
 		if (err)
 			return ERR_PTR(err);
+		if (di && !vexfs_dindex_may_hold(&di->blk[n], a, b))
+			continue;
 		bh = vexfs_dir_bread(dir, n);
 		if (IS_ERR(bh))
 			return ERR_CAST(bh);
@@ -346,6 +565,7 @@ static struct buffer_head *vexfs_dir_grow(struct inode *dir, u64 n)
 	unlock_buffer(bh);
 	i_size_write(dir, (n + 1) << VEXFS_BLOCK_BITS);
 	mark_inode_dirty(dir);
+	vexfs_dindex_grow(dir, n);
 	return bh;
 }
 
@@ -357,10 +577,53 @@ int vexfs_add_link(struct dentry *dentry, struct inode *inode)
 	u64 n, nblocks = vexfs_dir_blocks(dir);
 	struct vexfs_dir_entry *de = NULL;
 	struct buffer_head *bh = NULL;
+	struct vexfs_dindex *di;
 	int err;
 
 	if (name->len > VEXFS_NAME_LEN)
 		return -ENAMETOOLONG;
+	di = vexfs_dindex_get(dir);
+	if (di) {
+		/* the index answers both questions: is the name there, where is room */
+		de = vexfs_find_entry(dir, name, &bh);
+		if (IS_ERR(de))
+			return PTR_ERR(de);
+		if (de) {
+			vexfs_brelse(bh);
+			return -EEXIST;
+		}
+		for (n = 0; n < nblocks; n++) {
+			u32 off = 0;
+
+			if (di->blk[n].free < need)
+				continue;
+			err = vexfs_dir_next_block();
+			if (err)
+				return err;
+			bh = vexfs_dir_bread(dir, n);
+			if (IS_ERR(bh))
+				return PTR_ERR(bh);
+			while (off < VEXFS_DIR_DATA_BYTES) {
+				u32 rec_len, used;
+
+				if (!vexfs_de_ok(dir, bh, off)) {
+					vexfs_brelse(bh);
+					return -EUCLEAN;
+				}
+				de = vexfs_de(bh, off);
+				rec_len = le16_to_cpu(de->d_rec_len);
+				used = de->d_inode ? VEXFS_DIR_REC_LEN(de->d_name_len) : 0;
+				if (rec_len >= used + need)
+					goto found;
+				off += rec_len;
+			}
+			/* the recorded gap was wrong: correct it, look on */
+			di->blk[n].free = vexfs_dir_blk_free(dir, bh);
+			vexfs_brelse(bh);
+		}
+		n = nblocks;
+		goto grow;
+	}
 	for (n = 0; n < nblocks; n++) {
 		u32 off = 0;
 
@@ -390,6 +653,7 @@ int vexfs_add_link(struct dentry *dentry, struct inode *inode)
 		}
 		vexfs_brelse(bh);
 	}
+grow:
 	bh = vexfs_dir_grow(dir, nblocks);
 	if (IS_ERR(bh))
 		return PTR_ERR(bh);
@@ -407,6 +671,12 @@ found:
 		de = nde;
 	}
 	vexfs_fill_de(de, inode, name->name, name->len);
+	/* dir_grow may have replaced the index */
+	di = VEXFS_I(dir)->i_dindex;
+	if (di && n < di->nblocks) {
+		vexfs_dindex_add_name(&di->blk[n], name->name, name->len);
+		di->blk[n].free = vexfs_dir_blk_free(dir, bh);
+	}
 	return vexfs_dir_changed(dir, bh);
 }
 
@@ -440,6 +710,8 @@ int vexfs_delete_entry(struct inode *dir, struct vexfs_dir_entry *de,
 					      le16_to_cpu(de->d_rec_len));
 	else
 		de->d_inode = 0;
+	if (VEXFS_I(dir)->i_dindex)
+		vexfs_dindex_update(dir, vexfs_dir_lblk(dir, bh), bh);
 	return vexfs_dir_changed(dir, bh);
 }
 

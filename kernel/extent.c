@@ -268,9 +268,11 @@ int vexfs_ext_load(struct inode *inode, const struct vexfs_inode *raw)
 			goto fail;
 	}
 	ei->i_chain_linked = ei->i_nr_chain;
-	if (mapped + ei->i_nr_chain != iblocks) {
-		vexfs_error(sb, "inode %lu: i_blocks %llu but extents map %llu blocks + %u extent blocks",
-			    inode->i_ino, iblocks, mapped, ei->i_nr_chain);
+	/* i_blocks counts the xattr block too (loaded before the extents) */
+	if (mapped + ei->i_nr_chain + !!ei->i_xattr_blk != iblocks) {
+		vexfs_error(sb, "inode %lu: i_blocks %llu but extents map %llu blocks + %u extent blocks + %u xattr block",
+			    inode->i_ino, iblocks, mapped, ei->i_nr_chain,
+			    !!ei->i_xattr_blk);
 		err = -EUCLEAN;
 		goto fail;
 	}

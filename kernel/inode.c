@@ -306,6 +306,10 @@ struct inode *vexfs_iget(struct super_block *sb, unsigned long ino)
 	inode->i_generation = le32_to_cpu(raw->i_generation);
 	ei->i_vflags = le32_to_cpu(raw->i_flags);
 
+	vexfs_set_inode_flags(inode);
+	err = vexfs_xattr_load(inode, raw);
+	if (err)
+		goto bad_raw;
 	err = vexfs_ext_load(inode, raw);
 	if (err)
 		goto bad_raw;
@@ -357,6 +361,7 @@ static void vexfs_fill_raw(struct inode *inode, struct vexfs_inode *raw)
 	raw->i_generation = cpu_to_le32(inode->i_generation);
 	if (S_ISCHR(inode->i_mode) || S_ISBLK(inode->i_mode))
 		raw->i_rdev = cpu_to_le32(new_encode_dev(inode->i_rdev));
+	vexfs_xattr_to_raw(inode, raw);
 	down_read(&ei->i_ext_sem);
 	vexfs_ext_to_raw(inode, raw);
 	up_read(&ei->i_ext_sem);
@@ -575,9 +580,10 @@ void vexfs_evict_inode(struct inode *inode)
 		handle_t *handle;
 
 		sb_start_intwrite(sb);
+		/* NEWINODE credits cover the xattr block too, +1 revoke */
 		handle = vexfs_journal_start(sb, vexfs_truncate_credits(inode) +
 					     VEXFS_CREDITS_NEWINODE,
-					     vexfs_truncate_revokes(inode));
+					     vexfs_truncate_revokes(inode) + 1);
 		if (IS_ERR(handle)) {
 			/* left allocated with no name: fsck.vexfs frees it */
 			vexfs_msg(sb, KERN_WARNING, "warning: cannot free deleted inode %lu (%ld)",
@@ -585,6 +591,7 @@ void vexfs_evict_inode(struct inode *inode)
 		} else {
 			inode->i_size = 0;
 			vexfs_truncate_blocks(inode, 0);
+			vexfs_xattr_delete_inode(inode);
 			vexfs_put_raw(sb, inode->i_ino, NULL, IS_SYNC(inode));
 			vexfs_free_ino(sb, inode->i_ino);
 			vexfs_journal_stop(handle);
@@ -595,6 +602,7 @@ void vexfs_evict_inode(struct inode *inode)
 	clear_inode(inode);
 	vexfs_journal_release_inode(inode);
 	vexfs_ext_release(inode);
+	vexfs_dindex_free(inode);
 }
 
 static int vexfs_setsize(struct inode *inode, loff_t newsize)
@@ -655,6 +663,8 @@ int vexfs_setattr(vexfs_idmap_t *idmap, struct dentry *dentry,
 	setattr_copy(idmap, inode, attr);
 	/* ->dirty_inode logs it in a handle of its own */
 	mark_inode_dirty(inode);
+	if (attr->ia_valid & ATTR_MODE)
+		return vexfs_posix_acl_chmod(idmap, dentry, inode->i_mode);
 	return 0;
 }
 

@@ -75,6 +75,20 @@ static int vexfs_add_nondir(struct dentry *dentry, struct inode *inode)
 	return err;
 }
 
+/* ACLs and security label of a new non-directory, then its name. */
+static int vexfs_init_nondir(struct inode *dir, struct dentry *dentry,
+			     struct inode *inode)
+{
+	int err = vexfs_init_new_inode(inode, dir, &dentry->d_name);
+
+	if (err) {
+		inode_dec_link_count(inode);
+		discard_new_inode(inode);
+		return err;
+	}
+	return vexfs_add_nondir(dentry, inode);
+}
+
 static int __vexfs_create(vexfs_idmap_t *idmap, struct inode *dir,
 			struct dentry *dentry, umode_t mode, bool excl)
 {
@@ -85,7 +99,7 @@ static int __vexfs_create(vexfs_idmap_t *idmap, struct inode *dir,
 	inode = vexfs_new_inode(dir, mode);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
-	return vexfs_add_nondir(dentry, inode);
+	return vexfs_init_nondir(dir, dentry, inode);
 }
 
 static int __vexfs_mknod(vexfs_idmap_t *idmap, struct inode *dir,
@@ -101,7 +115,7 @@ static int __vexfs_mknod(vexfs_idmap_t *idmap, struct inode *dir,
 	init_special_inode(inode, inode->i_mode, rdev);
 	vexfs_set_inode_ops(inode);
 	mark_inode_dirty(inode);
-	return vexfs_add_nondir(dentry, inode);
+	return vexfs_init_nondir(dir, dentry, inode);
 }
 
 static int __vexfs_symlink(vexfs_idmap_t *idmap, struct inode *dir,
@@ -119,7 +133,8 @@ static int __vexfs_symlink(vexfs_idmap_t *idmap, struct inode *dir,
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
 	/* page_symlink stores len - 1 bytes: the target without its NUL */
-	err = page_symlink(inode, symname, len);
+	err = vexfs_init_new_inode(inode, dir, &dentry->d_name) ?:
+	      page_symlink(inode, symname, len);
 	if (err) {
 		inode_dec_link_count(inode);
 		discard_new_inode(inode);
@@ -194,6 +209,9 @@ static int __vexfs_mkdir(vexfs_idmap_t *idmap, struct inode *dir,
 	if (IS_ERR(inode))
 		goto out_dir;
 	inode_inc_link_count(inode);
+	err = vexfs_init_new_inode(inode, dir, &dentry->d_name);
+	if (err)
+		goto out_fail;
 	err = vexfs_make_empty(inode, dir);
 	if (err)
 		goto out_fail;
@@ -501,17 +519,25 @@ const struct inode_operations vexfs_dir_inode_operations = {
 	.rmdir		= vexfs_rmdir,
 	.mknod		= vexfs_mknod,
 	.rename		= vexfs_rename,
+	.tmpfile	= vexfs_tmpfile,
 	.getattr	= vexfs_getattr,
 	.setattr	= vexfs_setattr,
+	.listxattr	= vexfs_listxattr,
+	VEXFS_IOP_ACL,
+	.fileattr_get	= vexfs_fileattr_get,
+	.fileattr_set	= vexfs_fileattr_set,
 };
 
 const struct inode_operations vexfs_special_inode_operations = {
 	.getattr	= vexfs_getattr,
 	.setattr	= vexfs_setattr,
+	.listxattr	= vexfs_listxattr,
+	VEXFS_IOP_ACL,
 };
 
 const struct inode_operations vexfs_symlink_inode_operations = {
 	.get_link	= page_get_link,
 	.getattr	= vexfs_getattr,
 	.setattr	= vexfs_setattr,
+	.listxattr	= vexfs_listxattr,
 };

@@ -95,8 +95,9 @@ def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out
             return result
         fuzz_s = time.monotonic() - t_fuzz
         (out / "driver.out").write_text(res.stdout + res.stderr)
-        bad = [ln for ln in res.stdout.splitlines()
-               if ln.startswith(("BADERRNO", "SLOWKILL"))]
+        bad = [ln for ln in res.stdout.splitlines() if ln.startswith("BADERRNO")]
+        result["slow_kill"] = [ln for ln in res.stdout.splitlines()
+                               if ln.startswith("SLOWKILL")][:20]
         m = re.search(r"IOCTL-SUMMARY (\{.*\})", res.stdout)
         summary = json.loads(m.group(1)) if m else {}
         result.update(driver_rc=res.rc, summary=summary, fuzz_s=round(fuzz_s, 1),
