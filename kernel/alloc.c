@@ -28,7 +28,7 @@ static struct buffer_head *vexfs_read_bitmap(struct super_block *sb, u64 start,
 			    what, idx, start + idx);
 		return ERR_PTR(-EIO);
 	}
-	if (buffer_vexfs_verified(bh))
+	if (vexfs_verified(bh, VEXFS_META_BITMAP))
 		return bh;
 	h = (struct vexfs_bitmap_header *)bh->b_data;
 	if (le32_to_cpu(h->bh_magic) != VEXFS_BITMAP_MAGIC ||
@@ -45,7 +45,7 @@ static struct buffer_head *vexfs_read_bitmap(struct super_block *sb, u64 start,
 		vexfs_brelse(bh);
 		return ERR_PTR(-EBADMSG);
 	}
-	set_buffer_vexfs_verified(bh);
+	vexfs_set_verified(bh, VEXFS_META_BITMAP);
 	return bh;
 }
 
@@ -353,7 +353,7 @@ void vexfs_forget_block(struct super_block *sb, u64 blk)
 	clear_buffer_dirty(bh);
 	/* a lost write of its old contents must not be restored later */
 	clear_buffer_write_io_error(bh);
-	clear_buffer_vexfs_verified(bh);
+	vexfs_clear_verified(bh);
 	unlock_buffer(bh);
 	put_bh(bh);
 }

@@ -19,6 +19,9 @@
 #include <linux/pagemap.h>
 #include <linux/sched.h>
 #include <linux/backing-dev.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
+#include <linux/xattr.h>
 
 #define VEXFS_AT_LEAST(major, minor, rev) \
 	(KERNEL_VERSION(major, minor, rev) <= LINUX_VERSION_CODE)
@@ -189,5 +192,45 @@ static inline struct address_space *vexfs_bdev_mapping_of(struct block_device *b
 	return bdev->bd_inode->i_mapping;
 #endif
 }
+
+/*
+ * 6.2: POSIX ACLs got their own VFS API. The filesystem's ->get_acl()
+ * became ->get_inode_acl() (the same arguments), ->set_acl() takes the
+ * dentry instead of the inode, posix_acl_chmod() takes the dentry, and the
+ * system.posix_acl_* xattrs no longer go through sb->s_xattr handlers (the
+ * VFS calls the inode operations itself).
+ */
+#if VEXFS_AT_LEAST(6, 2, 0)
+#define vexfs_set_acl_arg_t	struct dentry
+#define VEXFS_IOP_ACL		.get_inode_acl = vexfs_get_acl, \
+				.set_acl = vexfs_set_acl
+#define VEXFS_ACL_XATTR_HANDLERS
+static inline struct inode *vexfs_set_acl_inode(struct dentry *dentry)
+{
+	return d_inode(dentry);
+}
+
+static inline int vexfs_posix_acl_chmod(vexfs_idmap_t *idmap,
+					struct dentry *dentry, umode_t mode)
+{
+	return posix_acl_chmod(idmap, dentry, mode);
+}
+#else
+#define vexfs_set_acl_arg_t	struct inode
+#define VEXFS_IOP_ACL		.get_acl = vexfs_get_acl, \
+				.set_acl = vexfs_set_acl
+#define VEXFS_ACL_XATTR_HANDLERS &posix_acl_access_xattr_handler, \
+				 &posix_acl_default_xattr_handler,
+static inline struct inode *vexfs_set_acl_inode(struct inode *inode)
+{
+	return inode;
+}
+
+static inline int vexfs_posix_acl_chmod(vexfs_idmap_t *idmap,
+					struct dentry *dentry, umode_t mode)
+{
+	return posix_acl_chmod(idmap, d_inode(dentry), mode);
+}
+#endif
 
 #endif /* _VEXFS_COMPAT_H */

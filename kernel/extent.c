@@ -21,7 +21,6 @@
 #include <linux/slab.h>
 #include "vexfs.h"
 
-#define VEXFS_MAX_LBLK	((u64)MAX_LFS_FILESIZE >> VEXFS_BLOCK_BITS)
 #define VEXFS_EPB	VEXFS_EXTENTS_PER_BLOCK
 
 static u32 vexfs_chain_needed(u32 nr_ext)
@@ -153,8 +152,13 @@ static int vexfs_ext_push(struct inode *inode, const struct vexfs_extent *de,
 }
 
 /*
- * Load and validate the extent map of a freshly read inode. The chain walk
- * is bounded by i_blocks, so a loop in the chain is reported, not followed.
+ * Load and validate the extent map of a freshly read inode. i_blocks must
+ * fit in the filesystem, and the walk is bounded by it as it goes: every
+ * chain block counts one block and must hold at least one extent (of at
+ * least one block), so a loop in the chain, of empty blocks or not, is
+ * reported after at most i_blocks / 2 chain blocks, never followed, and the
+ * arrays never outgrow what the filesystem can hold. The walk yields and a
+ * fatal signal ends it (-EINTR).
  */
 int vexfs_ext_load(struct inode *inode, const struct vexfs_inode *raw)
 {
@@ -173,10 +177,17 @@ int vexfs_ext_load(struct inode *inode, const struct vexfs_inode *raw)
 			    nr, VEXFS_INLINE_EXTENTS);
 		goto fail;
 	}
+	if (iblocks > sbi->s_blocks_count - sbi->s_data_start) {
+		vexfs_error(sb, "inode %lu: i_blocks %llu larger than the data region (%llu blocks)",
+			    inode->i_ino, iblocks,
+			    sbi->s_blocks_count - sbi->s_data_start);
+		goto fail;
+	}
 	for (i = 0; i < nr; i++) {
 		err = vexfs_ext_push(inode, &raw->i_extents[i], "inline");
 		if (err)
 			goto fail;
+		mapped += ei->i_ext[i].len;
 	}
 	if (blk && nr < VEXFS_INLINE_EXTENTS)
 		ei->i_chain_dense = false;
@@ -187,10 +198,17 @@ int vexfs_ext_load(struct inode *inode, const struct vexfs_inode *raw)
 		u32 count;
 
 		err = -EUCLEAN;
-		if (ei->i_nr_chain >= iblocks) {
+		if (mapped + ei->i_nr_chain >= iblocks) {
 			vexfs_error(sb, "inode %lu: extent chain longer than i_blocks %llu (loop?)",
 				    inode->i_ino, iblocks);
 			goto fail;
+		}
+		if (ei->i_nr_chain) {
+			cond_resched();
+			if (fatal_signal_pending(current)) {
+				err = -EINTR;
+				goto fail;
+			}
 		}
 		if (!vexfs_data_range_ok(sbi, blk, 1)) {
 			vexfs_error(sb, "inode %lu: extent block %llu outside the data region",
@@ -219,6 +237,10 @@ int vexfs_ext_load(struct inode *inode, const struct vexfs_inode *raw)
 		} else if (count > VEXFS_EPB) {
 			vexfs_error(sb, "inode %lu: extent block %llu: eb_count %u > %u",
 				    inode->i_ino, blk, count, VEXFS_EPB);
+		} else if (!count) {
+			/* VexFS never writes one; a loop of them costs nothing to build */
+			vexfs_error(sb, "inode %lu: extent block %llu is empty (eb_count 0)",
+				    inode->i_ino, blk);
 		} else {
 			err = vexfs_chain_reserve(ei, ei->i_nr_chain + 1);
 		}
@@ -229,22 +251,28 @@ int vexfs_ext_load(struct inode *inode, const struct vexfs_inode *raw)
 		ei->i_chain[ei->i_nr_chain++] = blk;
 		if (count < VEXFS_EPB && h->eb_next)
 			ei->i_chain_dense = false;
-		if (!count)
-			ei->i_chain_dense = false;
 		de = (const void *)(bh->b_data + sizeof(*h));
-		for (i = 0; i < count && !err; i++)
+		for (i = 0; i < count && !err; i++) {
 			err = vexfs_ext_push(inode, &de[i], "chained");
+			if (!err)
+				mapped += le32_to_cpu(de[i].ee_len);
+		}
+		if (!err && mapped + ei->i_nr_chain > iblocks) {
+			vexfs_error(sb, "inode %lu: extents map more than i_blocks %llu",
+				    inode->i_ino, iblocks);
+			err = -EUCLEAN;
+		}
 		blk = le64_to_cpu(h->eb_next);
 		vexfs_brelse(bh);
 		if (err)
 			goto fail;
 	}
 	ei->i_chain_linked = ei->i_nr_chain;
-	for (i = 0; i < ei->i_nr_ext; i++)
-		mapped += ei->i_ext[i].len;
-	if (mapped + ei->i_nr_chain != iblocks) {
-		vexfs_error(sb, "inode %lu: i_blocks %llu but extents map %llu blocks + %u extent blocks",
-			    inode->i_ino, iblocks, mapped, ei->i_nr_chain);
+	/* i_blocks counts the xattr block too (loaded before the extents) */
+	if (mapped + ei->i_nr_chain + !!ei->i_xattr_blk != iblocks) {
+		vexfs_error(sb, "inode %lu: i_blocks %llu but extents map %llu blocks + %u extent blocks + %u xattr block",
+			    inode->i_ino, iblocks, mapped, ei->i_nr_chain,
+			    !!ei->i_xattr_blk);
 		err = -EUCLEAN;
 		goto fail;
 	}
@@ -349,7 +377,7 @@ static int vexfs_write_chain_block(struct inode *inode, u32 k, u32 need)
 	}
 	vexfs_extblk_csum_set(bh->b_data);
 	set_buffer_uptodate(bh);
-	set_buffer_vexfs_verified(bh);
+	vexfs_set_verified(bh, VEXFS_META_EXTENT);
 	unlock_buffer(bh);
 	err = vexfs_journal_dirty(inode->i_sb, bh);
 	if (!VEXFS_SB(inode->i_sb)->s_journal && IS_SYNC(inode) &&

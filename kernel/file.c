@@ -187,4 +187,9 @@ const struct file_operations vexfs_file_operations = {
 const struct inode_operations vexfs_file_inode_operations = {
 	.getattr	= vexfs_getattr,
 	.setattr	= vexfs_setattr,
+	.listxattr	= vexfs_listxattr,
+	VEXFS_IOP_ACL,
+	.fileattr_get	= vexfs_fileattr_get,
+	.fileattr_set	= vexfs_fileattr_set,
+	.fiemap		= vexfs_fiemap,
 };

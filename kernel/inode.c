@@ -34,14 +34,65 @@ static int vexfs_writepages(struct address_space *mapping,
 	return mpage_writepages(mapping, wbc, vexfs_get_block);
 }
 
-/* A failed write may have allocated blocks past i_size: give them back. */
-static void vexfs_write_failed(struct address_space *mapping, loff_t to)
+/* Is any block of @inode mapped in [@first, @end)? */
+static bool vexfs_any_mapped(struct inode *inode, u64 first, u64 end)
+{
+	struct vexfs_inode_info *ei = VEXFS_I(inode);
+	u64 pblk, len;
+	int mapped;
+
+	if (first >= end)
+		return false;
+	down_read(&ei->i_ext_sem);
+	mapped = vexfs_ext_map(inode, first, &pblk, &len);
+	up_read(&ei->i_ext_sem);
+	return mapped || len < end - first;
+}
+
+/*
+ * A failed write of [@pos, @to) may have allocated blocks past i_size.
+ * Without other blocks past i_size they are given back (truncate to
+ * i_size). Blocks past i_size outside the write are preallocation
+ * (fallocate FALLOC_FL_KEEP_SIZE) and stay: then the write's own blocks
+ * past i_size stay too, zeroed on disk like preallocated ones (they may
+ * have been allocated by this write and never written), and only their
+ * page cache is dropped.
+ */
+static void vexfs_write_failed(struct address_space *mapping, loff_t pos,
+			       loff_t to)
 {
 	struct inode *inode = mapping->host;
+	struct vexfs_inode_info *ei = VEXFS_I(inode);
+	loff_t size = inode->i_size;
+	u64 eof = DIV_ROUND_UP_ULL((u64)size, VEXFS_BLOCK_SIZE);
+	u64 first = max_t(u64, eof, (u64)pos >> VEXFS_BLOCK_BITS);
+	u64 end = DIV_ROUND_UP_ULL((u64)to, VEXFS_BLOCK_SIZE);
 
-	if (to > inode->i_size) {
-		truncate_pagecache(inode, inode->i_size);
-		vexfs_truncate_blocks(inode, inode->i_size);
+	if (to <= size)
+		return;
+	if (!vexfs_any_mapped(inode, eof, first) &&
+	    !vexfs_any_mapped(inode, end, VEXFS_MAX_LBLK)) {
+		truncate_pagecache(inode, size);
+		vexfs_truncate_blocks(inode, size);
+		return;
+	}
+	if (first >= end)
+		return;
+	truncate_pagecache_range(inode, (loff_t)first << VEXFS_BLOCK_BITS,
+				 ((loff_t)end << VEXFS_BLOCK_BITS) - 1);
+	while (first < end) {
+		u64 pblk, len;
+		int mapped;
+
+		down_read(&ei->i_ext_sem);
+		mapped = vexfs_ext_map(inode, first, &pblk, &len);
+		up_read(&ei->i_ext_sem);
+		len = min(len, end - first);
+		if (mapped) {
+			clean_bdev_aliases(inode->i_sb->s_bdev, pblk, len);
+			sb_issue_zeroout(inode->i_sb, pblk, len, GFP_NOFS);
+		}
+		first += len;
 	}
 }
 
@@ -66,7 +117,7 @@ static int vexfs_write_begin(struct file *file, struct address_space *mapping,
 		return PTR_ERR(handle);
 	ret = block_write_begin(mapping, pos, len, pagep, vexfs_get_block);
 	if (ret < 0) {
-		vexfs_write_failed(mapping, pos + len);
+		vexfs_write_failed(mapping, pos, pos + len);
 		vexfs_journal_stop(handle);
 	}
 	return ret;
@@ -84,7 +135,7 @@ static int vexfs_write_end(struct file *file, struct address_space *mapping,
 	int err;
 
 	if (ret < len)
-		vexfs_write_failed(mapping, pos + len);
+		vexfs_write_failed(mapping, pos, pos + len);
 	vexfs_journal_note_inode(inode);
 	err = vexfs_journal_stop(handle);
 	return err ?: ret;
@@ -114,7 +165,7 @@ static ssize_t vexfs_direct_IO(struct kiocb *iocb, struct iov_iter *iter)
 				 VEXFS_SB(mapping->host->i_sb)->s_journal ?
 				 vexfs_get_block_noalloc : vexfs_get_block);
 	if (ret < 0 && iov_iter_rw(iter) == WRITE)
-		vexfs_write_failed(mapping, offset + count);
+		vexfs_write_failed(mapping, offset, offset + count);
 	return ret;
 }
 
@@ -255,6 +306,10 @@ struct inode *vexfs_iget(struct super_block *sb, unsigned long ino)
 	inode->i_generation = le32_to_cpu(raw->i_generation);
 	ei->i_vflags = le32_to_cpu(raw->i_flags);
 
+	vexfs_set_inode_flags(inode);
+	err = vexfs_xattr_load(inode, raw);
+	if (err)
+		goto bad_raw;
 	err = vexfs_ext_load(inode, raw);
 	if (err)
 		goto bad_raw;
@@ -306,6 +361,7 @@ static void vexfs_fill_raw(struct inode *inode, struct vexfs_inode *raw)
 	raw->i_generation = cpu_to_le32(inode->i_generation);
 	if (S_ISCHR(inode->i_mode) || S_ISBLK(inode->i_mode))
 		raw->i_rdev = cpu_to_le32(new_encode_dev(inode->i_rdev));
+	vexfs_xattr_to_raw(inode, raw);
 	down_read(&ei->i_ext_sem);
 	vexfs_ext_to_raw(inode, raw);
 	up_read(&ei->i_ext_sem);
@@ -440,11 +496,16 @@ struct inode *vexfs_new_inode(struct inode *dir, umode_t mode)
 	bh = vexfs_bread(sb, sbi->s_itable_start + (ino - 1) / VEXFS_INODES_PER_BLOCK);
 	if (!bh) {
 		vexfs_error(sb, "unable to read inode %u", ino);
+		vexfs_free_ino(sb, ino);
 		return ERR_PTR(-EIO);
 	}
 	old = (const void *)(bh->b_data + ((ino - 1) % VEXFS_INODES_PER_BLOCK) *
 			     VEXFS_INODE_SIZE);
 	if (old->i_mode && old->i_links_count && vexfs_inode_csum_ok(old)) {
+		/*
+		 * The bit stays set (not a leak): the slot is in use, so the
+		 * bitmap now says what the inode table says.
+		 */
 		vexfs_brelse(bh);
 		vexfs_error(sb, "inode %u is free in the bitmap but in use", ino);
 		return ERR_PTR(-EUCLEAN);
@@ -466,6 +527,7 @@ struct inode *vexfs_new_inode(struct inode *dir, umode_t mode)
 	ei->i_vflags = 0;
 	ei->i_chain_dense = true;
 	if (insert_inode_locked(inode) < 0) {
+		/* in use in memory: the bit stays set, as above */
 		vexfs_error(sb, "inode %u allocated twice", ino);
 		make_bad_inode(inode);
 		iput(inode);
@@ -518,9 +580,10 @@ void vexfs_evict_inode(struct inode *inode)
 		handle_t *handle;
 
 		sb_start_intwrite(sb);
+		/* NEWINODE credits cover the xattr block too, +1 revoke */
 		handle = vexfs_journal_start(sb, vexfs_truncate_credits(inode) +
 					     VEXFS_CREDITS_NEWINODE,
-					     vexfs_truncate_revokes(inode));
+					     vexfs_truncate_revokes(inode) + 1);
 		if (IS_ERR(handle)) {
 			/* left allocated with no name: fsck.vexfs frees it */
 			vexfs_msg(sb, KERN_WARNING, "warning: cannot free deleted inode %lu (%ld)",
@@ -528,6 +591,7 @@ void vexfs_evict_inode(struct inode *inode)
 		} else {
 			inode->i_size = 0;
 			vexfs_truncate_blocks(inode, 0);
+			vexfs_xattr_delete_inode(inode);
 			vexfs_put_raw(sb, inode->i_ino, NULL, IS_SYNC(inode));
 			vexfs_free_ino(sb, inode->i_ino);
 			vexfs_journal_stop(handle);
@@ -538,6 +602,7 @@ void vexfs_evict_inode(struct inode *inode)
 	clear_inode(inode);
 	vexfs_journal_release_inode(inode);
 	vexfs_ext_release(inode);
+	vexfs_dindex_free(inode);
 }
 
 static int vexfs_setsize(struct inode *inode, loff_t newsize)
@@ -588,9 +653,18 @@ int vexfs_setattr(vexfs_idmap_t *idmap, struct dentry *dentry,
 		if (err)
 			return err;
 	}
+	/*
+	 * A collection truncated to nothing (truncate, O_TRUNC) is a plain
+	 * empty file again: VEXFS_IOC_CREATE may make it a collection anew.
+	 */
+	if ((attr->ia_valid & ATTR_SIZE) && !attr->ia_size &&
+	    vexfs_inode_is_collection(inode))
+		vexfs_inode_set_collection(inode, false);
 	setattr_copy(idmap, inode, attr);
 	/* ->dirty_inode logs it in a handle of its own */
 	mark_inode_dirty(inode);
+	if (attr->ia_valid & ATTR_MODE)
+		return vexfs_posix_acl_chmod(idmap, dentry, inode->i_mode);
 	return 0;
 }
 

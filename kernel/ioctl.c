@@ -8,8 +8,11 @@
  * Errors (see docs/vector-api.md): ENOTTY unknown command or not a
  * collection; EINVAL bad field; EFAULT bad pointer; EBADF fd lacks the
  * read/write mode the operation needs; EROFS read-only mount; EPERM
- * immutable/append-only file; EEXIST/ENOTEMPTY create on a collection or a
- * non-empty file; EUCLEAN corrupt collection; ENOSPC/EFBIG no room.
+ * immutable/append-only file, CREATE by a non-owner, UPSERT/DELETE on an
+ * O_APPEND fd; EEXIST/ENOTEMPTY create on a collection or a non-empty
+ * file; EUCLEAN corrupt collection; ENOSPC/EFBIG no room (EFBIG also past
+ * RLIMIT_FSIZE); EINTR a fatal signal. Mutations follow write(2)'s rules
+ * (vector.c coll_write_begin(), end_write() below).
  *
  * All structs have the same layout for 32- and 64-bit callers, so
  * .compat_ioctl can be compat_ptr_ioctl().
@@ -17,6 +20,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/fs.h>
+#include <linux/fsnotify.h>
 #include <linux/kernel.h>
 #include <linux/mount.h>
 #include <linux/overflow.h>
@@ -83,6 +87,32 @@ static int begin_write(struct file *filp)
 	return err;
 }
 
+/*
+ * The end of a mutation, as for write(2) (generic_file_write_iter): if the
+ * file changed, an inotify/fanotify IN_MODIFY event, and for O_SYNC/O_DSYNC
+ * descriptors, -o sync mounts and chattr +S files the change is on disk
+ * before the ioctl returns (fsync outside the inode lock, as
+ * generic_write_sync). Drops the mnt_want_write_file() reference.
+ */
+static int end_write(struct file *filp, int err, bool changed)
+{
+	struct inode *inode = file_inode(filp);
+
+	if (changed) {
+		fsnotify_modify(filp);
+		if (IS_SYNC(inode) || (filp->f_flags & O_DSYNC)) {
+			bool datasync = !IS_SYNC(inode) &&
+					!(filp->f_flags & __O_SYNC);
+			int err2 = vfs_fsync_range(filp, 0, LLONG_MAX, datasync);
+
+			if (!err)
+				err = err2;
+		}
+	}
+	mnt_drop_write_file(filp);
+	return err;
+}
+
 static long ioc_create(struct file *filp, void __user *uarg)
 {
 	struct vexfs_ioc_create a;
@@ -97,8 +127,7 @@ static long ioc_create(struct file *filp, void __user *uarg)
 	if (err)
 		return err;
 	err = vexfs_coll_create(filp, a.dim, a.metric);
-	mnt_drop_write_file(filp);
-	return err;
+	return end_write(filp, err, !err);
 }
 
 /*
@@ -121,7 +150,7 @@ static long ioc_insert(struct file *filp, void __user *uarg)
 	if (err)
 		return err;
 	err = vexfs_coll_insert(filp, &a);
-	mnt_drop_write_file(filp);
+	err = end_write(filp, err, a.added || a.updated);
 	/* report the counts even on error: a failed upsert may be partial */
 	if (copy_to_user(uarg, &a, sizeof(a)))
 		err2 = -EFAULT;
@@ -160,7 +189,7 @@ static long ioc_delete(struct file *filp, void __user *uarg)
 	if (err)
 		return err;
 	err = vexfs_coll_delete(filp, &a);
-	mnt_drop_write_file(filp);
+	err = end_write(filp, err, a.deleted);
 	if (copy_to_user(uarg, &a, sizeof(a)))
 		err2 = -EFAULT;
 	return err ? err : err2;
@@ -189,6 +218,10 @@ static long ioc_stats(struct file *filp, void __user *uarg)
 	struct vexfs_ioc_stats a;
 	int err;
 
+	/* STATS reads the header: the descriptor must be open for reading */
+	err = need_mode(filp, FMODE_READ);
+	if (err)
+		return err;
 	memset(&a, 0, sizeof(a));	/* reserved fields go out as zero */
 	err = vexfs_coll_stats(filp, &a);
 	if (err)

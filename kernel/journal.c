@@ -415,7 +415,7 @@ void vexfs_journal_forget(struct super_block *sb, u64 blk)
 	}
 	bh = sb_find_get_block(sb, blk);
 	if (bh)
-		clear_buffer_vexfs_verified(bh);
+		vexfs_clear_verified(bh);
 	err = jbd2_journal_revoke(handle, blk, bh);
 	if (err) {
 		vexfs_error(sb, "journal: revoke of block %llu failed (%d)", blk, err);

@@ -17,6 +17,7 @@ static void vexfs_inode_init_once(void *obj)
 	struct vexfs_inode_info *ei = obj;
 
 	init_rwsem(&ei->i_ext_sem);
+	init_rwsem(&ei->i_xattr_sem);
 	inode_init_once(&ei->vfs_inode);
 }
 

@@ -23,6 +23,22 @@ static void vexfs_dec_dir_count(struct inode *dir)
 		mark_inode_dirty(dir);
 }
 
+/*
+ * @inode is about to lose the name in @dir: a link count already at zero
+ * means the disk held fewer links than names. Report it (errors= policy)
+ * and keep the inode: with a link count of one it is not freed while a name
+ * still points at it; fsck.vexfs recounts the links.
+ */
+static int vexfs_check_nlink(struct inode *dir, struct inode *inode)
+{
+	if (likely(inode->i_nlink))
+		return 0;
+	vexfs_error(dir->i_sb, "directory inode %lu: inode %lu has a name but link count 0 (fewer links than names on disk)",
+		    dir->i_ino, inode->i_ino);
+	set_nlink(inode, 1);
+	return -EUCLEAN;
+}
+
 static struct dentry *vexfs_lookup(struct inode *dir, struct dentry *dentry,
 				   unsigned int flags)
 {
@@ -59,6 +75,20 @@ static int vexfs_add_nondir(struct dentry *dentry, struct inode *inode)
 	return err;
 }
 
+/* ACLs and security label of a new non-directory, then its name. */
+static int vexfs_init_nondir(struct inode *dir, struct dentry *dentry,
+			     struct inode *inode)
+{
+	int err = vexfs_init_new_inode(inode, dir, &dentry->d_name);
+
+	if (err) {
+		inode_dec_link_count(inode);
+		discard_new_inode(inode);
+		return err;
+	}
+	return vexfs_add_nondir(dentry, inode);
+}
+
 static int __vexfs_create(vexfs_idmap_t *idmap, struct inode *dir,
 			struct dentry *dentry, umode_t mode, bool excl)
 {
@@ -69,7 +99,7 @@ static int __vexfs_create(vexfs_idmap_t *idmap, struct inode *dir,
 	inode = vexfs_new_inode(dir, mode);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
-	return vexfs_add_nondir(dentry, inode);
+	return vexfs_init_nondir(dir, dentry, inode);
 }
 
 static int __vexfs_mknod(vexfs_idmap_t *idmap, struct inode *dir,
@@ -85,7 +115,7 @@ static int __vexfs_mknod(vexfs_idmap_t *idmap, struct inode *dir,
 	init_special_inode(inode, inode->i_mode, rdev);
 	vexfs_set_inode_ops(inode);
 	mark_inode_dirty(inode);
-	return vexfs_add_nondir(dentry, inode);
+	return vexfs_init_nondir(dir, dentry, inode);
 }
 
 static int __vexfs_symlink(vexfs_idmap_t *idmap, struct inode *dir,
@@ -103,7 +133,8 @@ static int __vexfs_symlink(vexfs_idmap_t *idmap, struct inode *dir,
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
 	/* page_symlink stores len - 1 bytes: the target without its NUL */
-	err = page_symlink(inode, symname, len);
+	err = vexfs_init_new_inode(inode, dir, &dentry->d_name) ?:
+	      page_symlink(inode, symname, len);
 	if (err) {
 		inode_dec_link_count(inode);
 		discard_new_inode(inode);
@@ -151,6 +182,11 @@ static int __vexfs_unlink(struct inode *dir, struct dentry *dentry)
 			    dir->i_ino, inode->i_ino);
 		return -EUCLEAN;
 	}
+	err = vexfs_check_nlink(dir, inode);
+	if (err) {
+		vexfs_brelse(bh);
+		return err;
+	}
 	err = vexfs_delete_entry(dir, de, bh);
 	if (err)
 		return err;
@@ -173,6 +209,9 @@ static int __vexfs_mkdir(vexfs_idmap_t *idmap, struct inode *dir,
 	if (IS_ERR(inode))
 		goto out_dir;
 	inode_inc_link_count(inode);
+	err = vexfs_init_new_inode(inode, dir, &dentry->d_name);
+	if (err)
+		goto out_fail;
 	err = vexfs_make_empty(inode, dir);
 	if (err)
 		goto out_fail;
@@ -252,9 +291,9 @@ static int vexfs_exchange(struct inode *old_dir, struct dentry *old_dentry,
 	vexfs_set_link(old_dir, old_de, old_bh, new_inode);
 	vexfs_set_link(new_dir, new_de, new_bh, old_inode);
 	if (old_dd)
-		vexfs_set_link(old_inode, old_dd, old_dbh, new_dir);
+		vexfs_set_dotdot(old_inode, old_dd, old_dbh, new_dir);
 	if (new_dd)
-		vexfs_set_link(new_inode, new_dd, new_dbh, old_dir);
+		vexfs_set_dotdot(new_inode, new_dd, new_dbh, old_dir);
 	if (old_dir != new_dir && old_is_dir != new_is_dir) {
 		if (old_is_dir) {
 			inode_inc_link_count(new_dir);
@@ -319,6 +358,9 @@ static int __vexfs_rename(vexfs_idmap_t *idmap,
 				goto out_dir;
 			}
 		}
+		err = vexfs_check_nlink(new_dir, new_inode);
+		if (err)
+			goto out_dir;
 		new_de = vexfs_find_entry(new_dir, &new_dentry->d_name, &new_bh);
 		if (IS_ERR_OR_NULL(new_de)) {
 			err = new_de ? PTR_ERR(new_de) : -ENOENT;
@@ -353,7 +395,8 @@ static int __vexfs_rename(vexfs_idmap_t *idmap,
 	}
 	vexfs_delete_entry(old_dir, old_de, old_bh);
 	if (dir_de) {
-		vexfs_set_link(old_inode, dir_de, dir_bh, new_dir);
+		/* ".." of the moved directory: not a change of its own times */
+		vexfs_set_dotdot(old_inode, dir_de, dir_bh, new_dir);
 		vexfs_dec_dir_count(old_dir);
 	} else if (S_ISDIR(old_inode->i_mode) && new_inode) {
 		/* same parent, replacing a directory: one subdir fewer */
@@ -476,17 +519,25 @@ const struct inode_operations vexfs_dir_inode_operations = {
 	.rmdir		= vexfs_rmdir,
 	.mknod		= vexfs_mknod,
 	.rename		= vexfs_rename,
+	.tmpfile	= vexfs_tmpfile,
 	.getattr	= vexfs_getattr,
 	.setattr	= vexfs_setattr,
+	.listxattr	= vexfs_listxattr,
+	VEXFS_IOP_ACL,
+	.fileattr_get	= vexfs_fileattr_get,
+	.fileattr_set	= vexfs_fileattr_set,
 };
 
 const struct inode_operations vexfs_special_inode_operations = {
 	.getattr	= vexfs_getattr,
 	.setattr	= vexfs_setattr,
+	.listxattr	= vexfs_listxattr,
+	VEXFS_IOP_ACL,
 };
 
 const struct inode_operations vexfs_symlink_inode_operations = {
 	.get_link	= page_get_link,
 	.getattr	= vexfs_getattr,
 	.setattr	= vexfs_setattr,
+	.listxattr	= vexfs_listxattr,
 };

@@ -199,7 +199,9 @@ static struct inode *vexfs_alloc_inode(struct super_block *sb)
 	ei->i_chain_linked = 0;
 	ei->i_chain_dense = true;
 	ei->i_vflags = 0;
+	ei->i_xattr_blk = 0;
 	ei->i_sync_tid = 0;
+	ei->i_dindex = NULL;
 	jbd2_journal_init_jbd_inode(&ei->i_jinode, &ei->vfs_inode);
 	atomic_long_inc(&vexfs_nr_inodes);
 	return &ei->vfs_inode;
@@ -548,7 +550,10 @@ static int vexfs_fill_super(struct super_block *sb, struct fs_context *fc)
 
 	sb->s_magic = VEXFS_MAGIC;
 	sb->s_op = &vexfs_sops;
-	sb->s_maxbytes = MAX_LFS_FILESIZE;
+	sb->s_xattr = vexfs_xattr_handlers;
+	sb->s_export_op = &vexfs_export_ops;
+	sb->s_flags |= SB_POSIXACL;
+	sb->s_maxbytes = VEXFS_MAX_BYTES;
 	sb->s_max_links = 65000;
 	sb->s_time_gran = 1;
 	sb->s_time_min = S64_MIN;

@@ -32,6 +32,7 @@
 #include <linux/sort.h>
 #include <linux/uaccess.h>
 #include <linux/uio.h>
+#include <linux/writeback.h>
 
 #include "vexfs.h"
 #include "vector.h"
@@ -97,10 +98,39 @@ static int coll_read(struct inode *inode, loff_t pos, void *buf, size_t len)
 }
 
 /*
+ * write(2)'s rules for a vector ioctl that changes the file, checked once
+ * under the inode lock before anything is written (the per-write limits are
+ * in coll_write(), the completion in ioctl.c's end_write()):
+ *  - the LSMs (and IMA) see a write: rw_verify_area() ->
+ *    security_file_permission(MAY_WRITE);
+ *  - S_ISUID/S_ISGID are dropped as on write(2) (file_remove_privs);
+ *  - O_APPEND: a collection only grows at its end (new records, then the
+ *    header's count, which commits them), so INSERT of new ids and CREATE
+ *    are allowed on an O_APPEND descriptor; @overwrite operations (UPSERT,
+ *    which rewrites existing records in place, and DELETE, which moves the
+ *    last record into the hole) are not: EPERM.
+ */
+static int coll_write_begin(struct file *filp, bool overwrite)
+{
+	loff_t pos = 0;
+	int err;
+
+	if (overwrite && (filp->f_flags & O_APPEND))
+		return -EPERM;
+	err = rw_verify_area(WRITE, filp, &pos, VEXFS_DATA_OFFSET);
+	if (err)
+		return err;
+	return file_remove_privs(filp);
+}
+
+/*
  * Write len bytes of buf at pos through the filesystem's own buffered write
  * path (write_begin/write_end allocate blocks and extend i_size). The caller
- * holds the inode lock and mnt_want_write_file(). A short write (ENOSPC,
- * EDQUOT...) is an error; the caller undoes what it appended.
+ * holds the inode lock and mnt_want_write_file(), and passed
+ * coll_write_begin(). generic_write_checks() applies RLIMIT_FSIZE (SIGXFSZ,
+ * EFBIG) and s_maxbytes as for write(2); O_APPEND does not move @pos (see
+ * coll_write_begin). A short write is an error: EINTR when a fatal signal
+ * cut it, else ENOSPC (EDQUOT...); the caller undoes what it appended.
  */
 static int coll_write(struct file *filp, loff_t pos, const void *buf,
 		      size_t len)
@@ -111,18 +141,102 @@ static int coll_write(struct file *filp, loff_t pos, const void *buf,
 	struct kiocb kiocb;
 	ssize_t ret;
 
-	if (pos + (loff_t)len > inode->i_sb->s_maxbytes)
-		return -EFBIG;
 	init_sync_kiocb(&kiocb, filp);
+	kiocb.ki_flags &= ~IOCB_APPEND;
 	kiocb.ki_pos = pos;
 	iov_iter_kvec(&iter, WRITE, &kv, 1, len);
+	ret = generic_write_checks(&kiocb, &iter);
+	if (ret < 0)
+		return ret;
+	if (iov_iter_count(&iter) != len)
+		return -EFBIG;
 	vexfs_set_writer_bdi(inode_to_bdi(inode));
 	ret = generic_perform_write(&kiocb, &iter);
 	vexfs_set_writer_bdi(NULL);
 	if (ret < 0)
 		return ret;
 	if (ret != len)
-		return -ENOSPC;
+		return fatal_signal_pending(current) ? -EINTR : -ENOSPC;
+	return 0;
+}
+
+/* Are all blocks of bytes [pos, pos + len) of @inode allocated? */
+static bool coll_range_mapped(struct inode *inode, loff_t pos, size_t len)
+{
+	struct vexfs_inode_info *ei = VEXFS_I(inode);
+	u64 lblk = pos >> VEXFS_BLOCK_BITS;
+	u64 end = DIV_ROUND_UP_ULL((u64)pos + len, VEXFS_BLOCK_SIZE);
+	bool ok = true;
+
+	down_read(&ei->i_ext_sem);
+	while (ok && lblk < end) {
+		u64 pblk, n;
+
+		ok = vexfs_ext_map(inode, lblk, &pblk, &n) == 1;
+		lblk += n;
+	}
+	up_read(&ei->i_ext_sem);
+	return ok;
+}
+
+/* pages one record (16 + 4 * 4096 bytes) can touch at any alignment */
+#define OVERWRITE_PAGES	(DIV_ROUND_UP(REC_HDR + 4 * VEXFS_MAX_DIM, PAGE_SIZE) + 1)
+
+/*
+ * Overwrite len bytes at pos inside i_size (the header, existing records):
+ * straight into the page cache, as a write fault does; the blocks exist,
+ * nothing is allocated. Every page is read first and only then is anything
+ * changed, and the copy cannot fail: a record move or a header update is
+ * whole or not done. (generic_perform_write() stops between pages when a
+ * fatal signal is pending, so a SIGKILL in the middle of DELETE left half a
+ * record, or moved records under an old count: duplicate ids.) The caller
+ * holds the inode lock exclusively and passed coll_write_begin().
+ */
+static int coll_overwrite(struct file *filp, loff_t pos, const void *buf,
+			  size_t len)
+{
+	struct inode *inode = file_inode(filp);
+	struct address_space *mapping = inode->i_mapping;
+	struct page *pages[OVERWRITE_PAGES];
+	pgoff_t first = pos >> PAGE_SHIFT;
+	unsigned int n = DIV_ROUND_UP(offset_in_page(pos) + len, PAGE_SIZE);
+	const char *src = buf;
+	unsigned int i;
+
+	if (!len)
+		return 0;
+	if (n > OVERWRITE_PAGES || pos + (loff_t)len > i_size_read(inode))
+		return -EINVAL;
+	/* a hole would be allocated at writeback, past every check: refuse */
+	if (!coll_range_mapped(inode, pos, len)) {
+		pr_warn_ratelimited("inode %lu: hole inside a collection's records or header\n",
+				    inode->i_ino);
+		return -EUCLEAN;
+	}
+	for (i = 0; i < n; i++) {
+		pages[i] = read_mapping_page(mapping, first + i, NULL);
+		if (IS_ERR(pages[i])) {
+			int err = PTR_ERR(pages[i]);
+
+			while (i--)
+				put_page(pages[i]);
+			return err;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		size_t off = i ? 0 : offset_in_page(pos);
+		size_t m = min_t(size_t, len, PAGE_SIZE - off);
+
+		lock_page(pages[i]);
+		folio_wait_stable(page_folio(pages[i]));
+		memcpy_to_page(pages[i], off, src, m);
+		set_page_dirty(pages[i]);
+		unlock_page(pages[i]);
+		put_page(pages[i]);
+		src += m;
+		len -= m;
+	}
+	balance_dirty_pages_ratelimited(mapping);
 	return 0;
 }
 
@@ -169,10 +283,17 @@ static int coll_load(struct inode *inode, struct coll *c)
 		goto corrupt;
 	c->flags = le32_to_cpu(h.c_flags);
 	c->dim4 = round_up(c->dim, 4);
-	/* records past c_count (a batch cut short by a crash) are ignored */
+	/*
+	 * Records past c_count (a batch cut short by a crash) are ignored.
+	 * The header is file data anyone with write access can forge: c_count
+	 * must fit in the blocks actually allocated, not just in i_size (a
+	 * sparse file would otherwise make every scan walk ~2^38 holes).
+	 */
 	if (check_mul_overflow(c->count, (u64)c->rs, &need) ||
 	    check_add_overflow(need, (u64)VEXFS_DATA_OFFSET, &need) ||
-	    need > (u64)i_size_read(inode))
+	    need > (u64)i_size_read(inode) ||
+	    DIV_ROUND_UP_ULL(need, VEXFS_BLOCK_SIZE) >
+	    (u64)inode->i_blocks >> (VEXFS_BLOCK_BITS - 9))
 		goto corrupt;
 	return 0;
 corrupt:
@@ -206,7 +327,8 @@ static int coll_store_header(struct file *filp, const struct coll *c)
 	};
 
 	h.c_checksum = cpu_to_le32(hdr_csum(&h));
-	return coll_write(filp, 0, &h, sizeof(h));
+	/* block 0 exists (CREATE writes it first): never cut by a signal */
+	return coll_overwrite(filp, 0, &h, sizeof(h));
 }
 
 /* ---- batches of ids ---- */
@@ -267,8 +389,13 @@ static struct id_ent *ids_load(u64 uptr, u32 count)
 		ents[i].idx = i;
 		ents[i].slot = U64_MAX;
 		ents[i].pad = 0;
-		if (!(i & 4095))
+		if (!(i & 4095)) {
 			cond_resched();
+			if (fatal_signal_pending(current)) {
+				kvfree(ents);
+				return ERR_PTR(-EINTR);
+			}
+		}
 	}
 	sort(ents, count, sizeof(*ents), id_ent_cmp, NULL);
 	return ents;
@@ -277,7 +404,8 @@ static struct id_ent *ids_load(u64 uptr, u32 count)
 /*
  * Scan the ids of records [0, end) and set slot on every batch entry whose
  * id matches (all entries with that id). Ids of the collection are unique,
- * so each id matches at most one slot.
+ * so each id matches at most one slot. @end comes from the header (file
+ * data): the scan yields and a fatal signal ends it (-EINTR) at every page.
  */
 static int coll_match_ids(struct inode *inode, const struct coll *c, u64 end,
 			  struct id_ent *ents, u32 n)
@@ -305,6 +433,10 @@ static int coll_match_ids(struct inode *inode, const struct coll *c, u64 end,
 			}
 			cur = index;
 			cond_resched();
+			if (fatal_signal_pending(current)) {
+				err = -EINTR;
+				break;
+			}
 		}
 		/* 16-byte aligned record headers never straddle a page */
 		memcpy_from_page((char *)&raw, page, offset_in_page(pos),
@@ -357,10 +489,19 @@ int vexfs_coll_create(struct file *filp, u32 dim, u32 metric)
 	u8 *zero;
 	int err;
 
+	/*
+	 * The collection flag is a persistent inode attribute, like the
+	 * chattr flags: only the owner (or CAP_FOWNER) may set it.
+	 */
+	if (!inode_owner_or_capable(vexfs_file_idmap(filp), inode))
+		return -EPERM;
 	zero = kzalloc(VEXFS_DATA_OFFSET, GFP_KERNEL);
 	if (!zero)
 		return -ENOMEM;
 	inode_lock(inode);
+	err = coll_write_begin(filp, false);
+	if (err)
+		goto out;
 	if (vexfs_inode_is_collection(inode)) {
 		err = -EEXIST;
 		goto out;
@@ -427,7 +568,9 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 		return PTR_ERR(ents);
 
 	inode_lock(inode);
-	err = coll_load(inode, &c);
+	err = coll_write_begin(filp, upsert);
+	if (!err)
+		err = coll_load(inode, &c);
 	if (err)
 		goto out_unlock;
 	err = -ENOMEM;
@@ -482,10 +625,13 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 		if (!last || ents[i].slot == U64_MAX)
 			continue;
 		err = records_build(&c, kids, uvecs, ents[i].idx, 1, buf);
+		if (!err && !(i & 255)) {
+			cond_resched();
+			if (fatal_signal_pending(current))
+				err = -EINTR;
+		}
 		if (err)
 			goto out_unlock;
-		if (!(i & 255))
-			cond_resched();
 	}
 
 	/* step 1: append new ids, in batch order, a buffer-full at a time */
@@ -533,11 +679,13 @@ int vexfs_coll_insert(struct file *filp, struct vexfs_ioc_insert *arg)
 			continue;
 		err = records_build(&c, kids, uvecs, ents[i].idx, 1, buf);
 		if (!err)
-			err = coll_write(filp, rec_pos(&c, ents[i].slot), buf,
-					 c.rs);
+			err = coll_overwrite(filp, rec_pos(&c, ents[i].slot),
+					     buf, c.rs);
 		/* the record's list may no longer fit: it becomes pending */
 		if (!err && (c.flags & VEXFS_COLL_FL_INDEX))
 			err = vexfs_index_move(filp, ents[i].slot, U64_MAX);
+		if (!err && fatal_signal_pending(current))
+			err = -EINTR;	/* after a whole record: a partial upsert */
 		if (err)
 			break;
 		updated++;
@@ -574,9 +722,10 @@ out_unlock:
  * Returns the ids with the inode locked (the caller unlocks it and frees
  * them with kvfree()), or an ERR_PTR with nothing held.
  */
-static struct id_ent *coll_lock_ids(struct inode *inode, u64 uptr, u32 n,
+static struct id_ent *coll_lock_ids(struct file *filp, u64 uptr, u32 n,
 				    bool excl, struct coll *c)
 {
+	struct inode *inode = file_inode(filp);
 	struct id_ent *ents = ids_load(uptr, n);
 	int err;
 
@@ -586,7 +735,10 @@ static struct id_ent *coll_lock_ids(struct inode *inode, u64 uptr, u32 n,
 		inode_lock(inode);
 	else
 		inode_lock_shared(inode);
-	err = coll_load(inode, c);
+	/* exclusive: DELETE, a write that overwrites records */
+	err = excl ? coll_write_begin(filp, true) : 0;
+	if (!err)
+		err = coll_load(inode, c);
 	if (!err)
 		err = coll_match_ids(inode, c, c->count, ents, n);
 	if (!err)
@@ -615,7 +767,7 @@ int vexfs_coll_get(struct file *filp, struct vexfs_ioc_get *arg)
 	arg->nfound = 0;
 	if (!n)
 		return coll_check(inode);
-	ents = coll_lock_ids(inode, arg->ids_ptr, n, false, &c);
+	ents = coll_lock_ids(filp, arg->ids_ptr, n, false, &c);
 	if (IS_ERR(ents))
 		return PTR_ERR(ents);
 	err = -ENOMEM;
@@ -652,6 +804,8 @@ int vexfs_coll_get(struct file *filp, struct vexfs_ioc_get *arg)
 					 (size_t)m * vbytes))
 			err = -EFAULT;
 		cond_resched();
+		if (!err && fatal_signal_pending(current))
+			err = -EINTR;
 	}
 	if (!err && !ufound && nfound != n)
 		err = -ENOENT;
@@ -691,7 +845,7 @@ int vexfs_coll_delete(struct file *filp, struct vexfs_ioc_delete *arg)
 	arg->deleted = 0;
 	if (!n)
 		return coll_check(inode);
-	ents = coll_lock_ids(inode, arg->ids_ptr, n, true, &c);
+	ents = coll_lock_ids(filp, arg->ids_ptr, n, true, &c);
 	if (IS_ERR(ents))
 		return PTR_ERR(ents);
 	err = -ENOMEM;
@@ -715,14 +869,17 @@ int vexfs_coll_delete(struct file *filp, struct vexfs_ioc_delete *arg)
 		if (slots[i] != last) {
 			err = coll_read(inode, rec_pos(&c, last), rec, c.rs);
 			if (!err)
-				err = coll_write(filp, rec_pos(&c, slots[i]),
-						 rec, c.rs);
+				err = coll_overwrite(filp, rec_pos(&c, slots[i]),
+						     rec, c.rs);
 		}
 		/* the index follows the move: last's entry goes to its new slot */
 		if (!err && (c.flags & VEXFS_COLL_FL_INDEX))
 			err = vexfs_index_move(filp, last, slots[i]);
 		if (!err)
 			c.count--;
+		/* between whole moves: the header below commits those done */
+		if (!err && fatal_signal_pending(current))
+			err = -EINTR;
 		cond_resched();
 	}
 	if (c.count != old_count) {
@@ -935,6 +1092,11 @@ int vexfs_coll_search(struct file *filp, struct vexfs_ioc_search *arg)
 			.keys = keys, .thresh = thresh, .heaps = heaps, .hn = hn,
 		};
 
+		/* nq comes from the caller: every chunk may be the last */
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			break;
+		}
 		/* copy and check the queries before taking the lock */
 		for (qi = 0; qi < m; qi++) {
 			u8 *row = qbuf + (size_t)qi * c.dim4 * 4;
@@ -1047,6 +1209,15 @@ int vexfs_coll_pread(struct inode *inode, loff_t pos, void *buf, size_t len)
 int vexfs_coll_pwrite(struct file *filp, loff_t pos, const void *buf,
 		      size_t len)
 {
+	struct inode *inode = file_inode(filp);
+
+	/*
+	 * Inside the file and allocated (index entries next to records being
+	 * moved): whole, never cut by a fatal signal, as the records are
+	 */
+	if (len <= PAGE_SIZE && pos + (loff_t)len <= i_size_read(inode) &&
+	    coll_range_mapped(inode, pos, len))
+		return coll_overwrite(filp, pos, buf, len);
 	return coll_write(filp, pos, buf, len);
 }
 

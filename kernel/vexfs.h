@@ -90,6 +90,14 @@ struct vexfs_sb_info {
 	bool s_kobj_added;
 };
 
+/*
+ * File blocks [0, VEXFS_MAX_LBLK) can be mapped; s_maxbytes is the byte
+ * offset of the first unmappable block, so the VFS refuses (EFBIG) what the
+ * extent code would.
+ */
+#define VEXFS_MAX_LBLK	((u64)MAX_LFS_FILESIZE >> VEXFS_BLOCK_BITS)
+#define VEXFS_MAX_BYTES	((loff_t)(VEXFS_MAX_LBLK << VEXFS_BLOCK_BITS))
+
 /* One extent in memory, CPU byte order. */
 struct vexfs_mext {
 	u64 lblk;
@@ -115,9 +123,13 @@ struct vexfs_inode_info {
 	struct vexfs_mext i_ext_inline[VEXFS_INLINE_EXTENTS];
 
 	u32 i_vflags;			/* on-disk i_flags (VEXFS_INODE_FL_*) */
+	/* xattr.c: the xattr block (0 = none), changed under i_xattr_sem */
+	struct rw_semaphore i_xattr_sem;
+	u64 i_xattr_blk;
 	struct jbd2_inode i_jinode;	/* ordered data (journal.c) */
 	tid_t i_sync_tid;		/* last transaction changing it */
 	struct timespec64 i_crtime;
+	struct vexfs_dindex *i_dindex;	/* big directories' lookup index (dir.c) */
 	struct inode vfs_inode;
 };
 
@@ -193,12 +205,47 @@ static inline void vexfs_brelse(struct buffer_head *bh)
 	}
 }
 
-/* BH_VexfsVerified: the checksum and structure of this metadata buffer were
- * checked since it was last read from disk. jbd2 owns the state bits from
- * BH_PrivateStart on; filesystems start at BH_JBDPrivateStart (as ext4).
+/*
+ * Verified bits: the checksum and structure of this metadata buffer were
+ * checked, as one metadata type, since it was last read from disk. One bit
+ * per type: a block cross-linked between two types (a crafted image, a stale
+ * bitmap) that was checked or written as one type is checked again before it
+ * is used as another. jbd2 owns the state bits from BH_PrivateStart on;
+ * filesystems start at BH_JBDPrivateStart (as ext4).
  */
-enum { BH_VexfsVerified = BH_JBDPrivateStart };
-BUFFER_FNS(VexfsVerified, vexfs_verified)
+enum vexfs_meta_type {
+	VEXFS_META_DIR,		/* directory block (dir.c) */
+	VEXFS_META_EXTENT,	/* extent chain block (extent.c) */
+	VEXFS_META_BITMAP,	/* inode or block bitmap block (alloc.c) */
+	VEXFS_META_TYPES
+};
+enum { BH_VexfsVerified = BH_JBDPrivateStart };	/* + enum vexfs_meta_type */
+
+static inline bool vexfs_verified(struct buffer_head *bh,
+				  enum vexfs_meta_type t)
+{
+	return test_bit(BH_VexfsVerified + t, &bh->b_state);
+}
+
+/* Mark @bh checked as type @t, and as no other type. */
+static inline void vexfs_set_verified(struct buffer_head *bh,
+				      enum vexfs_meta_type t)
+{
+	unsigned int i;
+
+	for (i = 0; i < VEXFS_META_TYPES; i++)
+		if (i != t)
+			clear_bit(BH_VexfsVerified + i, &bh->b_state);
+	set_bit(BH_VexfsVerified + t, &bh->b_state);
+}
+
+static inline void vexfs_clear_verified(struct buffer_head *bh)
+{
+	unsigned int i;
+
+	for (i = 0; i < VEXFS_META_TYPES; i++)
+		clear_bit(BH_VexfsVerified + i, &bh->b_state);
+}
 
 /* journal.c: jbd2 handles and buffers; all no-ops without a journal */
 #define VEXFS_DEFAULT_COMMIT_SECS 5
@@ -210,8 +257,13 @@ BUFFER_FNS(VexfsVerified, vexfs_verified)
 #define VEXFS_CREDITS_DIRENT	(1 + VEXFS_CREDITS_ALLOC)
 /* revoke records one allocation may need (freed extent blocks) */
 #define VEXFS_REVOKES_ALLOC	4
-/* a new inode: inode bitmap + its inode table block */
-#define VEXFS_CREDITS_NEWINODE	2
+/* an xattr set: the xattr block, its allocation, the inode */
+#define VEXFS_CREDITS_XATTR	(1 + VEXFS_CREDITS_ALLOC + VEXFS_CREDITS_INODE)
+/*
+ * a new inode: inode bitmap + its inode table block, and the xattr block
+ * its inherited ACLs and security label may need
+ */
+#define VEXFS_CREDITS_NEWINODE	(2 + VEXFS_CREDITS_XATTR)
 int vexfs_journal_load(struct super_block *sb, unsigned int commit_secs);
 int vexfs_journal_destroy(struct super_block *sb);
 int vexfs_journal_flush(struct super_block *sb);
@@ -318,8 +370,11 @@ int vexfs_delete_entry(struct inode *dir, struct vexfs_dir_entry *de,
 		       struct buffer_head *bh);
 int vexfs_set_link(struct inode *dir, struct vexfs_dir_entry *de,
 		   struct buffer_head *bh, struct inode *inode);
+int vexfs_set_dotdot(struct inode *dir, struct vexfs_dir_entry *de,
+		     struct buffer_head *bh, struct inode *parent);
 int vexfs_make_empty(struct inode *inode, struct inode *parent);
 int vexfs_empty_dir(struct inode *inode);
+void vexfs_dindex_free(struct inode *inode);
 unsigned char vexfs_ft(umode_t mode);
 
 /* namei.c */
@@ -334,6 +389,40 @@ int vexfs_fsync(struct file *file, loff_t start, loff_t end, int datasync);
 
 /* ioctl.c (vector engineer) */
 long vexfs_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
+
+/* xattr.c */
+extern const struct xattr_handler *vexfs_xattr_handlers[];
+int vexfs_xattr_get(struct inode *inode, int index, const char *name,
+		    void *buf, size_t size);
+int vexfs_xattr_set(struct inode *inode, int index, const char *name,
+		    const void *value, size_t size, int flags);
+ssize_t vexfs_listxattr(struct dentry *dentry, char *buf, size_t size);
+int vexfs_xattr_load(struct inode *inode, const struct vexfs_inode *raw);
+void vexfs_xattr_to_raw(struct inode *inode, struct vexfs_inode *raw);
+int vexfs_xattr_delete_inode(struct inode *inode);
+int vexfs_init_security(struct inode *inode, struct inode *dir,
+			const struct qstr *qstr);
+
+/* acl.c */
+struct posix_acl *vexfs_get_acl(struct inode *inode, int type, bool rcu);
+int vexfs_set_acl(vexfs_idmap_t *idmap, vexfs_set_acl_arg_t *arg,
+		  struct posix_acl *acl, int type);
+int vexfs_init_acl(struct inode *inode, struct inode *dir);
+int vexfs_init_new_inode(struct inode *inode, struct inode *dir,
+			 const struct qstr *qstr);
+
+/* flags.c: chattr flags, FIEMAP, O_TMPFILE */
+void vexfs_set_inode_flags(struct inode *inode);
+int vexfs_fileattr_get(struct dentry *dentry, struct fileattr *fa);
+int vexfs_fileattr_set(vexfs_idmap_t *idmap, struct dentry *dentry,
+		       struct fileattr *fa);
+int vexfs_fiemap(struct inode *inode, struct fiemap_extent_info *fieinfo,
+		 u64 start, u64 len);
+int vexfs_tmpfile(vexfs_idmap_t *idmap, struct inode *dir, struct file *file,
+		  umode_t mode);
+
+/* export.c */
+extern const struct export_operations vexfs_export_ops;
 
 /* module.c */
 extern struct kmem_cache *vexfs_inode_cachep;

@@ -37,6 +37,8 @@ APT_PACKAGES = {
     "sparse": "static checks of the kernel module (make -C kernel sparse)",
     "util-linux": "losetup, mount in the guest",
     "e2fsprogs": "ext4 baseline in the guest",
+    "attr": "getfattr/setfattr on vexfs in the guest (tests/vm/test_posix.py)",
+    "acl": "getfacl/setfacl on vexfs in the guest (tests/vm/test_posix.py)",
     "openssh-server": "sshd in the persistent VM (ssh -p 2222 root@localhost)",
     "openssh-client": "ssh/scp into the persistent VM",
     "file": "the spec's `file` step",

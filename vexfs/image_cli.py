@@ -4,6 +4,7 @@
     vexfs image ls [-l] [-R] IMAGE [PATH]
     vexfs image cat IMAGE PATH           file bytes to stdout
     vexfs image stat IMAGE PATH          inode, extents, collection header
+    vexfs image getfattr [-d] IMAGE PATH extended attributes (as getfattr -m -)
 
 Errors (missing path, corrupt structure) print one line and exit 1. `ls`
 lists past an entry whose inode is damaged (it is shown marked `?` with the
@@ -29,6 +30,7 @@ import click
 from vexfs import layout as L
 from vexfs.fs.errors import ImageError
 from vexfs.fs.filesystem import Image
+from vexfs.fs.xattr import xattr_block_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: exit status after the reader closed our stdout (128 + SIGPIPE)
@@ -256,6 +258,10 @@ def stat_cmd(image_path: str, path: str) -> None:
         for k, e in enumerate(em.extents):
             click.echo(f"  [{k}] file blocks {e.logical}-{e.logical + e.length - 1} -> "
                        f"disk blocks {e.start}-{e.end - 1} ({e.length})")
+        xblk = xattr_block_of(inode)
+        if xblk:
+            names = ", ".join(x.full_name for x in im.xattrs(ino, inode))
+            click.echo(f"Xattrs: block {xblk}: {names}")
         if inode.i_flags & L.VEXFS_INODE_FL_COLLECTION:
             c = im.collection(ino)
             click.echo(f"Collection: dim {c.dim}, metric {c.metric_name}, {c.count} records "
@@ -267,3 +273,27 @@ def stat_cmd(image_path: str, path: str) -> None:
             if c.count:
                 ids = ", ".join(str(int(x)) for x in c.ids[:10])
                 click.echo(f"  ids: {ids}{', ...' if c.count > 10 else ''}")
+
+
+def _xattr_value(value: bytes) -> str:
+    """A value as getfattr -d shows it: quoted text, or 0x hex."""
+    text = value.rstrip(b"\0")
+    if text and all(32 <= c < 127 for c in text) and b"\0" not in text:
+        return '"' + text.decode().replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "0x" + value.hex()
+
+
+@image.command("getfattr")
+@click.option("-d", "dump", is_flag=True, help="show the values too")
+@click.argument("image_path", metavar="IMAGE", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path")
+@_handle_errors
+def getfattr_cmd(image_path: str, path: str, dump: bool) -> None:
+    """List the extended attributes of PATH (all namespaces, ACLs included)."""
+    with Image(image_path) as im:
+        ino = im.lookup(path, follow=False)
+        entries = sorted(im.xattrs(ino), key=lambda x: x.full_name)
+        click.echo(f"# file: {path.lstrip('/') or '/'}")
+        for x in entries:
+            click.echo(f"{x.full_name}={_xattr_value(x.value)}" if dump else x.full_name)
+        click.echo("")

@@ -67,7 +67,9 @@ VEXFS_FEATURE_COMPAT_HAS_JOURNAL = 0x1
 VEXFS_FEATURE_COMPAT_SUPP = VEXFS_FEATURE_COMPAT_HAS_JOURNAL
 VEXFS_FEATURE_INCOMPAT_EXTENTS = 0x1
 VEXFS_FEATURE_INCOMPAT_RECOVER = 0x2
-VEXFS_FEATURE_INCOMPAT_SUPP = VEXFS_FEATURE_INCOMPAT_EXTENTS | VEXFS_FEATURE_INCOMPAT_RECOVER
+VEXFS_FEATURE_INCOMPAT_XATTR = 0x4
+VEXFS_FEATURE_INCOMPAT_SUPP = (VEXFS_FEATURE_INCOMPAT_EXTENTS | VEXFS_FEATURE_INCOMPAT_RECOVER
+                               | VEXFS_FEATURE_INCOMPAT_XATTR)
 VEXFS_FEATURE_RO_COMPAT_COLLECTIONS = 0x1
 VEXFS_FEATURE_RO_COMPAT_ANN_INDEX = 0x4
 VEXFS_FEATURE_RO_COMPAT_SUPP = (VEXFS_FEATURE_RO_COMPAT_COLLECTIONS
@@ -85,6 +87,24 @@ VEXFS_EXTENT_BLOCK_MAGIC = 0x54584556
 VEXFS_EXTENTS_PER_BLOCK = (VEXFS_BLOCK_SIZE - 32) // 24
 
 VEXFS_INODE_FL_COLLECTION = 0x00000001
+VEXFS_INODE_FL_SYNC = 0x00000008
+VEXFS_INODE_FL_IMMUTABLE = 0x00000010
+VEXFS_INODE_FL_APPEND = 0x00000020
+VEXFS_INODE_FL_NODUMP = 0x00000040
+VEXFS_INODE_FL_NOATIME = 0x00000080
+VEXFS_INODE_FL_USER = (VEXFS_INODE_FL_SYNC | VEXFS_INODE_FL_IMMUTABLE | VEXFS_INODE_FL_APPEND
+                       | VEXFS_INODE_FL_NODUMP | VEXFS_INODE_FL_NOATIME)
+VEXFS_INODE_FL_ALL = VEXFS_INODE_FL_COLLECTION | VEXFS_INODE_FL_USER
+
+VEXFS_XATTR_MAGIC = 0x54415856
+VEXFS_XATTR_INDEX_USER = 1
+VEXFS_XATTR_INDEX_ACL_ACCESS = 2
+VEXFS_XATTR_INDEX_ACL_DEFAULT = 3
+VEXFS_XATTR_INDEX_TRUSTED = 4
+VEXFS_XATTR_INDEX_SECURITY = 6
+VEXFS_XATTR_HEADER = 32
+VEXFS_XATTR_ENTRY_HEADER = 4
+VEXFS_XATTR_SPACE = VEXFS_BLOCK_SIZE - VEXFS_XATTR_HEADER
 
 VEXFS_DIR_ENTRY_HEADER = 8
 VEXFS_DIR_TAIL_MAGIC = 0x52494456
@@ -134,6 +154,21 @@ CONSTANTS: dict[str, int] = {
 def dir_rec_len(name_len: int) -> int:
     """VEXFS_DIR_REC_LEN(): bytes a directory entry with this name needs."""
     return (VEXFS_DIR_ENTRY_HEADER + name_len + 3) & ~3
+
+
+def xattr_rec_len(name_len: int, value_size: int) -> int:
+    """VEXFS_XATTR_REC_LEN(): bytes an xattr entry takes in its block."""
+    return (VEXFS_XATTR_ENTRY_HEADER + name_len + value_size + 3) & ~3
+
+
+#: xattr name index -> the prefix of the full name (the ACL ones are whole names)
+XATTR_PREFIXES = {
+    VEXFS_XATTR_INDEX_USER: "user.",
+    VEXFS_XATTR_INDEX_ACL_ACCESS: "system.posix_acl_access",
+    VEXFS_XATTR_INDEX_ACL_DEFAULT: "system.posix_acl_default",
+    VEXFS_XATTR_INDEX_TRUSTED: "trusted.",
+    VEXFS_XATTR_INDEX_SECURITY: "security.",
+}
 
 
 def collection_record_size(dim: int) -> int:
@@ -279,9 +314,9 @@ class Inode(_Struct):
         ("i_nr_extents", le32),
         ("i_extent_block", le64),
         ("i_rdev", le32),
-        ("i_reserved0", le32),
+        ("i_xattr_lo", le32),
         ("i_extents", Extent * VEXFS_INLINE_EXTENTS),
-        ("i_reserved", le32),
+        ("i_xattr_hi", le32),
         ("i_checksum", le32),
     ]
 
@@ -324,6 +359,30 @@ class CollectionHeader(_Struct):
     ]
 
 
+class XattrHeader(_Struct):
+    C_NAME = "vexfs_xattr_header"
+    _fields_ = [
+        ("xh_magic", le32),
+        ("xh_checksum", le32),
+        ("xh_ino", le32),
+        ("xh_count", le16),
+        ("xh_used", le16),
+        ("xh_reserved", le64 * 2),
+    ]
+
+
+class XattrEntry(_Struct):
+    """The fixed 4-byte head of an xattr entry; name and value follow it."""
+
+    C_NAME = "vexfs_xattr_entry"
+    _fields_ = [
+        ("e_name_index", u8),
+        ("e_name_len", u8),
+        ("e_value_size", le16),
+    ]
+    FLEX_MEMBER = "e_name"
+
+
 class IndexHeader(_Struct):
     C_NAME = "vexfs_index_header"
     _fields_ = [
@@ -355,7 +414,8 @@ class VectorRecord(_Struct):
 STRUCTS: dict[str, type[_Struct]] = {
     cls.C_NAME: cls
     for cls in (SuperBlock, BitmapHeader, Extent, ExtentBlockHeader, Inode, DirEntry,
-                DirTail, CollectionHeader, IndexHeader, VectorRecord)
+                DirTail, CollectionHeader, IndexHeader, VectorRecord, XattrHeader,
+                XattrEntry)
 }
 
 # Byte offsets used all over the tools.
@@ -370,6 +430,7 @@ COLLECTION_CHECKSUM_OFF = CollectionHeader.c_checksum.offset
 INDEX_HEADER_SIZE = ctypes.sizeof(IndexHeader)
 EXTENT_BLOCK_HEADER_SIZE = ctypes.sizeof(ExtentBlockHeader)
 EXTENT_SIZE = ctypes.sizeof(Extent)
+XATTR_CHECKSUM_OFF = XattrHeader.xh_checksum.offset
 
 # --------------------------------------------------------------------------
 # Checksums

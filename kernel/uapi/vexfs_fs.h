@@ -67,8 +67,18 @@
 #define VEXFS_FEATURE_COMPAT_SUPP	VEXFS_FEATURE_COMPAT_HAS_JOURNAL
 #define VEXFS_FEATURE_INCOMPAT_EXTENTS	0x1U	/* always set in version 1 */
 #define VEXFS_FEATURE_INCOMPAT_RECOVER	0x2U	/* journal needs recovery */
+/*
+ * XATTR: some inode may have an extended attribute block (i_xattr_lo/hi,
+ * struct vexfs_xattr_header below). Set by the kernel (superblock written
+ * synchronously) before the first xattr block is allocated, and by
+ * mkfs.vexfs -d when it copies xattrs. INCOMPAT because a module without
+ * xattr support would rewrite inodes without the block pointer: the
+ * attributes (ACLs, security labels) would be lost and the block leaked.
+ */
+#define VEXFS_FEATURE_INCOMPAT_XATTR	0x4U
 #define VEXFS_FEATURE_INCOMPAT_SUPP	(VEXFS_FEATURE_INCOMPAT_EXTENTS | \
-					 VEXFS_FEATURE_INCOMPAT_RECOVER)
+					 VEXFS_FEATURE_INCOMPAT_RECOVER | \
+					 VEXFS_FEATURE_INCOMPAT_XATTR)
 #define VEXFS_FEATURE_RO_COMPAT_COLLECTIONS 0x1U /* vector collections */
 /* some collection has an ANN index (VEXFS_COLL_FL_INDEX, see below) */
 #define VEXFS_FEATURE_RO_COMPAT_ANN_INDEX 0x4U
@@ -159,6 +169,22 @@ struct vexfs_extent_block_header {
 
 /* i_flags */
 #define VEXFS_INODE_FL_COLLECTION	0x00000001U /* vector collection file */
+/*
+ * chattr flags (FS_IOC_GETFLAGS/SETFLAGS), with the values of the FS_*_FL
+ * flags of <linux/fs.h> so they pass through unchanged.
+ */
+#define VEXFS_INODE_FL_SYNC		0x00000008U /* chattr +S: sync writes */
+#define VEXFS_INODE_FL_IMMUTABLE	0x00000010U /* chattr +i */
+#define VEXFS_INODE_FL_APPEND		0x00000020U /* chattr +a */
+#define VEXFS_INODE_FL_NODUMP		0x00000040U /* chattr +d */
+#define VEXFS_INODE_FL_NOATIME		0x00000080U /* chattr +A */
+#define VEXFS_INODE_FL_USER		(VEXFS_INODE_FL_SYNC | \
+					 VEXFS_INODE_FL_IMMUTABLE | \
+					 VEXFS_INODE_FL_APPEND | \
+					 VEXFS_INODE_FL_NODUMP | \
+					 VEXFS_INODE_FL_NOATIME)
+#define VEXFS_INODE_FL_ALL		(VEXFS_INODE_FL_COLLECTION | \
+					 VEXFS_INODE_FL_USER)
 
 struct vexfs_inode {
 	__le16	i_mode;			/* S_IF* | permission bits; 0 = free */
@@ -184,9 +210,13 @@ struct vexfs_inode {
 	__le32	i_rdev;			/* device number for char/block nodes
 					 * (new_encode_dev format)
 					 */
-	__le32	i_reserved0;
+	__le32	i_xattr_lo;		/* xattr block, low 32 bits (was
+					 * i_reserved0, 0 = no xattr block)
+					 */
 	struct vexfs_extent i_extents[VEXFS_INLINE_EXTENTS];	/* 144 bytes */
-	__le32	i_reserved;
+	__le32	i_xattr_hi;		/* xattr block, high 32 bits (was
+					 * i_reserved)
+					 */
 	__le32	i_checksum;		/* CRC-32C of this 256-byte inode */
 };					/* 256 bytes */
 
@@ -225,6 +255,53 @@ enum {
 	VEXFS_FT_SOCK = 6,
 	VEXFS_FT_SYMLINK = 7,
 };
+
+/*
+ * Extended attributes (VEXFS_FEATURE_INCOMPAT_XATTR). An inode has at most
+ * one xattr block, (u64)i_xattr_hi << 32 | i_xattr_lo (0 = none), in the data
+ * area, owned by that inode alone (never shared) and counted in its
+ * i_blocks. The block: struct vexfs_xattr_header, then xh_count entries
+ * packed from byte 32, each a struct vexfs_xattr_entry, e_name_len bytes of
+ * name (without its prefix, not NUL terminated), e_value_size bytes of
+ * value, zero padding to VEXFS_XATTR_REC_LEN(); the rest of the block is
+ * zero. xh_used = 32 + the sum of the entries' lengths. (e_name_index,
+ * name) is unique in a block. So all of an inode's xattrs (names, values
+ * and 4 bytes + padding each) share VEXFS_XATTR_SPACE = 4064 bytes; a set
+ * that does not fit gets ENOSPC.
+ *
+ * Name indexes (as ext2/ext4): user.* 1, system.posix_acl_access 2 and
+ * system.posix_acl_default 3 (empty name), trusted.* 4, security.* 6.
+ * POSIX ACL values are stored in the Linux xattr form (a 4-byte header of
+ * version 2, then entries {__le16 tag, __le16 perm, __le32 id}, ids as seen
+ * in the initial user namespace).
+ */
+#define VEXFS_XATTR_MAGIC	0x54415856U	/* "VXAT" */
+#define VEXFS_XATTR_INDEX_USER		1U
+#define VEXFS_XATTR_INDEX_ACL_ACCESS	2U
+#define VEXFS_XATTR_INDEX_ACL_DEFAULT	3U
+#define VEXFS_XATTR_INDEX_TRUSTED	4U
+#define VEXFS_XATTR_INDEX_SECURITY	6U
+
+struct vexfs_xattr_header {
+	__le32	xh_magic;		/* VEXFS_XATTR_MAGIC */
+	__le32	xh_checksum;		/* CRC-32C of the whole 4096-byte block */
+	__le32	xh_ino;			/* owning inode */
+	__le16	xh_count;		/* entries */
+	__le16	xh_used;		/* bytes used, this header included */
+	__le64	xh_reserved[2];		/* 0 */
+};					/* 32 bytes, then the entries */
+
+struct vexfs_xattr_entry {
+	__u8	e_name_index;		/* VEXFS_XATTR_INDEX_* */
+	__u8	e_name_len;		/* >= 1, except 0 for the ACL indexes */
+	__le16	e_value_size;		/* bytes of value */
+	char	e_name[];		/* name, then the value */
+};					/* 4 bytes */
+#define VEXFS_XATTR_HEADER	32U
+#define VEXFS_XATTR_ENTRY_HEADER 4U
+#define VEXFS_XATTR_REC_LEN(name_len, value_size) \
+	((VEXFS_XATTR_ENTRY_HEADER + (name_len) + (value_size) + 3U) & ~3U)
+#define VEXFS_XATTR_SPACE	(VEXFS_BLOCK_SIZE - VEXFS_XATTR_HEADER)	/* 4064 */
 
 /*
  * Symlinks: the target (without NUL) is the file's data, i_size bytes, in

@@ -559,8 +559,8 @@ def test_directory_with_hole(img):
 
 def test_unknown_inode_flags(img):
     ino = lookup(img, "/docs/a.txt")
-    edit_inode(img, ino, i_flags=0x40)
-    assert_detected(img, "inode.flags", ["unknown flags 0x40"])
+    edit_inode(img, ino, i_flags=0x40000)
+    assert_detected(img, "inode.flags", ["unknown flags 0x40000"])
     assert_repaired(img)
 
 

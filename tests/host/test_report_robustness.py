@@ -335,3 +335,49 @@ def test_compare_calls_a_new_fuzz_crash_a_regression() -> None:
     assert "R1 image_fuzz.crashes" in regressions and "R1 image_fuzz.failures" in regressions
     same = compare_runs(old, _run(_r1_result()))
     assert not [c for c in same.regressions if "fuzz" in c.what]
+
+
+def test_ioctl_coverage_and_kill_watchdog_criteria() -> None:
+    """Issue 14 fields: per-ioctl/per-context coverage and the SIGKILL
+    watchdog become criteria when the driver reports them; a slow reap, or a
+    hostile context never exercised, fails."""
+    res = copy.deepcopy(_load("ioctl_result.json"))
+    res["summary"].update(
+        per_ioctl={"CREATE": {"calls": 10, "ok": 1, "errno": {"1": 3, "30": 2}},
+                   "other": {"calls": 5, "ok": 0, "errno": {"25": 5}}},
+        contexts={"read_only_mount": 30, "immutable": -1, "append_only": -1,
+                  "forged_header": 40, "unprivileged_child": 25000},
+        killwatch={"rounds": 20, "slow": 0, "max_reap_ms": 640.0,
+                   "baseline_max_reap_ms": 310.0, "limit_ms": 1310.0})
+    fig = r1.ioctl_figures(res)
+    assert fig["per_ioctl"]["CREATE"]["errno"] == {"EPERM": 3, "EROFS": 2}
+    checks = {n: (ok, d) for n, ok, d in r1.ioctl_criteria(fig)}
+    kill = [k for k in checks if k.startswith("Every SIGKILLed call")]
+    ctxs = [k for k in checks if k.startswith("The hostile contexts")]
+    assert len(kill) == 1 and checks[kill[0]][0], checks[kill[0]]
+    assert len(ctxs) == 1 and checks[ctxs[0]][0], checks[ctxs[0]]
+    assert "immutable not supported" in checks[ctxs[0]][1]
+    slow = copy.deepcopy(res)
+    slow["summary"]["killwatch"].update(slow=1, max_reap_ms=1400.0)
+    slow["summary"]["contexts"]["read_only_mount"] = 0
+    checks = {n: (ok, d) for n, ok, d in r1.ioctl_criteria(r1.ioctl_figures(slow))}
+    assert not checks[kill[0]][0] and "1 slow of 20" in checks[kill[0]][1]
+    assert not checks[ctxs[0]][0] and "missing: ['read_only_mount']" in checks[ctxs[0]][1]
+    # an old result without the fields keeps the old criteria only
+    assert len(r1.ioctl_criteria(r1.ioctl_figures(_load("ioctl_result.json")))) == 5
+
+
+def test_image_structure_coverage_criterion() -> None:
+    from vexfs.fuzz.mutate import Mutator
+
+    summary = copy.deepcopy(_load("image_summary.json"))
+    summary["stats"]["structures"] = {f"struct:{k}": {"cases": 30, "mounted": 20}
+                                      for k in Mutator.STRUCT_KINDS}
+    summary["stats"]["structures"]["inode"] = {"cases": 300, "mounted": 250}
+    fig = r1.image_figures(summary, 1000)
+    checks = {n: (ok, d) for n, ok, d in r1.image_criteria(fig)}
+    name = [k for k in checks if k.startswith("Every structure-aware case")]
+    assert len(name) == 1 and checks[name[0]][0], checks
+    summary["stats"]["structures"]["struct:links_low"]["mounted"] = 0
+    checks = {n: (ok, d) for n, ok, d in r1.image_criteria(r1.image_figures(summary, 1000))}
+    assert not checks[name[0]][0] and "struct:links_low" in checks[name[0]][1]

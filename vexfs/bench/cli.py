@@ -202,10 +202,15 @@ def fs(dev: str, mnt: str, files: int, seq_mb: int, tree: int, rounds: int,
               help="Queries timed for VexFS's exact floor.")
 @click.option("--others/--no-others", default=True, show_default=True,
               help="Also hnswlib and FAISS.")
+@click.option("--sample", type=click.IntRange(1), default=20000, show_default=True,
+              help="Vectors the VexFS (and FAISS IVF) k-means trains on.")
+@click.option("--niter", type=click.IntRange(1), default=10, show_default=True,
+              help="k-means iterations of the VexFS index.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write the results as JSON here ('-' for stdout).")
 def ann(directory: str, n: int, nq: int, nlist: int | None, nprobes: str, efs: str,
-        exact_queries: int, others: bool, json_out: str | None) -> None:
+        exact_queries: int, others: bool, sample: int, niter: int,
+        json_out: str | None) -> None:
     """Recall@10 vs QPS on fashion-mnist: VexFS IVF, exact, hnswlib, FAISS."""
     from vexfs.bench.ann import goal, run
 
@@ -216,7 +221,7 @@ def ann(directory: str, n: int, nq: int, nlist: int | None, nprobes: str, efs: s
         raise click.BadParameter("not a list of integers", param_hint="--nprobes/--efs")
     try:
         res = run(Path(directory), n=n, nq=nq, nlist=nlist, nprobes=npl, efs=efl,
-                  exact_queries=exact_queries, others=others)
+                  exact_queries=exact_queries, others=others, sample=sample, niter=niter)
     except (OSError, ValueError) as e:
         raise click.ClickException(str(e))
     out = res.to_dict()

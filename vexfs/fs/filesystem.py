@@ -30,6 +30,7 @@ from vexfs.fs.dirent import parse_dir_block
 from vexfs.fs.errors import ImageError
 from vexfs.fs.extents import ExtentMap, ExtentRec, map_extents
 from vexfs.fs.geometry import superblock_problems
+from vexfs.fs.xattr import Xattr, parse_xattr_block, xattr_block_of
 
 BS = L.VEXFS_BLOCK_SIZE
 MAX_SYMLINK_HOPS = 40
@@ -156,6 +157,23 @@ class Image:
         if not L.mode_valid(inode.i_mode):
             raise ImageError(f"inode {ino}: invalid mode 0o{inode.i_mode:o}")
         return inode
+
+    # -- extended attributes ----------------------------------------------
+    def xattrs(self, ino: int, inode: L.Inode | None = None) -> list[Xattr]:
+        """The inode's extended attributes (ACLs included), checked as the
+        kernel checks them; ImageError if its xattr block is damaged."""
+        inode = inode if inode is not None else self.iget(ino)
+        blk = xattr_block_of(inode)
+        if not blk:
+            return []
+        if not self.sb.s_data_start <= blk < self.sb.s_blocks_count:
+            raise ImageError(f"inode {ino}: xattr block {blk} outside the data area")
+        xb = parse_xattr_block(self.read_block(blk), ino)
+        if xb.problems:
+            raise ImageError(f"inode {ino}: xattr block {blk}: {xb.problems[0]}")
+        if xb.bad_checksum:
+            raise ImageError(f"inode {ino}: xattr block {blk}: checksum mismatch")
+        return xb.entries
 
     # -- extents ----------------------------------------------------------
     def extent_map(self, inode: L.Inode, ino: int) -> ExtentMap:
@@ -355,6 +373,14 @@ class Image:
             raise ImageError(f"collection inode {ino}: size {inode.i_size} is not "
                              f"{expect} ({head.c_count} records x {head.c_record_size} bytes"
                              + (", with an ANN index)" if index else ")"))
+        # a forged c_count over a sparse file: refuse it (as the kernel does)
+        # instead of building 2^34 records of holes in memory
+        mapped = sum(e.length for e in self.extents(ino, inode).extents)
+        # (with an ANN index, i_size covers the sparse index region: count the records)
+        need = -(-(L.VEXFS_DATA_OFFSET + head.c_count * head.c_record_size) // BS)
+        if need > mapped:
+            raise ImageError(f"collection inode {ino}: {head.c_count} records need "
+                             f"{need} blocks but only {mapped} are allocated")
         body = self.read_data(ino, L.VEXFS_DATA_OFFSET, head.c_count * head.c_record_size,
                               inode=inode)
         import numpy as np

@@ -1,7 +1,10 @@
 """Fill a filesystem from a host directory tree (``mkfs.vexfs -d DIR``, as
 ``mke2fs -d``): files (holes kept), directories, symlinks, hard links,
 device nodes, fifos and sockets, with their permission bits, owners and
-times; ``.npy`` files become vector collections when asked.
+times; ``.npy`` files become vector collections when asked. Extended
+attributes (user.*, trusted.*, security.*, POSIX ACLs) are copied too, one
+xattr block per inode that has any; attributes of other namespaces are
+skipped with a warning.
 
 ``plan_tree`` walks the tree first, read-only, so mkfs can refuse a tree
 that does not fit (or cannot be read) before it touches the target.
@@ -9,6 +12,7 @@ that does not fit (or cannot be read) before it touches the target.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from dataclasses import dataclass, field
@@ -16,6 +20,9 @@ from dataclasses import dataclass, field
 from vexfs import layout as L
 from vexfs.fs.errors import FormatError
 from vexfs.fs.writer import FsWriter
+from vexfs.fs.xattr import Xattr, xattr_space
+
+log = logging.getLogger(__name__)
 
 BS = L.VEXFS_BLOCK_SIZE
 
@@ -28,6 +35,43 @@ class TreePlan:
     inodes: int = 0
     blocks: int = 0
     npy_collections: bool = False
+    #: relative path ("" = the root) -> its extended attributes
+    xattrs: dict[str, list[Xattr]] = field(default_factory=dict)
+    #: names skipped (namespaces VexFS does not store)
+    skipped_xattrs: list[str] = field(default_factory=list)
+
+
+_XATTR_NAMESPACES = [(prefix, index) for index, prefix in L.XATTR_PREFIXES.items()]
+
+
+def read_xattrs(path: str, plan: TreePlan | None = None) -> list[Xattr]:
+    """The extended attributes of ``path`` (not following a symlink) that
+    VexFS can store; FormatError if they do not fit in one xattr block."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return []                       # no xattr support on the source
+    out: list[Xattr] = []
+    for full in sorted(names):
+        for prefix, index in _XATTR_NAMESPACES:
+            whole = index in (L.VEXFS_XATTR_INDEX_ACL_ACCESS, L.VEXFS_XATTR_INDEX_ACL_DEFAULT)
+            if (whole and full == prefix) or (not whole and full.startswith(prefix)
+                                                and len(full) > len(prefix)):
+                break
+        else:
+            if plan is not None:
+                plan.skipped_xattrs.append(f"{path}: {full}")
+            continue
+        try:
+            value = os.getxattr(path, full, follow_symlinks=False)
+        except OSError as e:
+            raise FormatError(f"{path}: cannot read xattr {full}: {e.strerror}") from None
+        name = b"" if whole else os.fsencode(full[len(prefix):])
+        out.append(Xattr(index, name, value))
+    if xattr_space(out) > L.VEXFS_XATTR_SPACE:
+        raise FormatError(f"{path}: its extended attributes need {xattr_space(out)} bytes; "
+                          f"VexFS holds {L.VEXFS_XATTR_SPACE} per inode")
+    return out
 
 
 def _npy_shape(path: str) -> tuple[int, int]:
@@ -55,6 +99,10 @@ def plan_tree(root: str, npy_collections: bool = False) -> TreePlan:
     if not os.path.isdir(root):
         raise FormatError(f"{root}: not a directory (for -d)")
     plan = TreePlan(root, npy_collections=npy_collections)
+    root_x = read_xattrs(root, plan)
+    if root_x:
+        plan.xattrs[""] = root_x
+        plan.blocks += 1
     seen_links: set[tuple[int, int]] = set()
     dir_bytes: dict[str, int] = {}
     todo = [""]
@@ -80,6 +128,10 @@ def plan_tree(root: str, npy_collections: bool = False) -> TreePlan:
                 continue                      # a hard link: no new inode or data
             seen_links.add(key)
             plan.inodes += 1
+            xs = read_xattrs(cfull, plan)
+            if xs:
+                plan.xattrs[crel] = xs
+                plan.blocks += 1
             if stat.S_ISDIR(st.st_mode):
                 todo.append(crel)
             elif stat.S_ISREG(st.st_mode):
@@ -101,6 +153,8 @@ def plan_tree(root: str, npy_collections: bool = False) -> TreePlan:
     plan.blocks += sum((b + L.VEXFS_DIR_DATA_BYTES - 1) // L.VEXFS_DIR_DATA_BYTES
                        for b in dir_bytes.values())
     plan.blocks += plan.blocks // L.VEXFS_EXTENTS_PER_BLOCK + 1
+    for what in plan.skipped_xattrs:
+        log.warning("not copied (namespace VexFS does not store): %s", what)
     return plan
 
 
@@ -119,6 +173,7 @@ def populate(w: FsWriter, plan: TreePlan) -> int:
         mode = stat.S_IMODE(st.st_mode)
         if stat.S_ISDIR(st.st_mode):
             ino = w.mkdir(path, mode, st.st_uid, st.st_gid)
+            w.set_xattrs(ino, plan.xattrs.get(rel, []))
             dirs.append((ino, st))
             count += 1
             continue
@@ -137,6 +192,7 @@ def populate(w: FsWriter, plan: TreePlan) -> int:
             ino = w.symlink(path, os.readlink(full), st.st_uid, st.st_gid)
         else:
             ino = w.mknod(path, st.st_mode, encode_dev(st.st_rdev))
+        w.set_xattrs(ino, plan.xattrs.get(rel, []))
         w.set_attrs(ino, mode=None if stat.S_ISLNK(st.st_mode) else mode,
                     uid=st.st_uid, gid=st.st_gid, atime_ns=st.st_atime_ns,
                     mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns)
@@ -146,6 +202,7 @@ def populate(w: FsWriter, plan: TreePlan) -> int:
     # directory attributes last: creating their children would not change them
     # here, but keep the order mke2fs -d uses
     rst = os.stat(plan.root)
+    w.set_xattrs(L.VEXFS_ROOT_INO, plan.xattrs.get("", []))
     w.set_attrs(L.VEXFS_ROOT_INO, mode=stat.S_IMODE(rst.st_mode), uid=rst.st_uid,
                 gid=rst.st_gid, atime_ns=rst.st_atime_ns, mtime_ns=rst.st_mtime_ns,
                 ctime_ns=rst.st_ctime_ns)

@@ -23,6 +23,7 @@ from vexfs.fs.dirent import make_dir_block, parse_dir_block
 from vexfs.fs.errors import ImageError, NoSpace
 from vexfs.fs.extents import ExtentRec
 from vexfs.fs.filesystem import Image
+from vexfs.fs.xattr import Xattr, build_xattr_block, set_xattr_block, xattr_block_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -326,6 +327,23 @@ class FsWriter:
                 setattr(inode, f"i_{which}", sec)
                 setattr(inode, f"i_{which}_nsec", nsec)
         self.write_inode(ino, inode)
+
+    def set_xattrs(self, ino: int, entries: list[Xattr]) -> None:
+        """Give inode ``ino`` (without an xattr block yet) a block holding
+        ``entries``, and set the XATTR feature."""
+        if not entries:
+            return
+        block = build_xattr_block(entries, ino)
+        inode = self.img.iget(ino)
+        if xattr_block_of(inode):
+            raise ValueError(f"inode {ino} has an xattr block already")
+        ((start, _n),) = self.alloc_blocks(1)
+        self.img.dev.write_block(start, block)
+        set_xattr_block(inode, start)
+        inode.i_blocks += 1
+        self.write_inode(ino, inode)
+        # the superblock is written by commit()
+        self.sb.s_feature_incompat |= L.VEXFS_FEATURE_INCOMPAT_XATTR
 
     # -- public object creation -------------------------------------------------
     def mkdir(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> int:

@@ -33,6 +33,8 @@ from vexfs.fs.errors import ImageError, NoSpace
 from vexfs.fs.extents import MAX_FILE_SIZE, ExtentRec
 from vexfs.fs.filesystem import BS, MAX_SYMLINK_LEN, Image
 from vexfs.fs.writer import FsWriter
+from vexfs.fs.xattr import Xattr, build_xattr_block, entry_problem, parse_xattr_block, \
+    set_xattr_block, xattr_block_of
 from vexfs.fsck.problems import PROBLEMS, message
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,7 @@ class InodeInfo:
     problems: list[Problem] = field(default_factory=list)
     extents: list[ExtentRec] = field(default_factory=list)
     chain: list[int] = field(default_factory=list)
+    xattr_blk: int = 0              # its checked xattr block (0: none or cleared)
     refs: int = 0                   # directory entries naming it (not . / ..)
     subdirs: int = 0                # for directories: child directories
     parent: int | None = None       # for directories: the dir whose entry we followed
@@ -112,6 +115,11 @@ class InodeInfo:
         return f"{self.kind}{where} (inode {self.ino})"
 
 
+#: claim index of an inode's xattr block (data extents count from 0, extent
+#: blocks from 1_000_000)
+XATTR_CLAIM = 2_000_000
+
+
 class Checker:
     """One full check of an image; ``repair`` decides whether fixes get built to write."""
 
@@ -132,6 +140,7 @@ class Checker:
         self.pending_clone: list[tuple[int, int, int, int]] = []
         self.dotdot_checks: list[tuple[InodeInfo, DirRecord, int, str]] = []
         self.bitmaps_rebuilt = False
+        self.xattr_feature_noted = False
         self.want_bits: tuple[bytearray, bytearray] = (bytearray(), bytearray())
         #: filled by reconnect_orphans when it had to create /lost+found
         self.created_lost_found: int | None = None
@@ -283,10 +292,10 @@ class Checker:
             return
         ftype = L.file_type_of_mode(mode)
         assert ftype is not None
-        unknown = inode.i_flags & ~L.VEXFS_INODE_FL_COLLECTION
+        unknown = inode.i_flags & ~L.VEXFS_INODE_FL_ALL
         if unknown:
             self._inode_problem(info, "inode.flags", self.patch_inode(ino, lambda i: setattr(
-                i, "i_flags", i.i_flags & L.VEXFS_INODE_FL_COLLECTION)),
+                i, "i_flags", i.i_flags & L.VEXFS_INODE_FL_ALL)),
                 why=f"unknown flags 0x{unknown:x}")
         if inode.i_flags & L.VEXFS_INODE_FL_COLLECTION and ftype != L.VEXFS_FT_REG_FILE:
             self._inode_problem(info, "inode.flags", self.patch_inode(ino, lambda i: setattr(
@@ -352,7 +361,11 @@ class Checker:
                 self._inode_problem(info, "inode.hole", fatal=True, kind=L.FT_NAMES[ftype],
                                     size=inode.i_size, mapped=mapped, want=nblocks_size)
                 return
-        expect_blocks = sum(e.length for e in em.extents) + len(em.chain)
+        xblk = xattr_block_of(inode)
+        if xblk and self.check_xattr_block(info, xblk):
+            info.xattr_blk = xblk
+        expect_blocks = sum(e.length for e in em.extents) + len(em.chain) + \
+            (1 if info.xattr_blk else 0)
         if inode.i_blocks != expect_blocks:
             self._inode_problem(info, "inode.i_blocks", self.set_inode_field(
                 ino, "i_blocks", expect_blocks),
@@ -364,6 +377,46 @@ class Checker:
             target = self.img.read_data(ino, inode=inode, extents=info.extents)
             if b"\0" in target:
                 self._inode_problem(info, "symlink.target", fatal=True)
+
+    def check_xattr_block(self, info: InodeInfo, blk: int) -> bool:
+        """Pass 2: the inode's xattr block. False: unusable (its pointer is cleared)."""
+        ino, sb = info.ino, self.sb
+        clear = self.patch_inode(ino, lambda i: set_xattr_block(i, 0))
+        if not sb.s_data_start <= blk < sb.s_blocks_count:
+            self._inode_problem(info, "xattr.block", clear, blk=blk,
+                                why=f"outside the data area [{sb.s_data_start}, "
+                                    f"{sb.s_blocks_count})")
+            return False
+        try:
+            data = self.img.dev.read_block(blk)
+        except OSError as e:
+            self._inode_problem(info, "xattr.block", clear, blk=blk, why=f"unreadable: {e}")
+            return False
+        xb = parse_xattr_block(data, ino)
+        if xb.problems:
+            self._inode_problem(info, "xattr.block", clear, blk=blk, why=xb.problems[0])
+            return False
+        bad = [(x, why) for x in xb.entries if (why := entry_problem(x)) is not None]
+        if bad:
+            keep = [x for x in xb.entries if all(x is not b for b, _ in bad)]
+
+            def rewrite(keep: list[Xattr] = keep, blk: int = blk) -> None:
+                self.write_block(blk, build_xattr_block(keep, ino))
+            for x, why in bad:
+                self._inode_problem(info, "xattr.entry", rewrite, name=x.full_name, why=why)
+        elif xb.bad_checksum:
+            def reseal(blk: int = blk, xs: list[Xattr] = xb.entries) -> None:
+                self.write_block(blk, build_xattr_block(xs, ino))
+            self._inode_problem(info, "xattr.checksum", reseal, blk=blk)
+        if not sb.s_feature_incompat & L.VEXFS_FEATURE_INCOMPAT_XATTR and \
+                not self.xattr_feature_noted:
+            self.xattr_feature_noted = True
+
+            def set_feature() -> None:
+                self.sb.s_feature_incompat |= L.VEXFS_FEATURE_INCOMPAT_XATTR
+                self.rewrite_superblock()
+            self._inode_problem(info, "xattr.feature", set_feature)
+        return True
 
     # pass 7 ---------------------------------------------------------------
     def check_collections(self) -> None:
@@ -406,6 +459,17 @@ class Checker:
             self.add("collection.size", fix, ino=ino, size=inode.i_size, count=head.c_count,
                      record_size=head.c_record_size, expect=expect,
                      action="; i_size will be set from the header" if fix else "")
+            return
+        # the header is file data anyone with write access can forge: its
+        # records must be in allocated blocks (as the kernel's coll_load
+        # requires), else a c_count of ~2^34 over a sparse file would have
+        # this pass read 2^34 holes
+        mapped = sum(e.length for e in info.extents)
+        # (with an ANN index, i_size covers the sparse index region: count the records)
+        need = -(-(L.VEXFS_DATA_OFFSET + head.c_count * head.c_record_size) // BS)
+        if need > mapped:
+            self.add("collection.sparse", ino=ino, count=head.c_count, need=need,
+                     mapped=mapped)
             return
         if not L.struct_checksum_ok(head) and first is not None:
             hblk = first.start
@@ -844,6 +908,9 @@ class Checker:
                                f"extent {k} (disk blocks {e.start}-{e.end - 1})"))
             for k, b in enumerate(info.chain):
                 claims.append((b, b + 1, ino, 1_000_000 + k, f"extent block {b}"))
+            if info.xattr_blk:
+                b = info.xattr_blk
+                claims.append((b, b + 1, ino, XATTR_CLAIM, f"xattr block {b}"))
         # blocks claimed twice: sweep the claims in disk order
         claims.sort()
         active: tuple[int, int, int, int, str] | None = None
@@ -934,7 +1001,11 @@ class Checker:
                     n = min(256, hi - lo - off)
                     self.img.dev.write_block(start + off, self.img.dev.read(
                         (lo + off) * BS, n * BS))
-                if idx >= 1_000_000:
+                if idx == XATTR_CLAIM:
+                    def repoint(i: L.Inode, v: int = start) -> None:
+                        set_xattr_block(i, v)
+                    self.patch_inode(ino, repoint)()
+                elif idx >= 1_000_000:
                     ci = idx - 1_000_000
                     if ci == 0:
                         self.set_inode_field(ino, "i_extent_block", start)()

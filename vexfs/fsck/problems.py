@@ -79,6 +79,14 @@ _ROWS: list[ProblemDef] = [
     ProblemDef("inode.checksum", 2, "inode {ino}: checksum mismatch (stored "
                "0x{stored:08x}, computed 0x{computed:08x}); the inode is otherwise valid, "
                "so the checksum will be rewritten", True, True),
+    ProblemDef("xattr.block", 2, "inode {ino}: xattr block {blk}: {why}; the pointer will "
+               "be cleared (the inode's extended attributes and ACLs are lost)", False, True),
+    ProblemDef("xattr.entry", 2, "inode {ino}: extended attribute {name}: {why}; it will "
+               "be removed", False, True),
+    ProblemDef("xattr.checksum", 2, "inode {ino}: xattr block {blk}: checksum mismatch "
+               "(its entries are valid, the checksum will be rewritten)", True, True),
+    ProblemDef("xattr.feature", 2, "inode {ino}: has an xattr block but the superblock "
+               "lacks the XATTR feature; it will be set", True, True),
     # pass 3: directory structure
     ProblemDef("dir.tail", 3, "{where}: {why}; the tail will be rewritten keeping all "
                "{kept} entries", True, True),
@@ -141,6 +149,9 @@ _ROWS: list[ProblemDef] = [
     ProblemDef("collection.header", 7, "inode {ino}: collection header: {why}", False, True),
     ProblemDef("collection.size", 7, "inode {ino}: collection size {size} is not 4096 + "
                "{count} records x {record_size} bytes = {expect}{action}", False, True),
+    ProblemDef("collection.sparse", 7, "inode {ino}: collection header counts {count} "
+               "records, which need {need} blocks, but only {mapped} blocks are allocated",
+               False, True),
     ProblemDef("collection.checksum", 7, "inode {ino}: collection header checksum mismatch "
                "(stored 0x{stored:08x}, computed 0x{computed:08x})", True, True),
     ProblemDef("collection.duplicate_id", 7, "inode {ino}: collection has {count} duplicate "

@@ -44,7 +44,8 @@ from vexfs.fsck import run_fsck
 from vexfs.fuzz import bases as basemod
 from vexfs.fuzz import cbuild
 from vexfs.fuzz.casefile import Case, ResultHead, apply_blocks, decode_results, encode_cases
-from vexfs.fuzz.mutate import ImageModel, apply_bytes, case_rng, changed_bytes, diff_runs, mutate
+from vexfs.fuzz.mutate import ImageModel, apply_bytes, case_rng, changed_bytes, diff_runs, \
+    mutate, op_label
 from vexfs.fuzz.shrink import ddmin
 from vexfs.fuzz.vmutil import Progress, Watchdog, boot
 from vexfs.report.model import Crash
@@ -90,9 +91,17 @@ class FuzzStats:
     guest_case_s: float = 0.0
     vm_s: float = 0.0
     fsck_exit: Counter = field(default_factory=Counter)
+    # coverage per structure (op_label of each mutation): cases, and how many
+    # of those mounted (the rest were refused at mount)
+    struct_cases: Counter = field(default_factory=Counter)
+    struct_mounted: Counter = field(default_factory=Counter)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        d.pop("struct_cases")
+        d.pop("struct_mounted")
+        d["structures"] = {k: {"cases": v, "mounted": self.struct_mounted.get(k, 0)}
+                           for k, v in sorted(self.struct_cases.items())}
         import errno as _e
         d["mount_errnos"] = {(_e.errorcode.get(k, str(k)) if k else "mounted"): v
                              for k, v in self.mount_errnos.items()}
@@ -160,6 +169,8 @@ class ImageFuzzer:
         self.tmp = Path(tempfile.mkdtemp(prefix="vexfs-fuzz-"))
         # kernel console lines printed while each case ran (first 20 per case)
         self.case_console: dict[int, list[str]] = {}
+        # the structures each case's mutations targeted (coverage)
+        self.case_labels: dict[int, set[str]] = {}
         self._console_case: int | None = None
 
     def _console(self, line: str) -> None:
@@ -220,7 +231,8 @@ class ImageFuzzer:
     def make_cases(self, lo: int, hi: int) -> list[Case]:
         out = []
         for n in range(lo, hi):
-            b, img, _ = self.case_image(n)
+            b, img, ops = self.case_image(n)
+            self.case_labels[n] = {op_label(e) for e in ops}
             out.append(Case(n, b, diff_runs(self.bases[b], img)))
         return out
 
@@ -288,6 +300,10 @@ class ImageFuzzer:
         st.went_ro += r.ro_after
         st.writes_ok += r.writes_ok
         st.guest_case_s += r.usec / 1e6
+        labels = self.case_labels.get(case.case_no, set())
+        st.struct_cases.update(labels)
+        if r.mount_err == 0:
+            st.struct_mounted.update(labels)
         base = self.bases[case.base]
         pre = bytearray(base)
         for off, data in case.patches:

@@ -1,8 +1,10 @@
 """`vexfs fuzz ioctl`: hostile vector ioctls in the VM, then leak checks.
 
 One VM boot: insmod, record the module counters (/sys/fs/vexfs) and the
-vexfs slab caches as the baseline, mkfs + mount a 64 MiB image, run the C
-driver fz_ioctl (threads + a forked child sharing the files; its own errno
+vexfs slab caches as the baseline, mkfs + mount a 64 MiB image and a
+read-only bind mount of it, run the C driver fz_ioctl (threads + a forked
+child, unprivileged, sharing the files; read-only-mount, immutable,
+append-only and forged-header contexts; a SIGKILL watchdog; its own errno
 oracle, see vexfs/fuzz/guest/fz_ioctl.c), close everything, unmount, and
 require: no crash (console through the crash detector), no BADERRNO line,
 the driver's call count reached, the counters back to the baseline, the
@@ -45,7 +47,7 @@ def _console(vm) -> str:
 
 def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out: Path,
                    echo: Callable[[str], None] = lambda s: None,
-                   timeout_per_10k: float = 60.0) -> dict:
+                   timeout_per_10k: float = 60.0, kill_rounds: int = 20) -> dict:
     module = Path(module) if module else default_module()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,7 +65,9 @@ def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out
         result["baseline_counters"] = base_counters
         setup = vm.run("set -e; truncate -s 64M /tmp/io.img; "
                        "/work/main/.venv/bin/mkfs.vexfs -q /tmp/io.img; mkdir -p /tmp/io; "
-                       "mount -t vexfs -o loop /tmp/io.img /tmp/io", timeout=120)
+                       "mount -t vexfs -o loop /tmp/io.img /tmp/io; chmod 777 /tmp/io; "
+                       "mkdir -p /tmp/io_ro; mount --bind /tmp/io /tmp/io_ro; "
+                       "mount -o remount,bind,ro /tmp/io_ro", timeout=120)
         if setup.rc != 0:
             raise RuntimeError(f"setup failed: {setup.stdout}{setup.stderr}")
         t_fuzz = time.monotonic()
@@ -71,7 +75,8 @@ def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out
         try:
             with Watchdog(vm, progress, limit) as dog:
                 res = vm.run([str(driver), "fuzz", "/tmp/io", str(calls), str(seed),
-                              str(threads)], timeout=limit, hang_timeout=60)
+                              str(threads), "/tmp/io_ro", str(kill_rounds)],
+                             timeout=limit, hang_timeout=60)
         except GuestCrashed as e:
             result["crash"] = {"kind": e.crash.kind, "title": e.crash.title,
                                "trace": e.crash.trace[-6000:], "console": _console(vm)}
@@ -91,6 +96,8 @@ def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out
         fuzz_s = time.monotonic() - t_fuzz
         (out / "driver.out").write_text(res.stdout + res.stderr)
         bad = [ln for ln in res.stdout.splitlines() if ln.startswith("BADERRNO")]
+        result["slow_kill"] = [ln for ln in res.stdout.splitlines()
+                               if ln.startswith("SLOWKILL")][:20]
         m = re.search(r"IOCTL-SUMMARY (\{.*\})", res.stdout)
         summary = json.loads(m.group(1)) if m else {}
         result.update(driver_rc=res.rc, summary=summary, fuzz_s=round(fuzz_s, 1),
@@ -101,10 +108,14 @@ def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out
         if bad or res.rc != 0:
             problems.append(f"{summary.get('bad', len(bad))} calls broke the errno contract "
                             f"(driver rc {res.rc}); first: {bad[:3]}")
+        kw = summary.get("killwatch") or {}
+        if kw.get("slow"):
+            problems.append(f"{kw['slow']} of {kw.get('rounds')} SIGKILLed victims were not "
+                            f"reaped within 1 s (slowest {kw.get('max_reap_ms')} ms)")
         if summary.get("calls", 0) < calls * 0.95:
             problems.append(f"only {summary.get('calls')} of {calls} calls ran")
         # leaks: everything closed by the driver's exit; unmount, compare
-        um = vm.run("umount /tmp/io", timeout=60)
+        um = vm.run("umount /tmp/io_ro; umount /tmp/io", timeout=60)
         if um.rc != 0:
             problems.append(f"umount after the fuzz failed: {um.stderr.strip()}")
         after = parse_kv(vm.run(COUNTERS).stdout)

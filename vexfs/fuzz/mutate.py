@@ -19,7 +19,18 @@ four operations to a copy of the image:
    block over another);
  - collection records (NaN/Inf floats, duplicated ids, c_count/c_dim/
    c_record_size lies);
- - random bytes over a short span.
+ - random bytes over a short span;
+ - structure-aware cases (``op_struct``, issue 14), each a defect class that
+   field mutation cannot reach: one block cross-linked between two metadata
+   types (an inode's extent onto another object's directory, extent or
+   collection-header block, possibly freed in the bitmap so the kernel hands
+   it out again), empty extent blocks (eb_count 0, self-linked, i_blocks
+   huge), extent-chain cycles, forged collection headers (huge c_count, valid
+   checksum, i_size to match over a sparse file), link counts lower than
+   the number of names.
+
+``op_label()`` maps each logged operation to the structure it targets, for
+the per-structure coverage that R1 reports.
 
 After each operation the covering checksum is recomputed with probability
 `p_fix` (default 0.6) and left wrong otherwise, so both the checksum
@@ -223,7 +234,9 @@ class Mutator:
     """Applies operations to one image copy and records what it did."""
 
     OPS = ["bitflip", "field", "field", "field", "dirent", "dirent", "bitmap", "copy",
-           "collection", "bytes", "extent", "extent"]
+           "collection", "bytes", "extent", "extent", "struct", "struct"]
+    STRUCT_KINDS = ("crosslink", "empty_extblock", "chain_cycle", "forged_collection",
+                    "links_low")
 
     def __init__(self, model: ImageModel, img: bytearray, rng: random.Random,
                  p_fix: float = 0.6) -> None:
@@ -419,6 +432,134 @@ class Mutator:
         self.log.append(f"{region.kind}#{region.ino}.{f.name} {old:#x} -> "
                         f"{val & ((1 << (8 * f.size)) - 1):#x}" + self._maybe_fix(region))
 
+    # -- structure-aware cases ------------------------------------------------
+    def _field(self, region: Region, name: str) -> FieldRef | None:
+        return next((f for f in region.fields if f.name == name), None)
+
+    def _inode_region(self, ino: int) -> Region | None:
+        return next((r for r in self.m.of_kind("inode") if r.ino == ino), None)
+
+    def _set(self, region: Region, name: str, value: int) -> int | None:
+        f = self._field(region, name)
+        if f is None:
+            return None
+        old = _get(self.img, f.offset, f.size)
+        _put(self.img, f.offset, f.size, value)
+        return old
+
+    def op_struct(self, kind: str | None = None) -> None:
+        kind = kind or self.rng.choice(self.STRUCT_KINDS)
+        before = len(self.log)
+        getattr(self, "_struct_" + kind)()
+        if len(self.log) == before:       # nothing to aim at in this base
+            self.op_extent()
+
+    def _struct_crosslink(self) -> None:
+        """An inline extent of one inode onto a metadata block of another
+        object (directory, extent-chain or collection-header block): one block,
+        two types. Sometimes the block is also freed in the bitmap, so the
+        kernel may hand it out a third time."""
+        rng = self.rng
+        targets = self.m.of_kind("dirblock", "extblock", "collhdr")
+        inodes = [r for r in self.m.of_kind("inode")
+                  if _get(self.img, r.offset + L.Inode.i_nr_extents.offset, 4)]
+        if not targets or not inodes:
+            return
+        t = rng.choice(targets)
+        cands = [r for r in inodes if r.ino != t.ino] or inodes
+        r = rng.choice(cands)
+        n = min(_get(self.img, r.offset + L.Inode.i_nr_extents.offset, 4),
+                L.VEXFS_INLINE_EXTENTS)
+        k = rng.randrange(n)
+        blk = t.offset // BS
+        length = _get(self.img, r.offset + L.Inode.i_extents.offset + k * L.EXTENT_SIZE + 16, 4)
+        if blk + length > self.m.sb.s_blocks_count:
+            blk = max(self.m.sb.s_data_start, self.m.sb.s_blocks_count - length)
+        old = self._set(r, f"i_extents[{k}].ee_start", blk)
+        freed = ""
+        if rng.random() < 0.3:
+            for bm in self.m.of_kind("bbitmap"):
+                first = _get(self.img, bm.offset + 8, 8) * L.VEXFS_BITS_PER_BITMAP
+                local = t.offset // BS - first
+                if 0 <= local < L.VEXFS_BITS_PER_BITMAP:
+                    self.img[bm.offset + 16 + local // 8] &= ~(1 << (local % 8)) & 0xFF
+                    self._maybe_fix(bm, always=True)
+                    freed = ", freed in the bitmap"
+        self.log.append(f"struct:crosslink inode#{r.ino} extent {k} {old:#x} -> {blk:#x} "
+                        f"({t.kind} of #{t.ino}{freed})" + self._maybe_fix(r, always=True))
+
+    def _struct_empty_extblock(self) -> None:
+        rng = self.rng
+        e = self._pick("extblock")
+        if e is None:
+            return
+        blk = e.offset // BS
+        self._set(e, "eb_count", 0)
+        what = ["eb_count 0"]
+        if rng.random() < 0.6:
+            self._set(e, "eb_next", blk)
+            what.append("eb_next -> itself")
+        self._maybe_fix(e, always=True)
+        ir = self._inode_region(e.ino)
+        if ir is not None and rng.random() < 0.5:
+            val = rng.choice([1 << 40, 1 << 32, self.m.sb.s_blocks_count,
+                              self.m.sb.s_blocks_count - self.m.sb.s_data_start])
+            self._set(ir, "i_blocks", val)
+            self._maybe_fix(ir, always=True)
+            what.append(f"inode i_blocks {val:#x}")
+        self.log.append(f"struct:empty_extblock #{e.ino} block {blk:#x}: " + ", ".join(what))
+
+    def _struct_chain_cycle(self) -> None:
+        e = self._pick("extblock")
+        if e is None:
+            return
+        ir = self._inode_region(e.ino)
+        head = _get(self.img, ir.offset + L.Inode.i_extent_block.offset, 8) if ir else 0
+        chain = [r.offset // BS for r in self.m.of_kind("extblock") if r.ino == e.ino]
+        to = self.rng.choice([x for x in (head, e.offset // BS, *chain) if x])
+        old = self._set(e, "eb_next", to)
+        self.log.append(f"struct:chain_cycle #{e.ino} block {e.offset // BS:#x} eb_next "
+                        f"{old:#x} -> {to:#x}" + self._maybe_fix(e, always=True))
+
+    def _struct_forged_collection(self) -> None:
+        rng = self.rng
+        h = self._pick("collhdr")
+        if h is None:
+            return
+        rs = max(_get(self.img, h.offset + L.CollectionHeader.c_record_size.offset, 4), 1)
+        limit = ((1 << 63) - 2 * BS) // rs
+        count = min(rng.choice([1 << 34, 1 << 38, 1 << 26, limit, (1 << 64) - 1]), (1 << 64) - 1)
+        old = self._set(h, "c_count", count)
+        self._maybe_fix(h, always=True)
+        ir = self._inode_region(h.ino)
+        size = ""
+        if ir is not None and count <= limit and rng.random() < 0.8:
+            self._set(ir, "i_size", L.VEXFS_DATA_OFFSET + count * rs)
+            self._maybe_fix(ir, always=True)
+            size = ", i_size to match (sparse)"
+        self.log.append(f"struct:forged_collection #{h.ino} c_count {old:#x} -> {count:#x}"
+                        + size)
+
+    def _struct_links_low(self) -> None:
+        rng = self.rng
+        cands = [r for r in self.m.of_kind("inode") if r.ino not in self.m.dirs]
+        if not cands:
+            return
+        r = rng.choice(cands)
+        f = self._field(r, "i_links_count")
+        old = _get(self.img, f.offset, f.size) if f else 1
+        self._set(r, "i_links_count", max(1, old - 1))
+        extra = ""
+        entries = [(d, e) for d in self.m.of_kind("dirblock") for e in d.entries[2:]
+                   if _get(self.img, e, 4) not in (0, r.ino)]
+        if entries and (old <= 1 or rng.random() < 0.5):
+            d, e = rng.choice(entries)
+            _put(self.img, e, 4, r.ino)
+            self._maybe_fix(d, always=True)
+            extra = f", one more name in dir #{d.ino}"
+        self.log.append(f"struct:links_low inode#{r.ino} i_links_count {old} -> "
+                        f"{max(1, old - 1)}{extra}" + self._maybe_fix(r, always=True))
+
     def apply(self, nops: int | None = None) -> list[str]:
         n = nops if nops is not None else self.rng.choice([1, 1, 1, 2, 2, 3, 4])
         for _ in range(n):
@@ -438,6 +579,29 @@ def mutate(model: ImageModel, base: bytes, rng: random.Random,
             return img, log_
     img[rng.randrange(len(img))] ^= 0x80
     return img, log_ + ["forced bit flip"]
+
+
+def op_label(entry: str) -> str:
+    """The structure one logged mutation targeted ("struct:crosslink",
+    "inode", "dirent", "bbitmap", "bitflip:extblock"...), for coverage."""
+    import re
+
+    if entry.startswith("struct:"):
+        return entry.split(" ", 1)[0]
+    if entry.startswith(("bitflip", "forced bit flip")):
+        m = re.search(r"\((\w+)\)", entry)
+        return f"bitflip:{m.group(1)}" if m else "bitflip"
+    if entry.startswith("dirent of dir"):
+        return "dirent"
+    if entry.startswith("copy "):
+        return "copy:" + entry.split()[1]
+    if entry.startswith("collection record"):
+        return "collrec"
+    m = re.match(r"\d+ \w+ bytes at \S+ \((\w+)\)", entry)
+    if m:
+        return f"bytes:{m.group(1)}"
+    m = re.match(r"([a-z]+)", entry)
+    return m.group(1) if m else "other"
 
 
 def diff_runs(base: bytes, img: bytes, gap: int = 8) -> list[tuple[int, bytes]]:

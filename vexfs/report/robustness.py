@@ -67,6 +67,12 @@ def _image(m: dict) -> tuple[str, int, list[str], list[str]]:
             f"findings by kind: {_hist(m.get('findings_by_kind'))}",
             f"{m.get('objects_walked')} objects walked, {m.get('boots')} boots, "
             f"{m.get('cases_per_s_vm')} cases/s of VM time"]
+    structs = m.get("structures")
+    if isinstance(structs, dict) and structs:
+        figs.append("cases per structure (mounted): " + ", ".join(
+            f"{k} {v.get('cases')} ({v.get('mounted')})" for k, v in sorted(
+                structs.items(), key=lambda kv: (-_num(kv[1].get("cases")), kv[0]))
+            if isinstance(v, dict)))
     finds = [f"case {f.get('case')}: {f.get('kind')}: {f.get('title')} -> {f.get('reproducer')}"
              for f in m.get("findings", []) if isinstance(f, dict)]
     return tried, int(_num(m.get("failures"))), figs, finds
@@ -79,6 +85,20 @@ def _ioctl(m: dict) -> tuple[str, int, list[str], list[str]]:
             f"{m.get('errno_violations')} errno violations, {m.get('crashes')} crashes",
             f"counters after umount {m.get('counters_after_umount')}, fsck exit "
             f"{m.get('fsck_exit')}, rmmod exit {m.get('rmmod_rc')}; {m.get('calls_per_s')} calls/s"]
+    per = m.get("per_ioctl")
+    if isinstance(per, dict) and per:
+        figs.append("per ioctl: " + "; ".join(
+            f"{k} {v.get('calls')} calls, {v.get('ok')} ok, {_hist(v.get('errno'))}"
+            for k, v in per.items() if isinstance(v, dict)))
+    ctx = m.get("contexts")
+    if isinstance(ctx, dict) and ctx:
+        figs.append("calls per hostile context: " + ", ".join(
+            f"{k} {'not supported' if v == -1 else v}" for k, v in ctx.items()))
+    kw = m.get("killwatch")
+    if isinstance(kw, dict):
+        figs.append(f"SIGKILL watchdog: {kw.get('rounds')} rounds, {kw.get('slow')} not reaped "
+                    f"within {kw.get('limit_ms', 1000)} ms (1 s + baseline "
+                    f"{kw.get('baseline_max_reap_ms')} ms), slowest {kw.get('max_reap_ms')} ms")
     finds = [str(x) for x in m.get("bad_errno_lines", [])]
     crash = m.get("crash")
     if isinstance(crash, dict):

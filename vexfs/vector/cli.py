@@ -211,7 +211,7 @@ def _progress_bar(label: str):
 @click.option("--nlist", type=click.IntRange(1, L.VEXFS_INDEX_MAX_NLIST), default=None,
               help="Number of lists (default: about 4 sqrt(count)).")
 @click.option("--nprobe", type=click.IntRange(1, L.VEXFS_INDEX_MAX_NLIST), default=None,
-              help="Default lists visited per query (default: nlist / 16).")
+              help="Default lists visited per query (default: max(4, nlist / 30)).")
 @click.option("--sample", type=click.IntRange(1), default=20000, show_default=True,
               help="Records the k-means trains on.")
 @click.option("--niter", type=click.IntRange(1), default=10, show_default=True,

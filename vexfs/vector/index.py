@@ -59,6 +59,13 @@ def default_nlist(n: int) -> int:
     return max(1, min(L.VEXFS_INDEX_MAX_NLIST, int(round(math.sqrt(max(n, 1))))))
 
 
+def default_nprobe(nlist: int) -> int:
+    """max(4, nlist / 30), at most nlist. Measured on fashion-mnist (tests on the host with
+    the kernel's IVF code, 200 queries): n=60000, nlist=245: nprobe 4 -> recall@10 0.957,
+    8 -> 0.994 (2,479 records scanned per query of 60,000); n=3000, nlist=55: 4 -> 0.977."""
+    return max(1, min(nlist, max(4, int(round(nlist / 30)))))
+
+
 def _prep(x: np.ndarray, metric: str) -> np.ndarray:
     """cosine: the nearest centroid of a unit vector is the one of highest dot."""
     if metric != "cosine":
@@ -204,7 +211,7 @@ def build(coll: "Collection", nlist: int | None = None, nprobe: int | None = Non
     nl = min(nl, xs.shape[0])
     cent = kmeans(xs, nl, niter=niter, seed=seed, metric=coll.metric, progress=progress)
     t1 = time.perf_counter()
-    np_ = nprobe if nprobe is not None else max(1, min(nl, int(round(nl / 16))))
+    np_ = nprobe if nprobe is not None else default_nprobe(nl)
     coll.index_install(cent, np_)
     assigned = assign_slots(coll, cent, None, count, progress)
     t2 = time.perf_counter()

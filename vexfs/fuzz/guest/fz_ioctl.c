@@ -3,7 +3,7 @@
  * fz_ioctl - guest side of `vexfs fuzz ioctl`, and a small collection maker.
  *
  *   fz_ioctl mkcoll PATH DIM N          create a collection, insert N vectors
- *   fz_ioctl fuzz MNT CALLS SEED THREADS
+ *   fz_ioctl fuzz MNT CALLS SEED THREADS [RO_MNT [KILL_ROUNDS]]
  *
  * fuzz: on the mounted VexFS at MNT, THREADS threads of this process plus
  * one forked child share CALLS ioctl calls, on a pool of fds: collections
@@ -15,6 +15,19 @@
  * field values (counts 0/1/max/max+1/2^31/2^32-1, dims, k, metrics, flags,
  * reserved), pointers that are NULL, unmapped, kernel addresses, misaligned,
  * read-only, straddling an unmapped page, or valid; floats with NaN/Inf.
+ *
+ * Hostile contexts (issue 14): the forked child drops to uid/gid 65534 and
+ * works on root's files (a 0666 collection, a 0666 empty file it may not
+ * CREATE on: EPERM); the pool also holds the collection opened through a
+ * read-only bind mount RO_MNT (mutations: EROFS), an immutable and an
+ * append-only collection (chattr +i/+a via FS_IOC_SETFLAGS, when the
+ * filesystem supports it; mutations: EPERM) and a collection whose header
+ * is forged (c_count 2^34 over a sparse file, valid checksum: every call
+ * fails, EUCLEAN, at once). After the fuzz a kill watchdog runs
+ * KILL_ROUNDS rounds (default 20): a victim process loops over hostile calls
+ * (a GET on the forged collection every other call), gets SIGKILL at a
+ * random moment and must be reaped within 1 s of what a victim making no
+ * VexFS call needs in the same run ("SLOWKILL" lines otherwise).
  *
  * Every failing call's errno is checked against the documented set
  * (docs/vector-api.md); stricter expectations where the answer is certain
@@ -37,18 +50,30 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <grp.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/fs.h>
 #include "vexfs_fs.h"
 
-#define NFD 12
+#define NFD 16
 #define BUFSZ (8 << 20)
+#define NCMD 7		/* the six vector ioctls, then "any other number" */
+#define NOBODY 65534
 
 enum fdkind { FD_COLL_RW, FD_COLL_RO, FD_COLL_WO, FD_COLL2_RW, FD_PLAIN, FD_EMPTY, FD_DIR,
-	      FD_TMPFS, FD_DEVNULL, FD_CLOSED, FD_COLL_PATH, FD_COLL3_RW };
+	      FD_TMPFS, FD_DEVNULL, FD_CLOSED, FD_COLL_PATH, FD_COLL3_RW, FD_RO_MOUNT,
+	      FD_IMMUTABLE, FD_APPEND, FD_FORGED };
+
+static const char *const cmd_names[NCMD] = { "CREATE", "INSERT", "GET", "DELETE", "SEARCH",
+					     "STATS", "other" };
 
 static int fds[NFD];
+static int have_ro_mount, have_immutable, have_append;
+static int unprivileged;	/* this process dropped to NOBODY (the forked child) */
 static char mnt[512];
+static char ro_mnt[512];
 static unsigned char *buf;	/* BUFSZ valid r/w bytes */
 static unsigned char *rdonly;	/* one read-only page */
 static unsigned char *hole;	/* an unmapped page right after `edge` */
@@ -60,6 +85,9 @@ static unsigned long long seed0;
 struct stats {
 	unsigned long calls, ok, bad;
 	unsigned long err[140];
+	unsigned long cmd_calls[NCMD], cmd_ok[NCMD];
+	unsigned long cmd_err[NCMD][140];
+	unsigned long ctx_calls[NFD];	/* calls per fd kind */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -194,6 +222,19 @@ static void report_bad(const char *why, int fdk, unsigned int cmd, int ptrk, lon
 	pthread_mutex_unlock(&lock);
 }
 
+static int cmd_index(unsigned int cmd)
+{
+	switch (cmd) {
+	case VEXFS_IOC_CREATE: return 0;
+	case VEXFS_IOC_INSERT: return 1;
+	case VEXFS_IOC_GET: return 2;
+	case VEXFS_IOC_DELETE: return 3;
+	case VEXFS_IOC_SEARCH: return 4;
+	case VEXFS_IOC_STATS: return 5;
+	}
+	return 6;
+}
+
 static void fill_floats(uint64_t *s, float *f, size_t n)
 {
 	size_t i;
@@ -228,10 +269,16 @@ static void one_call(uint64_t *s, struct stats *st)
 	int e, fd;
 
 	/* fd: collections mostly */
-	fdk = fdk < 35 ? FD_COLL_RW : fdk < 45 ? FD_COLL2_RW : fdk < 50 ? FD_COLL3_RW :
-	      fdk < 58 ? FD_COLL_RO : fdk < 64 ? FD_COLL_WO : fdk < 72 ? FD_PLAIN :
-	      fdk < 76 ? FD_EMPTY : fdk < 82 ? FD_DIR : fdk < 87 ? FD_TMPFS :
-	      fdk < 91 ? FD_DEVNULL : fdk < 95 ? FD_CLOSED : FD_COLL_PATH;
+	fdk = fdk < 30 ? FD_COLL_RW : fdk < 38 ? FD_COLL2_RW : fdk < 42 ? FD_COLL3_RW :
+	      fdk < 48 ? FD_COLL_RO : fdk < 53 ? FD_COLL_WO : fdk < 59 ? FD_PLAIN :
+	      fdk < 64 ? FD_EMPTY : fdk < 68 ? FD_DIR : fdk < 71 ? FD_TMPFS :
+	      fdk < 74 ? FD_DEVNULL : fdk < 77 ? FD_CLOSED : fdk < 80 ? FD_COLL_PATH :
+	      fdk < 85 ? FD_RO_MOUNT : fdk < 90 ? FD_IMMUTABLE : fdk < 95 ? FD_APPEND :
+	      FD_FORGED;
+	/* contexts this filesystem or run cannot set up fall back to the plain one */
+	if ((fdk == FD_RO_MOUNT && !have_ro_mount) || (fdk == FD_IMMUTABLE && !have_immutable) ||
+	    (fdk == FD_APPEND && !have_append))
+		fdk = FD_COLL_RW;
 	fd = fds[fdk];
 
 	if (r < 85) {
@@ -390,10 +437,14 @@ static void one_call(uint64_t *s, struct stats *st)
 	rc = ioctl(fd, cmd, (unsigned long)argp);
 	e = errno;
 	st->calls++;
+	st->ctx_calls[fdk]++;
+	st->cmd_calls[cmd_index(cmd)]++;
 	if (rc == 0) {
 		st->ok++;
+		st->cmd_ok[cmd_index(cmd)]++;
 	} else if (e >= 0 && e < 140) {
 		st->err[e]++;
+		st->cmd_err[cmd_index(cmd)][e]++;
 	}
 
 	/* the oracle, from the most certain to the general */
@@ -415,6 +466,29 @@ static void one_call(uint64_t *s, struct stats *st)
 		if (rc != -1 || e != ENOTTY)
 			report_bad("not a VexFS ioctl of a collection file: ENOTTY expected",
 				   fdk, cmd, ptrk, rc, e);
+		return;
+	}
+	if (fdk == FD_FORGED && rc == 0) {
+		report_bad("call on a forged collection header (c_count over a sparse file) succeeded",
+			   fdk, cmd, ptrk, rc, e);
+		return;
+	}
+	if (is_mut && (fdk == FD_RO_MOUNT || fdk == FD_IMMUTABLE || fdk == FD_APPEND)) {
+		int want = fdk == FD_RO_MOUNT ? EROFS : EPERM;
+
+		if (rc == 0 || (e != want && e != EINVAL && e != EFAULT))
+			report_bad(fdk == FD_RO_MOUNT ? "mutation through a read-only mount: EROFS expected"
+				   : "mutation of an immutable/append-only file: EPERM expected",
+				   fdk, cmd, ptrk, rc, e);
+		return;
+	}
+	if (rc == 0 && cmd == VEXFS_IOC_CREATE && unprivileged) {
+		report_bad("CREATE by a user who does not own the file succeeded", fdk, cmd, ptrk,
+			   rc, e);
+		return;
+	}
+	if (rc == 0 && cmd == VEXFS_IOC_STATS && fdk == FD_COLL_WO) {
+		report_bad("STATS succeeded on an O_WRONLY fd", fdk, cmd, ptrk, rc, e);
 		return;
 	}
 	if (rc == 0) {
@@ -467,8 +541,133 @@ static void *worker(void *arg)
 	total.ok += st.ok;
 	for (i = 0; i < 140; i++)
 		total.err[i] += st.err[i];
+	for (i = 0; i < NCMD; i++) {
+		int k;
+
+		total.cmd_calls[i] += st.cmd_calls[i];
+		total.cmd_ok[i] += st.cmd_ok[i];
+		for (k = 0; k < 140; k++)
+			total.cmd_err[i][k] += st.cmd_err[i][k];
+	}
+	for (i = 0; i < NFD; i++)
+		total.ctx_calls[i] += st.ctx_calls[i];
 	pthread_mutex_unlock(&lock);
 	return NULL;
+}
+
+static uint32_t crc32c(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint32_t c = ~0U;
+	int k;
+
+	while (n--) {
+		c ^= *b++;
+		for (k = 0; k < 8; k++)
+			c = c >> 1 ^ (0x82F63B78U & -(c & 1));
+	}
+	return ~c;
+}
+
+/* a collection whose checksummed header counts 2^34 records over a sparse file */
+static int forge(const char *path)
+{
+	struct vexfs_collection_header h;
+	uint64_t count = 1ULL << 34;
+	int fd = open(path, O_RDWR);
+
+	if (fd < 0 || pread(fd, &h, sizeof(h), 0) != sizeof(h))
+		return -1;
+	h.c_count = count;
+	h.c_checksum = 0;
+	h.c_checksum = crc32c(&h, sizeof(h));
+	if (pwrite(fd, &h, sizeof(h), 0) != sizeof(h) ||
+	    ftruncate(fd, VEXFS_DATA_OFFSET + count * h.c_record_size))
+		return -1;
+	return fd;
+}
+
+/* chattr +i / +a on an open fd; 0 when this filesystem has no such flags */
+static int set_flags(int fd, int fl)
+{
+	return ioctl(fd, FS_IOC_SETFLAGS, &fl) == 0;
+}
+
+/*
+ * The kill watchdog: each round a victim process loops over hostile calls
+ * (every other one a GET on the forged collection, the rest as the fuzz
+ * draws them) and gets SIGKILL after a random 10-300 ms; it must be reaped
+ * within 1 s plus what the machine itself needs to reap a process: the
+ * same rounds with a victim that only loops on getppid(2) (baseline, no
+ * VexFS call) measure that in the same run (a loaded TCG guest takes
+ * hundreds of ms to schedule and tear down any process). Returns the
+ * number of rounds that missed @limit_ms (never, for @baseline); *max_ms
+ * gets the slowest reap.
+ */
+static int kill_watch(int rounds, unsigned long long seed, double *max_ms, int baseline,
+		      double limit_ms)
+{
+	int r, slow = 0;
+
+	*max_ms = 0;
+	for (r = 0; r < rounds; r++) {
+		uint64_t s = seed * 31 + r + 1;
+		struct timespec t0, t1;
+		pid_t pid = fork();
+		double ms = 0;
+		int st, slow_this = 0;
+
+		if (pid == 0) {
+			struct stats vst;
+			uint64_t id = 12345;
+			struct vexfs_ioc_get g = { .ids_ptr = (uintptr_t)&id,
+						   .vectors_ptr = (uintptr_t)buf, .count = 1 };
+
+			memset(&vst, 0, sizeof(vst));
+			for (;;) {
+				if (baseline) {
+					getppid();
+					continue;
+				}
+				ioctl(fds[FD_FORGED], VEXFS_IOC_GET, &g);
+				one_call(&s, &vst);
+			}
+		}
+		usleep(10000 + rnd(&s) % 290000);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		kill(pid, SIGKILL);
+		for (;;) {
+			pid_t w = waitpid(pid, &st, WNOHANG);
+
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+			if (w == pid)
+				break;
+			if (!baseline && ms > limit_ms) {
+				printf("SLOWKILL round %d: victim %d not reaped %.0f ms after SIGKILL\n",
+				       r, pid, limit_ms);
+				fflush(stdout);
+				slow++;
+				slow_this = 1;
+				waitpid(pid, &st, 0);	/* the host's watchdog catches a hang */
+				clock_gettime(CLOCK_MONOTONIC, &t1);
+				ms = (t1.tv_sec - t0.tv_sec) * 1e3 +
+				     (t1.tv_nsec - t0.tv_nsec) / 1e6;
+				break;
+			}
+			usleep(2000);
+		}
+		/* reaped, but later than the limit (seen between two polls) */
+		if (!baseline && ms > limit_ms && !slow_this) {
+			printf("SLOWKILL round %d: victim %d reaped %.0f ms after SIGKILL (limit %.0f)\n",
+			       r, pid, ms, limit_ms);
+			fflush(stdout);
+			slow++;
+		}
+		if (ms > *max_ms)
+			*max_ms = ms;
+	}
+	return slow;
 }
 
 static int mkcoll(const char *path, unsigned int dim, unsigned int n, unsigned int metric)
@@ -517,6 +716,7 @@ static int open_pool(void)
 	snprintf(p, sizeof(p), "%s/fz_coll", mnt);
 	if (mkcoll(p, 16, 200, VEXFS_METRIC_L2))
 		return -1;
+	chmod(p, 0666);		/* the unprivileged child works on it too */
 	fds[FD_COLL_RW] = open(p, O_RDWR);
 	fds[FD_COLL_RO] = open(p, O_RDONLY);
 	fds[FD_COLL_WO] = open(p, O_WRONLY);
@@ -541,6 +741,33 @@ static int open_pool(void)
 	fds[FD_DIR] = open(p, O_RDONLY | O_DIRECTORY);
 	fds[FD_TMPFS] = open("/tmp/fz_other_fs", O_RDWR | O_CREAT | O_TRUNC, 0644);
 	fds[FD_DEVNULL] = open("/dev/null", O_RDWR);
+	snprintf(p, sizeof(p), "%s/fz_empty_root", mnt);	/* the child's CREATE target */
+	fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0666);
+	if (fd >= 0) {
+		fchmod(fd, 0666);
+		close(fd);
+	}
+	if (ro_mnt[0]) {
+		snprintf(p, sizeof(p), "%s/fz_coll", ro_mnt);
+		fds[FD_RO_MOUNT] = open(p, O_RDONLY);
+		have_ro_mount = fds[FD_RO_MOUNT] >= 0;
+	}
+	if (!have_ro_mount)
+		fds[FD_RO_MOUNT] = dup(fds[FD_COLL_RO]);
+	snprintf(p, sizeof(p), "%s/fz_immutable", mnt);
+	if (mkcoll(p, 8, 20, VEXFS_METRIC_L2))
+		return -1;
+	fds[FD_IMMUTABLE] = open(p, O_RDWR);
+	have_immutable = fds[FD_IMMUTABLE] >= 0 && set_flags(fds[FD_IMMUTABLE], FS_IMMUTABLE_FL);
+	snprintf(p, sizeof(p), "%s/fz_append", mnt);
+	if (mkcoll(p, 8, 20, VEXFS_METRIC_L2))
+		return -1;
+	fds[FD_APPEND] = open(p, O_RDWR);
+	have_append = fds[FD_APPEND] >= 0 && set_flags(fds[FD_APPEND], FS_APPEND_FL);
+	snprintf(p, sizeof(p), "%s/fz_forged", mnt);
+	if (mkcoll(p, 4, 3, VEXFS_METRIC_L2))
+		return -1;
+	fds[FD_FORGED] = forge(p);
 	/*
 	 * A closed fd number that nothing can reuse: the kernel hands out the
 	 * lowest free number, so a low closed number could be taken by a
@@ -564,18 +791,22 @@ int main(int argc, char **argv)
 {
 	pthread_t th[16];
 	long calls, nthreads, i;
-	int status = 0;
+	int status = 0, kill_rounds, slow;
+	double max_ms, base_ms;
 	pid_t child;
 
 	if (argc >= 4 && !strcmp(argv[1], "mkcoll"))
 		return mkcoll(argv[2], atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 0,
 			      argc > 5 ? atoi(argv[5]) : 0);
 	if (argc < 6 || strcmp(argv[1], "fuzz")) {
-		fprintf(stderr, "usage: %s mkcoll PATH DIM N [METRIC] | fuzz MNT CALLS SEED THREADS\n",
-			argv[0]);
+		fprintf(stderr, "usage: %s mkcoll PATH DIM N [METRIC] | "
+			"fuzz MNT CALLS SEED THREADS [RO_MNT [KILL_ROUNDS]]\n", argv[0]);
 		return 2;
 	}
 	snprintf(mnt, sizeof(mnt), "%s", argv[2]);
+	if (argc > 6 && strcmp(argv[6], "-"))
+		snprintf(ro_mnt, sizeof(ro_mnt), "%s", argv[6]);
+	kill_rounds = argc > 7 ? atoi(argv[7]) : 20;
 	calls = atol(argv[3]);
 	seed0 = strtoull(argv[4], NULL, 0);
 	nthreads = atol(argv[5]);
@@ -598,12 +829,26 @@ int main(int argc, char **argv)
 	child = fork();
 	if (child == 0) {
 		seed0 ^= 0xabcdef;
+		/* an unprivileged user on root's files (the fds it inherits, and
+		 * its own opens of root's 0666 files) */
+		if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY)) {
+			perror("fz_ioctl: dropping to nobody");
+			_exit(3);
+		}
+		unprivileged = 1;
 		close(fds[FD_COLL_RW]);
+		close(fds[FD_EMPTY]);
 		{
 			char p[600];
 
 			snprintf(p, sizeof(p), "%s/fz_coll", mnt);
 			fds[FD_COLL_RW] = open(p, O_RDWR);
+			snprintf(p, sizeof(p), "%s/fz_empty_root", mnt);
+			fds[FD_EMPTY] = open(p, O_RDWR);
+			if (fds[FD_COLL_RW] < 0 || fds[FD_EMPTY] < 0) {
+				perror("fz_ioctl: nobody opening root's 0666 files");
+				_exit(3);
+			}
 		}
 		worker((void *)(uintptr_t)15);
 		printf("CHILD %lu calls %lu ok %lu bad\n", total.calls, total.ok, total.bad);
@@ -616,6 +861,19 @@ int main(int argc, char **argv)
 		pthread_join(th[i], NULL);
 	waitpid(child, &status, 0);
 	total.calls += calls_per_worker;	/* the child's (its own summary line above) */
+	kill_watch(kill_rounds, seed0, &base_ms, 1, 0);
+	slow = kill_watch(kill_rounds, seed0, &max_ms, 0, 1000 + base_ms);
+	/* leave nothing fsck.vexfs or umount would trip over */
+	if (have_immutable)
+		set_flags(fds[FD_IMMUTABLE], 0);
+	if (have_append)
+		set_flags(fds[FD_APPEND], 0);
+	{
+		char p[600];
+
+		snprintf(p, sizeof(p), "%s/fz_forged", mnt);
+		unlink(p);
+	}
 	for (i = 0; i < NFD; i++)
 		if (i != FD_CLOSED)
 			close(fds[i]);
@@ -630,7 +888,28 @@ int main(int argc, char **argv)
 				first = 0;
 			}
 	}
-	printf("}}\n");
+	printf("}, \"per_ioctl\": {");
+	for (i = 0; i < NCMD; i++) {
+		int k, first = 1;
+
+		printf("%s\"%s\": {\"calls\": %lu, \"ok\": %lu, \"errno\": {", i ? ", " : "",
+		       cmd_names[i], total.cmd_calls[i], total.cmd_ok[i]);
+		for (k = 0; k < 140; k++)
+			if (total.cmd_err[i][k]) {
+				printf("%s\"%d\": %lu", first ? "" : ", ", k, total.cmd_err[i][k]);
+				first = 0;
+			}
+		printf("}}");
+	}
+	printf("}, \"contexts\": {\"read_only_mount\": %ld, \"immutable\": %ld, "
+	       "\"append_only\": %ld, \"forged_header\": %lu, \"unprivileged_child\": %ld}",
+	       have_ro_mount ? (long)total.ctx_calls[FD_RO_MOUNT] : -1L,
+	       have_immutable ? (long)total.ctx_calls[FD_IMMUTABLE] : -1L,
+	       have_append ? (long)total.ctx_calls[FD_APPEND] : -1L,
+	       total.ctx_calls[FD_FORGED], WIFEXITED(status) ? calls_per_worker : 0L);
+	printf(", \"killwatch\": {\"rounds\": %d, \"slow\": %d, \"max_reap_ms\": %.1f, "
+	       "\"baseline_max_reap_ms\": %.1f, \"limit_ms\": %.1f}}\n",
+	       kill_rounds, slow, max_ms, base_ms, 1000 + base_ms);
 	say("IO D %lu\n", total.calls);
-	return total.bad || status ? 1 : 0;
+	return total.bad || status ? 1 : 0;	/* slow kills: in "killwatch" */
 }

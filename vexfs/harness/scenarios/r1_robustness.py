@@ -50,6 +50,11 @@ MUST_SEE_ERRNOS = ("EFAULT", "EINVAL", "ENOTTY", "EBADF")
 MIN_CALLS_FOR_ERRNO_COVERAGE = 2000
 # a run this small may draw no refused mount at all (about 3 % are refused)
 MIN_CASES_FOR_REFUSAL = 200
+# about 1 case in 8 gets a structure-aware mutation, of five kinds
+MIN_CASES_FOR_STRUCTURES = 200
+# every SIGKILLed call must be reaped within this, on top of the baseline
+# (a victim making no VexFS call) the driver measures in the same run
+KILL_REAP_LIMIT_MS = 1000
 
 
 def _rel(path: str | Path, ctx: ScenarioContext) -> str:
@@ -115,6 +120,8 @@ def image_figures(summary: dict, requested: int, ctx: ScenarioContext | None = N
                       "shrunk_bytes": f.get("shrunk_bytes")} for f in findings],
         "wall_s": summary.get("wall_s"),
         "cases_per_s_vm": summary.get("cases_per_s_vm"),
+        # coverage per structure: {label: {"cases": n, "mounted": m}}
+        "structures": st.get("structures", {}),
     }
 
 
@@ -158,6 +165,17 @@ def image_criteria(fig: dict) -> list[tuple[str, bool, str]]:
     if n >= MIN_CASES_FOR_REFUSAL:
         out.append(("Some mutations are refused at mount (>= 1 refusal)",
                     fig["refused_total"] >= 1, f"refused: {refused_txt}"))
+    structs = fig.get("structures") or {}
+    if n >= MIN_CASES_FOR_STRUCTURES and structs:
+        from vexfs.fuzz.mutate import Mutator
+        want = [f"struct:{k}" for k in Mutator.STRUCT_KINDS]
+        missing = [k for k in want if not (structs.get(k) or {}).get("mounted")]
+        out.append(("Every structure-aware case (cross-link, empty extent block, chain cycle, "
+                    "forged collection, links < names) ran on a mounted image",
+                    not missing, ", ".join(f"{k[7:]} {structs.get(k, {}).get('cases', 0)} "
+                                           f"({structs.get(k, {}).get('mounted', 0)} mounted)"
+                                           for k in want)
+                    + (f"; missing: {missing}" if missing else "")))
     return out
 
 
@@ -226,6 +244,15 @@ def ioctl_figures(res: dict) -> dict[str, Any]:
         "fuzz_s": res.get("fuzz_s"),
         "calls_per_s": res.get("calls_per_s"),
         "wall_s": res.get("wall_s"),
+        # coverage: per ioctl {name: {calls, ok, errno: {NAME: n}}}, per
+        # hostile context (calls; -1: the filesystem cannot set it up), and
+        # the SIGKILL watchdog's rounds
+        "per_ioctl": {name: {"calls": v.get("calls", 0), "ok": v.get("ok", 0),
+                             "errno": {errno.errorcode.get(int(k), k): n
+                                       for k, n in v.get("errno", {}).items()}}
+                      for name, v in (s.get("per_ioctl") or {}).items()},
+        "contexts": s.get("contexts") or {},
+        "killwatch": s.get("killwatch"),
     }
 
 
@@ -254,6 +281,26 @@ def ioctl_criteria(fig: dict) -> list[tuple[str, bool, str]]:
          f"fsck exit {fig['fsck_exit']}, rmmod exit {fig['rmmod_rc']}, "
          f"slab after rmmod {fig['slab_after_rmmod']}"),
     ]
+    kw = fig.get("killwatch")
+    if kw is not None:
+        limit = kw.get("limit_ms", KILL_REAP_LIMIT_MS)
+        out.append((f"Every SIGKILLed call returned within 1 s ({kw.get('rounds')} rounds; "
+                    "plus the reap time of a victim making no VexFS call, measured in the "
+                    "same run)",
+                    kw.get("rounds", 0) > 0 and not kw.get("slow")
+                    and (kw.get("max_reap_ms") or 0) <= limit,
+                    f"{kw.get('slow')} slow of {kw.get('rounds')}, slowest reap "
+                    f"{kw.get('max_reap_ms')} ms, limit {limit} ms (baseline slowest "
+                    f"{kw.get('baseline_max_reap_ms')} ms + 1000)"))
+        ctx = fig.get("contexts") or {}
+        needed = ("read_only_mount", "forged_header", "unprivileged_child")
+        missing_ctx = [k for k in needed if not (ctx.get(k) or 0) > 0]
+        out.append(("The hostile contexts were exercised: an unprivileged user on root's "
+                    "files, a read-only mount, a forged collection header",
+                    not missing_ctx,
+                    ", ".join(f"{k} {v if v != -1 else 'not supported'}"
+                              for k, v in ctx.items())
+                    + (f"; missing: {missing_ctx}" if missing_ctx else "")))
     if n >= MIN_CALLS_FOR_ERRNO_COVERAGE:
         missing = [e for e in MUST_SEE_ERRNOS if not fig["errno"].get(e)]
         out.append(("The hostile arguments reach the checks: EFAULT, EINVAL, ENOTTY and EBADF "

@@ -29,6 +29,7 @@ check computed by code (the guest half is _s5_guest.py):
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from vexfs.harness.framework import Scenario, ScenarioContext
@@ -357,12 +358,14 @@ def _ann_step(ctx: ScenarioContext, mounted: bool, mount, umount) -> bool:
     n, nq = ctx.options.ann_n, ctx.options.ann_queries
     ctx.step(f"7b. ANN index: fashion-mnist n={n}, {nq} queries; umount/mount; vexfs bench ann")
     if not mounted:
-        for name in (ANN_BUILD_CHECK, ANN_VERIFY_CHECK) + ((ANN_GOAL,) if
-                                                           ctx.options.ann_others else ()):
+        for name in (ANN_BUILD_CHECK, ANN_VERIFY_CHECK):
             ctx.check(name, False, "not attempted: no mounted VexFS")
         return mounted
     ctx.vm.put_file(ANN_SCRIPT.read_bytes(), ANN_SCRIPT_AT)
     metrics = _ann_guest(ctx, ["build", MNT, ANN_STATE_AT, str(n), str(nq)], ANN_BUILD_CHECK)
+    if metrics.get("points"):
+        # VexFS's own curve; `vexfs bench ann` (opt-in) replaces it with every system's
+        ctx.metric("ann", {k: metrics.pop(k) for k in ("dataset", "n", "dim", "points")})
     ctx.metric("ann_index", metrics)
     mounted = umount() and mount()
     if mounted:
@@ -371,6 +374,10 @@ def _ann_step(ctx: ScenarioContext, mounted: bool, mount, umount) -> bool:
         ctx.check(ANN_VERIFY_CHECK, False, "the remount failed")
         return mounted
     ctx.run(["rm", "-f", f"{MNT}/fmnist.vec", ANN_STATE_AT])
+    if not (ctx.options.ann_bench or os.environ.get("VEXFS_ANN_BENCH") == "1"):
+        ctx.note("vexfs bench ann (hnswlib, FAISS; the ANN goal) not run: it takes tens of "
+                 "minutes under TCG; opt in with VEXFS_ANN_BENCH=1")
+        return mounted
     cmd = ["vexfs", "bench", "ann", "--dir", MNT, "--json", "-", "-n", str(n),
            "--queries", str(nq)] + ([] if ctx.options.ann_others else ["--no-others"])
     bench = B.sh(ctx, cmd, timeout=7200, env=NUMPY_ENV)

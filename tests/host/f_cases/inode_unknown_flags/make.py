@@ -6,4 +6,4 @@ from vexfs import layout as L  # noqa: F401
 
 
 def make(d):
-    d.edit_inode("/docs/a.txt", i_flags=0x80)
+    d.edit_inode("/docs/a.txt", i_flags=0x80000)
