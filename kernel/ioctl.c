@@ -247,8 +247,7 @@ static long ioc_index_build(struct file *filp, void __user *uarg)
 	if (err)
 		return err;
 	err = vexfs_index_build(filp, &a);
-	mnt_drop_write_file(filp);
-	return err;
+	return end_write(filp, err, !err);
 }
 
 static long ioc_index_assign(struct file *filp, void __user *uarg)
@@ -265,7 +264,8 @@ static long ioc_index_assign(struct file *filp, void __user *uarg)
 	if (err)
 		return err;
 	err = vexfs_index_assign(filp, &a);
-	mnt_drop_write_file(filp);
+	/* a failed batch may have assigned part of it: report it changed */
+	err = end_write(filp, err, true);
 	if (copy_to_user(uarg, &a, sizeof(a)))
 		err2 = -EFAULT;
 	return err ? err : err2;
@@ -297,6 +297,10 @@ static long ioc_index_stats(struct file *filp, void __user *uarg)
 	struct vexfs_ioc_index_stats a;
 	int err;
 
+	/* as STATS: the index header is read, so the fd must be readable */
+	err = need_mode(filp, FMODE_READ);
+	if (err)
+		return err;
 	memset(&a, 0, sizeof(a));
 	err = vexfs_index_stats(filp, &a);
 	if (err)
@@ -311,8 +315,7 @@ static long ioc_index_drop(struct file *filp)
 	if (err)
 		return err;
 	err = vexfs_index_drop(filp);
-	mnt_drop_write_file(filp);
-	return err;
+	return end_write(filp, err, !err);
 }
 
 long vexfs_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)

@@ -230,6 +230,10 @@ def guest_ops(where: Path, check: Checks) -> None:
     bad["assign_rdonly_fd"] = _errno(lambda: fcntl.ioctl(
         rofd, abi.VEXFS_IOC_INDEX_DROP, 0)) == errno.EBADF
     os.close(rofd)
+    wofd = os.open(path, os.O_WRONLY)
+    bad["stats_wronly_fd"] = _errno(lambda: fcntl.ioctl(
+        wofd, abi.VEXFS_IOC_INDEX_STATS, abi.IocIndexStats(), True)) == errno.EBADF
+    os.close(wofd)
     plain = where / "plain"
     plain.write_bytes(b"x")
     pfd = os.open(plain, os.O_RDWR)
