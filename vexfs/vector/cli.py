@@ -26,6 +26,15 @@ def vec() -> None:
     """Vector collections: create, insert, search, get, delete, info."""
 
 
+
+def _show_stats(stats: dict, as_json: bool) -> None:
+    """One JSON object, or a key/value table (vec info, vec index stats)."""
+    if as_json:
+        click.echo(json.dumps(stats))
+        return
+    for key, value in stats.items():
+        click.echo(f"{key:12} {value}")
+
 @vec.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--dim", type=click.IntRange(1, abi.VEXFS_MAX_DIM), required=True,
@@ -130,11 +139,7 @@ def info(path: str, as_json: bool) -> None:
             st = coll.stats()
     except OSError as e:
         _fail(e)
-    if as_json:
-        click.echo(json.dumps(st.to_dict()))
-        return
-    for key, value in st.to_dict().items():
-        click.echo(f"{key:12} {value}")
+    _show_stats(st.to_dict(), as_json)
 
 
 @vec.command()
@@ -245,11 +250,7 @@ def index_stats(path: str, as_json: bool) -> None:
             st = coll.index_stats()
     except OSError as e:
         _fail(e)
-    if as_json:
-        click.echo(json.dumps(st.to_dict()))
-        return
-    for key, value in st.to_dict().items():
-        click.echo(f"{key:12} {value}")
+    _show_stats(st.to_dict(), as_json)
 
 
 @index.command("compact")
