@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import re
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -45,6 +46,18 @@ def _console(vm) -> str:
     return str(vm.log_paths[0]) if vm.log_paths else ""
 
 
+def host_calibration(driver: Path) -> float:
+    """CPU ms the kill watchdog's calibration workload takes on this host
+    (best of 6): the guest's time for the same work, divided by this, is
+    the slowdown that turns "1 s on real hardware" into the guest's bound."""
+    res = subprocess.run([str(driver), "calibrate", "6"], capture_output=True, text=True,
+                         check=True)
+    m = re.search(r"cpu_ms=([0-9.]+)", res.stdout)
+    if not m:
+        raise RuntimeError(f"calibration printed nothing: {res.stdout!r} {res.stderr!r}")
+    return float(m.group(1))
+
+
 def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out: Path,
                    echo: Callable[[str], None] = lambda s: None,
                    timeout_per_10k: float = 60.0, kill_rounds: int = 20) -> dict:
@@ -52,6 +65,7 @@ def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     driver = cbuild.build("fz_ioctl")
+    host_cal_ms = host_calibration(driver)
     progress = Progress("IO")
     result: dict = {"calls_requested": calls, "seed": seed, "threads": threads, "ok": False,
                     "problems": []}
@@ -75,7 +89,8 @@ def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out
         try:
             with Watchdog(vm, progress, limit) as dog:
                 res = vm.run([str(driver), "fuzz", "/tmp/io", str(calls), str(seed),
-                              str(threads), "/tmp/io_ro", str(kill_rounds)],
+                              str(threads), "/tmp/io_ro", str(kill_rounds),
+                              f"{host_cal_ms:.3f}"],
                              timeout=limit, hang_timeout=60)
         except GuestCrashed as e:
             result["crash"] = {"kind": e.crash.kind, "title": e.crash.title,
@@ -111,7 +126,10 @@ def run_ioctl_fuzz(calls: int, seed: int, threads: int, module: Path | None, out
         kw = summary.get("killwatch") or {}
         if kw.get("slow"):
             problems.append(f"{kw['slow']} of {kw.get('rounds')} SIGKILLed victims were not "
-                            f"reaped within 1 s (slowest {kw.get('max_reap_ms')} ms)")
+                            f"reaped within 1 s x slowdown {kw.get('slowdown')} + baseline "
+                            f"{kw.get('baseline_max_reap_ms')} ms = {kw.get('limit_ms')} ms "
+                            f"(slowest {kw.get('max_reap_ms')} ms, in "
+                            f"{kw.get('slowest_call')})")
         if summary.get("calls", 0) < calls * 0.95:
             problems.append(f"only {summary.get('calls')} of {calls} calls ran")
         # leaks: everything closed by the driver's exit; unmount, compare

@@ -97,8 +97,9 @@ def _ioctl(m: dict) -> tuple[str, int, list[str], list[str]]:
     kw = m.get("killwatch")
     if isinstance(kw, dict):
         figs.append(f"SIGKILL watchdog: {kw.get('rounds')} rounds, {kw.get('slow')} not reaped "
-                    f"within {kw.get('limit_ms', 1000)} ms (1 s + baseline "
-                    f"{kw.get('baseline_max_reap_ms')} ms), slowest {kw.get('max_reap_ms')} ms")
+                    f"within {kw.get('limit_ms', 1000)} ms (1 s x slowdown "
+                    f"{kw.get('slowdown', 1)} + baseline {kw.get('baseline_max_reap_ms')} ms), "
+                    f"slowest {kw.get('max_reap_ms')} ms")
     finds = [str(x) for x in m.get("bad_errno_lines", [])]
     crash = m.get("crash")
     if isinstance(crash, dict):

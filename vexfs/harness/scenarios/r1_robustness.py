@@ -285,13 +285,14 @@ def ioctl_criteria(fig: dict) -> list[tuple[str, bool, str]]:
     if kw is not None:
         limit = kw.get("limit_ms", KILL_REAP_LIMIT_MS)
         out.append((f"Every SIGKILLed call returned within 1 s ({kw.get('rounds')} rounds; "
-                    "plus the reap time of a victim making no VexFS call, measured in the "
-                    "same run)",
+                    "1 s times the guest's CPU slowdown against the host, plus the reap "
+                    "time of a victim making no VexFS call, both measured in the same run)",
                     kw.get("rounds", 0) > 0 and not kw.get("slow")
                     and (kw.get("max_reap_ms") or 0) <= limit,
                     f"{kw.get('slow')} slow of {kw.get('rounds')}, slowest reap "
-                    f"{kw.get('max_reap_ms')} ms, limit {limit} ms (baseline slowest "
-                    f"{kw.get('baseline_max_reap_ms')} ms + 1000)"))
+                    f"{kw.get('max_reap_ms')} ms (in {kw.get('slowest_call')}), limit {limit} ms "
+                    f"(1000 x slowdown {kw.get('slowdown')} + baseline slowest "
+                    f"{kw.get('baseline_max_reap_ms')} ms)"))
         ctx = fig.get("contexts") or {}
         needed = ("read_only_mount", "forged_header", "unprivileged_child")
         missing_ctx = [k for k in needed if not (ctx.get(k) or 0) > 0]
