@@ -426,13 +426,18 @@ def posix_phase(m: Path, fs: str) -> dict:
     target.write_text("t")
     t0 = time.monotonic()
     out = _run(helper, str(target), str(ld)) if helper else None
-    lm = dict(re.findall(r"(\w+)=(\d+)", out.stdout)) if out else {}
+    # "LINKS names=N errno=E nlink=L link_ms=T", then "CLEANUP unlinked=U nlink=1"
+    links = re.search(r"^LINKS (.*)$", out.stdout, re.M) if out else None
+    clean = re.search(r"^CLEANUP (.*)$", out.stdout, re.M) if out else None
+    lm = dict(re.findall(r"(\w+)=(\d+)", links.group(1))) if links else {}
+    cm = dict(re.findall(r"(\w+)=(\d+)", clean.group(1))) if clean else {}
     c("emlink_at_65000", lm.get("names") == "65000" and lm.get("errno") == str(errno.EMLINK)
       and lm.get("nlink") == "65000",
       f"{out.stdout.strip() if out else 'VEXFS_LINKS_MAX not set'} "
       f"({time.monotonic() - t0:.0f} s)")
     c("emlink_cleanup", out is not None and out.returncode == 0 and
-      lm.get("unlinked") == "64999" and os.stat(target).st_nlink == 1 and
+      cm.get("unlinked") == "64999" and cm.get("nlink") == "1" and
+      os.stat(target).st_nlink == 1 and
       os.listdir(ld) == ["t"], (out.stderr[-200:] if out else "", os.listdir(ld)[:5]))
     return c.r
 

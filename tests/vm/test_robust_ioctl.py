@@ -66,5 +66,8 @@ def test_every_sigkilled_call_returns_within_1s() -> None:
     print(json.dumps(kw, indent=1))
     assert kw["rounds"] >= 20 and kw["calibrate_host_ms"] > 0 and kw["slowdown"] >= 1, kw
     assert kw["limit_ms"] == pytest.approx(1000 * kw["slowdown"] + kw["baseline_max_reap_ms"],
-                                           abs=0.2), kw
+                                           abs=1.0), kw
     assert kw["slow"] == 0 and kw["max_reap_ms"] <= kw["limit_ms"], kw
+    print(f"slowest VexFS victim {kw['max_reap_ms']} ms in the guest (in "
+          f"{kw['slowest_call']}), about {kw['max_reap_ms'] / kw['slowdown']:.0f} ms of host "
+          f"time; baseline slowest {kw['baseline_max_reap_ms']} ms")

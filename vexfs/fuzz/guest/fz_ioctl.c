@@ -1088,7 +1088,7 @@ int main(int argc, char **argv)
 	       "\"slowest_call\": \"%s\", \"baseline_max_reap_ms\": %.1f, "
 	       "\"max_cpu_after_kill_ms\": %.1f, \"baseline_max_cpu_after_kill_ms\": %.1f, "
 	       "\"calibrate_guest_ms\": %.3f, \"calibrate_host_ms\": %.3f, "
-	       "\"slowdown\": %.2f, \"limit_ms\": %.1f}}\n",
+	       "\"slowdown\": %.4f, \"limit_ms\": %.1f}}\n",
 	       kw.rounds, kw.slow, kw.max_ms, kw.slowest_call, kw.base_max_ms, kw.max_cpu,
 	       kw.base_max_cpu, kw.cal_guest_ms, kw.cal_host_ms, kw.slowdown, kw.limit_ms);
 	say("IO D %lu\n", total.calls);
