@@ -6,8 +6,10 @@ queries are answered by the kernel (one SEARCH ioctl for the whole batch, and
 one ioctl per query) and by numpy brute force on the same data in the same
 process (float32 BLAS matmul for the distances, argpartition + sort for the
 top k), and by FAISS's exact flat index (IndexFlatL2) where faiss-cpu is
-installed. All sides are single-threaded. The kernel's answers (and numpy's) are checked
-against an exact float64 computation, so a fast wrong answer cannot pass as a result.
+installed (one timing round: reported, not judged). All sides are
+single-threaded. The kernel's, numpy's and FAISS's ids are checked against
+the exact float64 top-k (see exact_topk), so a fast wrong answer cannot pass
+as a result.
 """
 
 from __future__ import annotations
@@ -197,11 +199,12 @@ def bench_size(directory: Path, n: int, dim: int, k: int, nq: int, batch: int,
     if faiss is not None:
         index = faiss.IndexFlatL2(dim)
         index.add(x)
-        for _ in range(rounds):
-            t, (_, fi) = _once(index.search, q, k)
-            fb_t.append(t)
-            for i in range(ks_n):
-                fs_t.append(_once(index.search, q[i:i + 1], k)[0])
+        # reported beside numpy, not judged: one round (under TCG a FAISS
+        # batch at 100k costs as much as the kernel's)
+        t, (_, fi) = _once(index.search, q, k)
+        fb_t.append(t)
+        for i in range(ks_n):
+            fs_t.append(_once(index.search, q[i:i + 1], k)[0])
         del index
 
     assert kd is not None and ki is not None and ni is not None
