@@ -60,6 +60,14 @@ def _weight(item: pytest.Item) -> float:
     return HOST_FILE_WEIGHT.get(path.name, HOST_WEIGHT)
 
 
+# xdist's worker turns each item's xdist_group marker into a "@group"
+# suffix of its nodeid in its own pytest_collection_modifyitems; this hook
+# adds the markers, so it must run first. (pytest 9.2 derives nodeid from a
+# new private field that xdist 3.8's `item._nodeid = ...` no longer reaches:
+# every test became its own scope, one file's tests were spread over both
+# workers and its module-scoped VM fixture ran on each. pyproject.toml keeps
+# pytest < 9.2; tests/host/test_xdist_groups.py checks the grouping.)
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         path = Path(str(item.fspath))

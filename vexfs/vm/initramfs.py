@@ -19,6 +19,7 @@ import stat
 import threading
 from pathlib import Path
 
+from vexfs.vm import bytecode
 from vexfs.vm.kernel import GuestKernel
 from vexfs.vm.paths import cache_dir
 
@@ -133,7 +134,10 @@ def decompress_module(path: Path) -> tuple[bytes, str]:
 
 
 def build(kernel: GuestKernel) -> Path:
-    """The initramfs for `kernel`, built once and cached."""
+    """The initramfs for `kernel`, built once and cached. Every boot path
+    comes here first, so it is also where the checkout's bytecode is brought
+    up to date for the guest (vexfs.vm.bytecode)."""
+    bytecode.ensure_compiled()
     deps = parse_modules_dep((kernel.modules_dir / "modules.dep").read_text())
     mods = module_closure(deps, BOOT_MODULES)
     init = (GUEST_DIR / "init.sh").read_bytes()

@@ -135,6 +135,26 @@ class VMConfig:
         return argv
 
 
+def _die_with_parent(argv: list[str]) -> list[str]:
+    """`argv` run so that the kernel SIGKILLs it when its parent dies.
+
+    QEMU runs in its own session (a Ctrl-C for the harness must not reach the
+    guest before the harness has saved its logs), so nothing else ends it
+    when the harness is killed: a `kill -9` of `vexfs run` or of a pytest
+    worker left TCG guests burning both cores. util-linux's setpriv (in every
+    Debian, util-linux is Essential) sets PR_SET_PDEATHSIG and then execs
+    QEMU, which keeps it (only set-uid execs clear it); no preexec_fn, which
+    is unsafe in a process with threads. The "parent" is the thread that
+    started QEMU: the harness starts a VM and waits for it in the same
+    thread (scenario pool threads live until the run ends).
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        log.debug("no setpriv: QEMU will outlive a killed harness")
+        return argv
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv]
+
+
 class QemuProcess:
     """A running QEMU whose serial console is read by a thread.
 
@@ -158,8 +178,9 @@ class QemuProcess:
             self._logs.append(open(path, "a", encoding="utf-8", errors="backslashreplace"))
         log.debug("qemu: %s", shlex.join(argv))
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(_die_with_parent(argv), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         self._reader = threading.Thread(target=self._read, name="qemu-console", daemon=True)
         self._reader.start()
 
