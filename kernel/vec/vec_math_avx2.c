@@ -83,42 +83,57 @@ static inline float hsum4(v4sf v)
 	return (u.f[0] + u.f[1]) + (u.f[2] + u.f[3]);
 }
 
+/*
+ * One query against one vector: four independent 8-lane accumulators (the
+ * loop bound by FMA throughput, not by the latency of one chain), then
+ * one 8-lane and one 4-lane step for the rest of dim4.
+ */
 static float dot1(const float *a, const float *x, u32 n)
 {
-	v8sf acc0 = { 0 }, acc1 = { 0 };
+	v8sf s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
 	v4sf t;
 	u32 i = 0;
 
-	for (; i + 16 <= n; i += 16) {
-		acc0 += ld8(a + i) * ld8(x + i);
-		acc1 += ld8(a + i + 8) * ld8(x + i + 8);
+	for (; i + 32 <= n; i += 32) {
+		s0 += ld8(a + i) * ld8(x + i);
+		s1 += ld8(a + i + 8) * ld8(x + i + 8);
+		s2 += ld8(a + i + 16) * ld8(x + i + 16);
+		s3 += ld8(a + i + 24) * ld8(x + i + 24);
 	}
-	if (i + 8 <= n) {
-		acc0 += ld8(a + i) * ld8(x + i);
-		i += 8;
-	}
-	t = fold(acc0 + acc1);
+	for (; i + 8 <= n; i += 8)
+		s0 += ld8(a + i) * ld8(x + i);
+	t = fold((s0 + s1) + (s2 + s3));
 	if (i < n)
 		t += ld4(a + i) * ld4(x + i);
 	return hsum4(t);
 }
 
+/* squared L2 of one pair, four accumulators as in dot1() */
 static float l21(const float *a, const float *x, u32 n)
 {
-	v8sf acc = { 0 };
+	v8sf s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 }, d;
 	v4sf t;
 	u32 i = 0;
 
-	for (; i + 8 <= n; i += 8) {
-		v8sf d = ld8(a + i) - ld8(x + i);
-
-		acc += d * d;
+	for (; i + 32 <= n; i += 32) {
+		d = ld8(a + i) - ld8(x + i);
+		s0 += d * d;
+		d = ld8(a + i + 8) - ld8(x + i + 8);
+		s1 += d * d;
+		d = ld8(a + i + 16) - ld8(x + i + 16);
+		s2 += d * d;
+		d = ld8(a + i + 24) - ld8(x + i + 24);
+		s3 += d * d;
 	}
-	t = fold(acc);
+	for (; i + 8 <= n; i += 8) {
+		d = ld8(a + i) - ld8(x + i);
+		s0 += d * d;
+	}
+	t = fold((s0 + s1) + (s2 + s3));
 	if (i < n) {
-		v4sf d = ld4(a + i) - ld4(x + i);
+		v4sf e = ld4(a + i) - ld4(x + i);
 
-		t += d * d;
+		t += e * e;
 	}
 	return hsum4(t);
 }

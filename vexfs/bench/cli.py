@@ -37,7 +37,8 @@ def bench() -> None:
 @click.option("--single", type=click.IntRange(1), default=20, show_default=True,
               help="Queries timed one ioctl (one matmul) at a time.")
 @click.option("--rounds", type=click.IntRange(1, 20), default=2, show_default=True,
-              help="Alternating kernel/numpy timing rounds; the best time of each counts.")
+              help="Timing rounds: per round one kernel/numpy pair for the batch and one "
+                   "per single query, back to back; ratios are medians over the pairs.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--faiss/--no-faiss", "use_faiss", default=True, show_default=True,
               help="Also time FAISS's exact IndexFlatL2 (if faiss-cpu is installed).")

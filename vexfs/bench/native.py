@@ -24,6 +24,7 @@ import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def memory_bandwidth(mib: int = 256, rounds: int = 3) -> float:
     return 2 * src.nbytes / best
 
 
-def _best(fn, rounds_state: list[float], i: int) -> object:
+def _best(fn, rounds_state: list[float], i: int) -> Any:
     t = time.perf_counter()
     out = fn()
     rounds_state[i] = min(rounds_state[i], time.perf_counter() - t)
@@ -135,7 +136,7 @@ def bench_one(faiss, x: np.ndarray, q: np.ndarray, metric: str, k: int, single: 
     else:
         index = faiss.IndexFlatL2(dim) if metric == "l2" else faiss.IndexFlatIP(dim)
     index.add(x)
-    x16 = x.astype(np.float16) if f16 else None
+    x16: np.ndarray = x.astype(np.float16) if f16 else x
     xn = (x * x).sum(axis=1, dtype=np.float32)
     if f16:
         xn = (x16.astype(np.float32) ** 2).sum(axis=1, dtype=np.float32)
@@ -156,7 +157,8 @@ def bench_one(faiss, x: np.ndarray, q: np.ndarray, metric: str, k: int, single: 
         def vx_search(qq):
             return native.search(x, qq, k, metric)
     t = [float("inf")] * 6
-    vi = fi = None
+    vi: Any = None
+    fi: Any = None
     for _ in range(rounds):
         _, vi = _best(lambda: vx_search(q), t, 0)
         _, fi = _best(lambda: index.search(q, k), t, 1)

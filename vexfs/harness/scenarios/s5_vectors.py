@@ -115,12 +115,15 @@ def _bench_speed(raw: dict) -> tuple[bool, str]:
             ratio = r[f"ratio_{mode}"]
             ok = ok and ratio >= SPEED_MIN
             faiss = r.get(f"faiss_{mode}_qps")
-            parts.append(f"n={r['n']} {mode} x{ratio:.2f}"
+            pairs = (f" ({r['single_pairs']} pairs)"
+                     if mode == "single" and "single_pairs" in r else "")
+            parts.append(f"n={r['n']} {mode} x{ratio:.2f}{pairs}"
                          + (" (goal met)" if ratio >= SPEED_GOAL else
                             " (below the goal)" if ratio >= SPEED_MIN else " (TOO SLOW)")
                          + (f", FAISS flat {faiss:.1f} qps = x{r[f'kernel_{mode}_qps'] / faiss:.2f}"
                             if faiss else ""))
-    return ok, (f"kernel/numpy qps, minimum x{SPEED_MIN:g}, goal x{SPEED_GOAL:g}: "
+    return ok, (f"kernel/numpy speed (median of back-to-back pairs), minimum x{SPEED_MIN:g}, "
+                f"goal x{SPEED_GOAL:g}: "
                 + ("; ".join(parts) if parts else "no results")
                 + f"; FAISS {raw.get('faiss_version') or 'not installed'}")
 
@@ -271,13 +274,19 @@ def run(ctx: ScenarioContext) -> None:
         re_ok = _ann_step(ctx, re_ok, mount, umount)
 
     ctx.step("8. benchmark: vexfs bench vectors --json (in this VM)")
-    # 40 queries per batch and 10 single queries (not the CLI's 100/20): the
-    # QPS ratios need no more, and the benchmark was 600 of S5's 850 s in a
-    # loaded `make run` (issue 11: S5 <= 200 s). Two alternating rounds, best
-    # time per side, as before.
+    # 20 queries per batch and 10 single queries (not the CLI's 100/20), two
+    # rounds: each batch and each single query is a kernel/numpy pair timed
+    # back to back (order alternating), and the judged ratio is the median
+    # of the pairs' ratios (20 single-query pairs per size, 2 batch pairs;
+    # a batch of 20 is one kernel chunk, blocked 4 queries at a time, as 40),
+    # so a burst of load from other VMs hits both sides of a pair rather
+    # than deciding the criterion. The benchmark was 600 of S5's 850 s in a
+    # loaded `make run` (issue 11: S5 <= 200 s), most of it the float64
+    # reference over every stored vector; that is now a float32 screen with
+    # an error bound plus a float64 re-rank of the candidates (exact).
     bench = B.sh(ctx, ["vexfs", "bench", "vectors", "--dir", MNT, "--json", "-",
-                       "--sizes", ctx.options.bench_sizes, "--queries", "40",
-                       "--single", "10"],
+                       "--sizes", ctx.options.bench_sizes, "--queries", "20",
+                       "--single", "10", "--rounds", "2"],
                  timeout=1800, env=NUMPY_ENV) if re_ok else None
     try:
         raw = json.loads(bench.stdout) if bench is not None and bench.rc == 0 else None
